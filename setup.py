@@ -1,0 +1,34 @@
+"""Maps each top-level folder onto a subpackage of the `corral` namespace."""
+from pathlib import Path
+
+from setuptools import setup
+
+COMPONENTS = {
+    "common": "corral.common",
+    "manager": "corral.manager",
+    "agent": "corral.agent",
+    "kernels": "corral.kernels",
+    "storage_proxy": "corral.storage_proxy",
+    "client_sdk": "corral.client",
+}
+
+ROOT = Path(__file__).parent
+
+
+def _packages() -> tuple[list[str], dict[str, str]]:
+    packages: list[str] = []
+    package_dir: dict[str, str] = {}
+    for folder, name in COMPONENTS.items():
+        package_dir[name] = folder
+        for init in sorted((ROOT / folder).rglob("__init__.py")):
+            rel = init.parent.relative_to(ROOT / folder)
+            packages.append(".".join([name, *rel.parts]) if rel.parts else name)
+    return packages, package_dir
+
+
+packages, package_dir = _packages()
+setup(
+    packages=packages,
+    package_dir=package_dir,
+    package_data={name: ["**/*.sh", "**/*.ini", "**/*.mako", "**/*.html", "**/*.js", "**/*.css", "**/*.json", "**/*.txt"] for name in COMPONENTS.values()},
+)
