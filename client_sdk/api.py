@@ -1,0 +1,427 @@
+"""The asynchronous SDK: one signed HTTP client for the manager's REST API.
+
+    async with AsyncCorralClient() as client:          # config from file/env
+        session = await client.create_session(resources={"cpu": "1", "mem": "1g"})
+        await client.wait_for_status(session.id, {"RUNNING"}, timeout=120)
+        async for event in client.execute(session.id, "print(1 + 1)"):
+            ...
+        await client.destroy_session(session.id)
+
+Every request under ``/api/v1`` is signed (``corral.common.signing``) over the
+exact path+query and body bytes that go on the wire. Failures surface as
+``corral.common.errors.CorralError`` subclasses rebuilt from the server's
+problem+json; an unreachable manager is ``ServiceUnavailable``.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+from contextlib import aclosing, asynccontextmanager
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Any, AsyncIterator, Iterable, Mapping, Sequence
+from urllib.parse import quote, urlencode
+
+import aiohttp
+from yarl import URL
+
+from corral.common.errors import (
+    PROBLEM_CONTENT_TYPE,
+    AuthenticationFailed,
+    Conflict,
+    CorralError,
+    InvalidRequest,
+    NotFound,
+    PermissionDenied,
+    QuotaExceeded,
+    ServiceUnavailable,
+    UnsatisfiableRequest,
+    error_from_problem,
+)
+from corral.common.signing import sign_request
+
+from .config import ClientConfig, load_client_config
+from .errors import ExecutionStreamBroken, SessionFailed, WaitTimeout
+from .models import (
+    TERMINAL_STATUSES,
+    Agent,
+    Health,
+    Image,
+    Session,
+    SessionPage,
+    StatusChange,
+    WhoAmI,
+)
+from .streams import iter_lines, iter_ndjson, iter_sse
+
+API_PREFIX = "/api/v1"
+UNSIGNED_PATHS = frozenset({f"{API_PREFIX}/health", f"{API_PREFIX}/openapi.json"})
+DEFAULT_REQUEST_TIMEOUT = 60.0
+DEFAULT_CONNECT_TIMEOUT = 10.0
+
+# For error responses that are not problem+json (a proxy's HTML page, say).
+_ERROR_BY_STATUS: dict[int, type[CorralError]] = {
+    400: InvalidRequest,
+    401: AuthenticationFailed,
+    403: PermissionDenied,
+    404: NotFound,
+    409: Conflict,
+    413: QuotaExceeded,
+    422: UnsatisfiableRequest,
+    502: ServiceUnavailable,
+    503: ServiceUnavailable,
+    504: ServiceUnavailable,
+}
+
+
+def _client_version() -> str:
+    try:
+        return metadata.version("corral")
+    except metadata.PackageNotFoundError:
+        return "0"
+
+
+@dataclass(frozen=True)
+class ExecutionResult:
+    """Everything one ``execute`` produced, for callers that do not stream."""
+
+    status: str
+    exit_code: int
+    error: str | None
+    stdout: str
+    stderr: str
+
+
+class AsyncCorralClient:
+    """Async client of the manager; use as ``async with`` or call ``close()``."""
+
+    def __init__(
+        self,
+        config: ClientConfig | None = None,
+        *,
+        request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+    ) -> None:
+        self.config = config if config is not None else load_client_config()
+        self._base = URL(self.config.endpoint)
+        self._request_timeout = request_timeout
+        self._connect_timeout = connect_timeout
+        self._http: aiohttp.ClientSession | None = None
+
+    # -- lifecycle -------------------------------------------------------
+
+    async def __aenter__(self) -> "AsyncCorralClient":
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._http is not None and not self._http.closed:
+            await self._http.close()
+        self._http = None
+
+    @property
+    def endpoint(self) -> str:
+        return self.config.endpoint
+
+    def _session(self) -> aiohttp.ClientSession:
+        if self._http is None or self._http.closed:
+            self._http = aiohttp.ClientSession(
+                headers={"User-Agent": f"corral-client/{_client_version()}"},
+            )
+        return self._http
+
+    # -- transport -------------------------------------------------------
+
+    def _path_qs(self, path: str, query: Mapping[str, Any] | None) -> str:
+        prefix = self._base.raw_path.rstrip("/")
+        path_qs = prefix + path
+        pairs = [(k, v) for k, v in (query or {}).items() if v is not None]
+        if pairs:
+            # Commas stay literal (status=RUNNING,PENDING); everything that
+            # could be re-encoded on the way is percent-encoded up front.
+            path_qs += "?" + urlencode(pairs, quote_via=quote, safe=",")
+        return path_qs
+
+    @asynccontextmanager
+    async def _open(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, Any] | None = None,
+        body: Any = None,
+        streaming: bool = False,
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """Send one request; yield the response if it succeeded, else raise its error."""
+        path_qs = self._path_qs(path, query)
+        data = b"" if body is None else json.dumps(body).encode()
+        headers: dict[str, str] = {"Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        if path not in UNSIGNED_PATHS:
+            if not self.config.has_credentials:
+                raise AuthenticationFailed(
+                    "no access key/secret key configured: set CORRAL_ACCESS_KEY and CORRAL_SECRET_KEY "
+                    "or run `corral up`"
+                )
+            headers.update(
+                sign_request(self.config.access_key, self.config.secret_key, method, path_qs, data)
+            )
+        timeout = aiohttp.ClientTimeout(
+            total=None if streaming else self._request_timeout,
+            sock_connect=self._connect_timeout,
+        )
+        url = URL(str(self._base.origin()) + path_qs, encoded=True)
+        try:
+            async with self._session().request(
+                method, url, data=data or None, headers=headers, timeout=timeout
+            ) as response:
+                if response.status >= 400:
+                    raise await self._error_from_response(response)
+                yield response
+        except aiohttp.ClientConnectorError as exc:
+            reason = exc.os_error.strerror if exc.os_error and exc.os_error.strerror else str(exc)
+            raise ServiceUnavailable(f"cannot reach the Corral manager at {self.endpoint}: {reason}") from None
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+            raise ServiceUnavailable(
+                f"lost the connection to the Corral manager at {self.endpoint}: {exc}"
+            ) from None
+        except asyncio.TimeoutError:
+            # aiohttp's own timeouts; asyncio.timeout() around us cancels instead.
+            raise ServiceUnavailable(f"the Corral manager at {self.endpoint} did not answer in time") from None
+
+    async def _error_from_response(self, response: aiohttp.ClientResponse) -> CorralError:
+        text = await response.text(errors="replace")
+        content_type = response.headers.get("Content-Type", "")
+        doc: Any = None
+        if content_type.startswith((PROBLEM_CONTENT_TYPE, "application/json")):
+            try:
+                doc = json.loads(text)
+            except ValueError:
+                doc = None
+        if isinstance(doc, dict) and ("type" in doc or "title" in doc or "detail" in doc):
+            return error_from_problem(doc, response.status)
+        cls = _ERROR_BY_STATUS.get(response.status, CorralError)
+        snippet = " ".join(text.split())[:200]
+        err = cls(f"HTTP {response.status} {response.reason or ''}".rstrip() + (f": {snippet}" if snippet else ""))
+        err.http_status = response.status  # type: ignore[attr-defined]
+        return err
+
+    async def _json(
+        self, method: str, path: str, *, query: Mapping[str, Any] | None = None, body: Any = None
+    ) -> Any:
+        async with self._open(method, path, query=query, body=body) as response:
+            text = await response.text()
+        try:
+            return json.loads(text) if text else None
+        except ValueError:
+            raise CorralError(f"the manager sent invalid JSON for {method} {path}") from None
+
+    @staticmethod
+    def _ref(ref: str) -> str:
+        if not ref:
+            raise InvalidRequest("a session reference (id, id prefix or name) is required")
+        return quote(ref, safe="")
+
+    # -- API -------------------------------------------------------------
+
+    async def health(self) -> Health:
+        return Health.from_json(await self._json("GET", f"{API_PREFIX}/health"))
+
+    async def whoami(self) -> WhoAmI:
+        return WhoAmI.from_json(await self._json("GET", f"{API_PREFIX}/whoami"))
+
+    async def create_session(
+        self,
+        *,
+        image: str | None = None,
+        type: str = "interactive",
+        name: str | None = None,
+        command: str | Sequence[str] | None = None,
+        env: Mapping[str, str] | None = None,
+        resources: Mapping[str, str | int | float] | None = None,
+        mounts: Sequence[str] | None = None,
+    ) -> Session:
+        """Ask for a new session; it comes back PENDING (use ``wait_for_status``)."""
+        body: dict[str, Any] = {"type": type, "resources": dict(resources or {})}
+        if name:
+            body["name"] = name
+        if image:
+            body["image"] = image
+        if command is not None:
+            body["command"] = command if isinstance(command, str) else list(command)
+        if env:
+            body["env"] = dict(env)
+        if mounts:
+            body["mounts"] = list(mounts)
+        return Session.from_json(await self._json("POST", f"{API_PREFIX}/sessions", body=body))
+
+    async def list_sessions(
+        self,
+        *,
+        status: Iterable[str] | None = None,
+        all: bool = False,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> SessionPage:
+        """One page of the caller's sessions (non-terminated unless ``all`` or ``status``)."""
+        query: dict[str, Any] = {
+            "status": ",".join(s.upper() for s in status) if status else None,
+            "all": "1" if all else None,
+            "limit": limit,
+            "cursor": cursor,
+        }
+        doc = await self._json("GET", f"{API_PREFIX}/sessions", query=query)
+        return SessionPage(
+            items=[Session.from_json(item) for item in doc.get("items", [])],
+            next_cursor=doc.get("next_cursor") or None,
+            raw=doc,
+        )
+
+    async def iter_session_pages(
+        self, *, status: Iterable[str] | None = None, all: bool = False, page_size: int = 100
+    ) -> AsyncIterator[SessionPage]:
+        statuses = list(status) if status else None
+        cursor: str | None = None
+        while True:
+            page = await self.list_sessions(status=statuses, all=all, limit=page_size, cursor=cursor)
+            yield page
+            if not page.next_cursor or page.next_cursor == cursor:
+                return
+            cursor = page.next_cursor
+
+    async def iter_sessions(
+        self, *, status: Iterable[str] | None = None, all: bool = False, page_size: int = 100
+    ) -> AsyncIterator[Session]:
+        """Every matching session, following ``next_cursor`` across pages."""
+        async for page in self.iter_session_pages(status=status, all=all, page_size=page_size):
+            for session in page.items:
+                yield session
+
+    async def get_session(self, ref: str) -> Session:
+        return Session.from_json(await self._json("GET", f"{API_PREFIX}/sessions/{self._ref(ref)}"))
+
+    async def destroy_session(self, ref: str) -> Session:
+        return Session.from_json(await self._json("DELETE", f"{API_PREFIX}/sessions/{self._ref(ref)}"))
+
+    async def logs(self, ref: str) -> str:
+        doc = await self._json("GET", f"{API_PREFIX}/sessions/{self._ref(ref)}/logs")
+        return str(doc.get("logs", "")) if isinstance(doc, dict) else ""
+
+    async def execute(self, ref: str, code: str) -> AsyncIterator[dict[str, Any]]:
+        """Run ``code`` in the session's interpreter, yielding its events as they come.
+
+        Events: ``{"op": "output", "stream": "stdout"|"stderr", "data": str}``
+        then exactly one ``{"op": "result", "status", "exit_code", "error"}``.
+        """
+        path = f"{API_PREFIX}/sessions/{self._ref(ref)}/execute"
+        async with self._open("POST", path, body={"code": code}, streaming=True) as response:
+            try:
+                async for event in iter_ndjson(response.content.iter_any()):
+                    yield event
+                    if event.get("op") == "result":
+                        return
+            except (aiohttp.ClientPayloadError, ValueError) as exc:
+                raise ExecutionStreamBroken(f"the execution stream broke: {exc}") from None
+        raise ExecutionStreamBroken("the execution stream ended without a result")
+
+    async def execute_collect(self, ref: str, code: str) -> ExecutionResult:
+        """``execute`` without streaming: gather the output, return it with the result."""
+        out: list[str] = []
+        err: list[str] = []
+        result: dict[str, Any] = {}
+        async for event in self.execute(ref, code):
+            if event.get("op") == "output":
+                (err if event.get("stream") == "stderr" else out).append(str(event.get("data", "")))
+            elif event.get("op") == "result":
+                result = event
+        return ExecutionResult(
+            status=str(result.get("status", "")),
+            exit_code=int(result.get("exit_code") or 0),
+            error=result.get("error"),
+            stdout="".join(out),
+            stderr="".join(err),
+        )
+
+    async def watch_session(self, ref: str) -> AsyncIterator[StatusChange]:
+        """Status changes from the event stream: full history first, then live, until terminal."""
+        path = f"{API_PREFIX}/sessions/{self._ref(ref)}/events"
+        async with self._open("GET", path, streaming=True) as response:
+            lines = iter_lines(response.content.iter_any())
+            async for event in iter_sse(lines):
+                if event.event != "status":
+                    continue
+                try:
+                    doc = event.json()
+                except ValueError:
+                    continue
+                if isinstance(doc, dict):
+                    change = StatusChange.from_json(doc)
+                    yield change
+                    if change.is_terminal:
+                        return
+
+    async def wait_for_status(
+        self,
+        ref: str,
+        statuses: Iterable[str],
+        timeout: float | None = None,
+        *,
+        poll_interval: float = 0.5,
+    ) -> Session:
+        """Wait until the session is in one of ``statuses``; return it then.
+
+        Raises ``SessionFailed`` if it ends (ERROR, CANCELLED, TERMINATED) in a
+        status not asked for, ``WaitTimeout`` after ``timeout`` seconds. Uses the
+        event stream and falls back to polling when the stream is unavailable.
+        """
+        targets = frozenset(s.upper() for s in statuses)
+        last_seen: list[str] = []
+        try:
+            async with asyncio.timeout(timeout):
+                return await self._wait(ref, targets, poll_interval, last_seen)
+        except TimeoutError:
+            seen = f" (last status: {last_seen[-1]})" if last_seen else ""
+            raise WaitTimeout(
+                f"session {ref} did not reach {'/'.join(sorted(targets))} within {timeout:g}s{seen}"
+            ) from None
+
+    async def _wait(self, ref: str, targets: frozenset[str], poll_interval: float, last_seen: list[str]) -> Session:
+        session = await self.get_session(ref)
+        if (done := self._settled(session, targets, last_seen)) is not None:
+            return done
+        # Watch by id: a name may be reused by a later session.
+        try:
+            async with aclosing(self.watch_session(session.id)) as changes:
+                async for change in changes:
+                    last_seen.append(change.status)
+                    if change.status in targets or change.is_terminal:
+                        break
+        except (NotFound, AuthenticationFailed, PermissionDenied):
+            raise
+        except (CorralError, aiohttp.ClientError, ValueError):
+            pass  # no usable event stream: polling below finds the answer.
+        while True:
+            session = await self.get_session(session.id)
+            if (done := self._settled(session, targets, last_seen)) is not None:
+                return done
+            await asyncio.sleep(poll_interval)
+
+    @staticmethod
+    def _settled(session: Session, targets: frozenset[str], last_seen: list[str]) -> Session | None:
+        last_seen.append(session.status)
+        if session.status in targets:
+            return session
+        if session.status in TERMINAL_STATUSES:
+            raise SessionFailed(session)
+        return None
+
+    async def list_agents(self) -> list[Agent]:
+        doc = await self._json("GET", f"{API_PREFIX}/agents")
+        return [Agent.from_json(item) for item in doc.get("items", [])]
+
+    async def list_images(self) -> list[Image]:
+        doc = await self._json("GET", f"{API_PREFIX}/images")
+        return [Image.from_json(item) for item in doc.get("items", [])]

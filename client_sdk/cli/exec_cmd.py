@@ -1,0 +1,29 @@
+"""``corral exec``: run code in an existing session."""
+from __future__ import annotations
+
+import click
+
+from ..api import AsyncCorralClient
+from .context import cli_state, run_async
+from .execution import stream_execution
+from .options import read_code
+
+
+@click.command("exec")
+@click.argument("session_ref", metavar="SESSION")
+@click.argument("code")
+def exec_command(session_ref: str, code: str) -> None:
+    """Run CODE in SESSION's interpreter; stream output, exit with its status.
+
+    CODE is Python source, `-` for stdin, or `@file.py`. State (variables,
+    imports) persists between calls in the same session.
+    """
+    source = read_code(code)
+    client = cli_state().client()
+    exit_status = run_async(_exec(client, session_ref, source))
+    click.get_current_context().exit(exit_status)
+
+
+async def _exec(client: AsyncCorralClient, ref: str, code: str) -> int:
+    async with client:
+        return await stream_execution(client, ref, code)

@@ -1,0 +1,90 @@
+"""``corral run``: a throwaway session for one piece of code."""
+from __future__ import annotations
+
+import asyncio
+
+import click
+
+from corral.common.errors import CorralError
+
+from ..api import AsyncCorralClient
+from ..models import Session
+from .context import cli_state, note, run_async
+from .execution import stream_execution
+from .options import read_code, resources_from_options, session_spec_options
+
+DESTROY_TIMEOUT = 15.0
+
+
+@click.command("run")
+@session_spec_options
+@click.option("--name", default=None, help="Session name (default: generated).")
+@click.option("--keep", is_flag=True, help="Keep the session after the code ends.")
+@click.option(
+    "--timeout", type=click.FloatRange(min=0, min_open=True), default=600.0, show_default=True,
+    help="Seconds to wait for the session to start (image preparation included).",
+)
+@click.argument("code")
+def run_command(
+    image: str | None,
+    cpu: str | None,
+    mem: str | None,
+    gpus: int | None,
+    gpu_share: str | None,
+    env: dict[str, str],
+    mounts: tuple[str, ...],
+    name: str | None,
+    keep: bool,
+    timeout: float,
+    code: str,
+) -> None:
+    """Run CODE in a new session, streaming its output, and exit with its status.
+
+    CODE is Python source, `-` to read it from stdin, or `@file.py`. The
+    session is destroyed afterwards (also on Ctrl-C) unless --keep is given.
+    """
+    source = read_code(code)
+    resources = resources_from_options(cpu, mem, gpus, gpu_share)
+    client = cli_state().client()
+    exit_status = run_async(
+        _run(client, source, image=image, resources=resources, env=env, mounts=list(mounts),
+             name=name, keep=keep, timeout=timeout)
+    )
+    click.get_current_context().exit(exit_status)
+
+
+async def _run(
+    client: AsyncCorralClient,
+    code: str,
+    *,
+    image: str | None,
+    resources: dict[str, str | int],
+    env: dict[str, str],
+    mounts: list[str],
+    name: str | None,
+    keep: bool,
+    timeout: float,
+) -> int:
+    async with client:
+        session = await client.create_session(
+            image=image, type="interactive", name=name, env=env, resources=resources, mounts=mounts
+        )
+        note(f"session {session.name} ({session.id}) created", verbose_only=True)
+        try:
+            await client.wait_for_status(session.id, {"RUNNING"}, timeout)
+            note(f"session {session.name} is running", verbose_only=True)
+            return await stream_execution(client, session.id, code)
+        finally:
+            if keep:
+                note(f"session {session.name} ({session.id}) kept")
+            else:
+                await _destroy_quietly(client, session)
+
+
+async def _destroy_quietly(client: AsyncCorralClient, session: Session) -> None:
+    """Best effort: the run's outcome, not a cleanup hiccup, decides the exit status."""
+    try:
+        await asyncio.wait_for(client.destroy_session(session.id), DESTROY_TIMEOUT)
+        note(f"session {session.name} destroyed", verbose_only=True)
+    except (CorralError, asyncio.TimeoutError) as exc:
+        note(f"warning: could not destroy session {session.name} ({session.id}): {exc}")

@@ -1,0 +1,72 @@
+"""Commands that run server processes in the foreground.
+
+They are thin: the server code lives in other packages (the ``server``
+extra), imported only when one of these commands runs, so the client alone
+stays light.
+"""
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from corral.common.errors import ConfigError
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8080
+
+
+def _launcher(module: str, function: str, what: str) -> Callable[..., Any]:
+    try:
+        return getattr(importlib.import_module(module), function)
+    except ImportError as exc:
+        missing = getattr(exc, "name", None) or str(exc)
+        raise ConfigError(
+            f"cannot start the {what}: {missing} is not importable; install the server extra "
+            f"(pip install 'corral[server]')"
+        ) from None
+    except AttributeError:
+        raise ConfigError(f"cannot start the {what}: {module}.{function} does not exist in this version") from None
+
+
+_existing_file = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
+@click.command("up")
+@click.option(
+    "--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+    help="State directory (SQLite DB, vfolders, keys). Default: ~/.local/share/corral.",
+)
+@click.option("--host", default=DEFAULT_HOST, show_default=True, help="Address the API listens on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=DEFAULT_PORT, show_default=True, help="API port.")
+@click.option("--mock-gpus", type=_existing_file, default=None, help="Pretend to have the GPUs described in FILE.")
+def up_command(data_dir: Path | None, host: str, port: int, mock_gpus: Path | None) -> None:
+    """Run manager + agent + storage proxy in the foreground (embedded, SQLite).
+
+    Writes an admin keypair and the client config on first start. Ctrl-C stops
+    everything.
+    """
+    run_embedded = _launcher("corral.manager.launcher", "run_embedded", "embedded stack")
+    run_embedded(data_dir=data_dir, host=host, port=port, mock_gpus=mock_gpus)
+
+
+def _start_group(name: str, module: str, function: str, what: str) -> click.Group:
+    @click.group(name, help=f"Run a {what}.")
+    def group() -> None:
+        pass
+
+    @group.command("start")
+    @click.option("--config", "config_path", type=_existing_file, required=True, help="TOML config file.")
+    def start(config_path: Path) -> None:
+        launch = _launcher(module, function, what)
+        launch(config_path)
+
+    start.help = f"Run a {what} in the foreground from a TOML config (Ctrl-C stops it)."
+    return group
+
+
+manager_group = _start_group("manager", "corral.manager.launcher", "run_manager", "manager")
+agent_group = _start_group("agent", "corral.agent.launcher", "run_agent", "agent")
+storage_group = _start_group("storage", "corral.storage_proxy.server", "run_from_config_file", "storage proxy")

@@ -1,0 +1,187 @@
+"""``corral session …``: create, list, inspect, follow and destroy sessions."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import click
+
+from corral.common.errors import CorralError
+
+from ..api import AsyncCorralClient
+from ..models import Session
+from .context import cli_state, note, run_async
+from .exit_codes import UNREACHABLE, exit_code_for
+from .output import console, print_json, print_json_line
+from .options import json_option, resources_from_options, session_spec_options
+from .render import session_panel, session_table, status_change_line
+
+WAIT_TARGETS = {
+    "interactive": {"RUNNING"},
+    # A short batch job may be done before we look; finishing is fine too.
+    "batch": {"RUNNING", "TERMINATED"},
+}
+
+
+@click.group("session")
+def session_group() -> None:
+    """Create, list, inspect and destroy sessions."""
+
+
+@session_group.command("create")
+@session_spec_options
+@click.option("--name", default=None, help="Session name (default: generated).")
+@click.option(
+    "--type", "session_type", type=click.Choice(["interactive", "batch"]), default="interactive",
+    show_default=True, help="interactive lives until destroyed; batch runs COMMAND and ends.",
+)
+@click.option("--wait/--no-wait", default=True, show_default=True, help="Wait until the session runs.")
+@click.option(
+    "--timeout", type=click.FloatRange(min=0, min_open=True), default=600.0, show_default=True,
+    help="Seconds to wait with --wait.",
+)
+@json_option
+@click.argument("command", nargs=-1)
+def create_command(
+    image: str | None,
+    cpu: str | None,
+    mem: str | None,
+    gpus: int | None,
+    gpu_share: str | None,
+    env: dict[str, str],
+    mounts: tuple[str, ...],
+    name: str | None,
+    session_type: str,
+    wait: bool,
+    timeout: float,
+    as_json: bool,
+    command: tuple[str, ...],
+) -> None:
+    """Create a session; a batch session runs COMMAND (put it after `--`)."""
+    if session_type == "batch" and not command:
+        raise click.UsageError("a batch session needs a COMMAND, e.g. `corral session create --type batch -- python job.py`")
+    resources = resources_from_options(cpu, mem, gpus, gpu_share)
+    client = cli_state().client()
+
+    async def create() -> Session:
+        async with client:
+            session = await client.create_session(
+                image=image, type=session_type, name=name, command=list(command) or None,
+                env=env, resources=resources, mounts=list(mounts),
+            )
+            if not wait:
+                return session
+            note(f"session {session.name} ({session.id}) created; waiting for it to start…", verbose_only=True)
+            return await client.wait_for_status(session.id, WAIT_TARGETS[session_type], timeout)
+
+    session = run_async(create())
+    if as_json:
+        print_json(session.raw)
+    else:
+        click.echo(f"session {session.name} ({session.id}) is {session.status}")
+
+
+@session_group.command("ls")
+@click.option("--all", "-a", "show_all", is_flag=True, help="Include terminated sessions.")
+@click.option(
+    "--status", "-s", "statuses", multiple=True, metavar="STATUS",
+    help="Only these statuses (repeatable or comma-separated), e.g. RUNNING,PENDING.",
+)
+@json_option
+def ls_command(show_all: bool, statuses: tuple[str, ...], as_json: bool) -> None:
+    """List your sessions (running and pending unless --all or --status)."""
+    wanted = [s.strip().upper() for item in statuses for s in item.split(",") if s.strip()]
+    client = cli_state().client()
+
+    async def collect() -> list[Session]:
+        async with client:
+            return [s async for s in client.iter_sessions(status=wanted or None, all=show_all)]
+
+    sessions = run_async(collect())
+    if as_json:
+        print_json([s.raw for s in sessions])
+    elif not sessions:
+        note("no sessions" + ("" if show_all or wanted else " (use --all to include terminated ones)"))
+    else:
+        console().print(session_table(sessions))
+
+
+@session_group.command("info")
+@click.argument("ref", metavar="SESSION")
+@json_option
+def info_command(ref: str, as_json: bool) -> None:
+    """Status with its history, agent, image, resources, allocation, containers."""
+    client = cli_state().client()
+
+    async def fetch() -> Session:
+        async with client:
+            return await client.get_session(ref)
+
+    session = run_async(fetch())
+    if as_json:
+        print_json(session.raw)
+    else:
+        console().print(session_panel(session))
+
+
+@session_group.command("logs")
+@click.argument("ref", metavar="SESSION")
+def logs_command(ref: str) -> None:
+    """Print the session's container logs."""
+    client = cli_state().client()
+
+    async def fetch() -> str:
+        async with client:
+            return await client.logs(ref)
+
+    text = run_async(fetch())
+    click.echo(text, nl=bool(text) and not text.endswith("\n"))
+
+
+@session_group.command("rm")
+@click.argument("refs", metavar="SESSION…", nargs=-1, required=True)
+@json_option
+def rm_command(refs: Sequence[str], as_json: bool) -> None:
+    """Destroy sessions (a pending one is cancelled)."""
+    client = cli_state().client()
+    failures: list[CorralError] = []
+
+    async def destroy_all() -> list[Session]:
+        destroyed: list[Session] = []
+        async with client:
+            for ref in refs:
+                try:
+                    destroyed.append(await client.destroy_session(ref))
+                except CorralError as exc:
+                    if exit_code_for(exc) == UNREACHABLE:  # the rest would fail alike
+                        raise
+                    failures.append(exc)
+                    click.echo(f"error: {ref}: {exc}", err=True)
+        return destroyed
+
+    destroyed = run_async(destroy_all())
+    if as_json:
+        print_json([s.raw for s in destroyed])
+    else:
+        for session in destroyed:
+            click.echo(f"session {session.name} ({session.id}) is {session.status}")
+    if failures:
+        click.get_current_context().exit(exit_code_for(failures[0]))
+
+
+@session_group.command("events")
+@click.argument("ref", metavar="SESSION")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line (NDJSON).")
+def events_command(ref: str, as_json: bool) -> None:
+    """Follow the session's status changes until it ends (history first)."""
+    client = cli_state().client()
+
+    async def follow() -> None:
+        out = console()
+        async with client:
+            async for change in client.watch_session(ref):
+                if as_json:
+                    print_json_line(change.raw)
+                else:
+                    out.print(status_change_line(change))
+
+    run_async(follow())

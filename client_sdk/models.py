@@ -1,0 +1,242 @@
+"""What the manager returns, as dataclasses parsed from its JSON.
+
+Parsing is lenient — unknown fields are ignored and absent ones get defaults —
+so a newer server does not break an older client. Each object keeps the exact
+document it came from in ``raw`` (what ``--json`` prints).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Mapping
+
+PENDING = "PENDING"
+SCHEDULED = "SCHEDULED"
+PREPARING = "PREPARING"
+RUNNING = "RUNNING"
+TERMINATING = "TERMINATING"
+TERMINATED = "TERMINATED"
+ERROR = "ERROR"
+CANCELLED = "CANCELLED"
+
+TERMINAL_STATUSES = frozenset({TERMINATED, ERROR, CANCELLED})
+FAILED_STATUSES = frozenset({ERROR, CANCELLED})
+
+
+def parse_time(value: Any) -> datetime | None:
+    if not value or not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def _str_map(value: Any) -> dict[str, str]:
+    if not isinstance(value, Mapping):
+        return {}
+    return {str(k): str(v) for k, v in value.items()}
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return dict(value) if isinstance(value, Mapping) else {}
+
+
+def _opt_str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _opt_int(value: Any) -> int | None:
+    try:
+        return None if value is None else int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    status: str
+    reason: str | None
+    at: datetime | None
+    session_id: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> "StatusChange":
+        return cls(
+            status=str(doc.get("status", "")),
+            reason=_opt_str(doc.get("reason")),
+            at=parse_time(doc.get("at")),
+            session_id=_opt_str(doc.get("session_id")),
+            raw=dict(doc),
+        )
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+
+@dataclass(frozen=True)
+class Kernel:
+    id: str
+    agent_id: str | None
+    container_id: str | None
+    status: str
+    allocation: dict[str, Any]
+    exit_code: int | None
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> "Kernel":
+        return cls(
+            id=str(doc.get("id", "")),
+            agent_id=_opt_str(doc.get("agent_id")),
+            container_id=_opt_str(doc.get("container_id")),
+            status=str(doc.get("status", "")),
+            allocation=_dict(doc.get("allocation")),
+            exit_code=_opt_int(doc.get("exit_code")),
+            raw=dict(doc),
+        )
+
+
+@dataclass(frozen=True)
+class Session:
+    id: str
+    name: str
+    owner: str | None
+    type: str
+    status: str
+    status_reason: str | None
+    image: str
+    command: str | list[str] | None
+    env: dict[str, str]
+    requested_slots: dict[str, str]
+    created_at: datetime | None
+    started_at: datetime | None
+    terminated_at: datetime | None
+    exit_code: int | None
+    agent_id: str | None
+    kernels: list[Kernel]
+    status_history: list[StatusChange]
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> "Session":
+        command = doc.get("command")
+        return cls(
+            id=str(doc.get("id", "")),
+            name=str(doc.get("name") or doc.get("id", "")),
+            owner=_opt_str(doc.get("owner")),
+            type=str(doc.get("type", "")),
+            status=str(doc.get("status", "")),
+            status_reason=_opt_str(doc.get("status_reason")),
+            image=str(doc.get("image", "")),
+            command=command if isinstance(command, (str, list)) else None,
+            env=_str_map(doc.get("env")),
+            requested_slots=_str_map(doc.get("requested_slots")),
+            created_at=parse_time(doc.get("created_at")),
+            started_at=parse_time(doc.get("started_at")),
+            terminated_at=parse_time(doc.get("terminated_at")),
+            exit_code=_opt_int(doc.get("exit_code")),
+            agent_id=_opt_str(doc.get("agent_id")),
+            kernels=[Kernel.from_json(k) for k in doc.get("kernels") or [] if isinstance(k, Mapping)],
+            status_history=[
+                StatusChange.from_json(h) for h in doc.get("status_history") or [] if isinstance(h, Mapping)
+            ],
+            raw=dict(doc),
+        )
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:8]
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+
+@dataclass(frozen=True)
+class SessionPage:
+    items: list[Session]
+    next_cursor: str | None
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Agent:
+    id: str
+    status: str
+    address: str | None
+    available_slots: dict[str, str]
+    occupied_slots: dict[str, str]
+    gpus: list[Any]
+    images: list[str]
+    last_heartbeat: datetime | None
+    version: str | None
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> "Agent":
+        return cls(
+            id=str(doc.get("id", "")),
+            status=str(doc.get("status", "")),
+            address=_opt_str(doc.get("address")),
+            available_slots=_str_map(doc.get("available_slots")),
+            occupied_slots=_str_map(doc.get("occupied_slots")),
+            gpus=list(doc.get("gpus") or []),
+            images=[str(i) for i in doc.get("images") or []],
+            last_heartbeat=parse_time(doc.get("last_heartbeat")),
+            version=_opt_str(doc.get("version")),
+            raw=dict(doc),
+        )
+
+
+@dataclass(frozen=True)
+class Image:
+    name: str
+    image_id: str
+    size: int | None
+    labels: dict[str, str]
+    agents: list[str]
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> "Image":
+        return cls(
+            name=str(doc.get("name", "")),
+            image_id=str(doc.get("image_id", "")),
+            size=_opt_int(doc.get("size")),
+            labels=_str_map(doc.get("labels")),
+            agents=[str(a) for a in doc.get("agents") or []],
+            raw=dict(doc),
+        )
+
+
+@dataclass(frozen=True)
+class WhoAmI:
+    user_id: str
+    username: str
+    access_key: str
+    role: str
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> "WhoAmI":
+        return cls(
+            user_id=str(doc.get("user_id", "")),
+            username=str(doc.get("username", "")),
+            access_key=str(doc.get("access_key", "")),
+            role=str(doc.get("role", "")),
+            raw=dict(doc),
+        )
+
+
+@dataclass(frozen=True)
+class Health:
+    status: str
+    version: str
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> "Health":
+        return cls(status=str(doc.get("status", "")), version=str(doc.get("version", "")), raw=dict(doc))

@@ -1,0 +1,75 @@
+"""The manager's HTTP RPC client for agents (authenticated by the cluster secret)."""
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, AsyncIterator
+
+import aiohttp
+
+from corral.common.errors import BackendError, CorralError, ServiceUnavailable, error_from_problem
+
+log = logging.getLogger(__name__)
+
+
+class AgentClient:
+    def __init__(self, cluster_secret: str) -> None:
+        self._headers = {"Authorization": f"Bearer {cluster_secret}"}
+        self._http: aiohttp.ClientSession | None = None
+
+    @property
+    def http(self) -> aiohttp.ClientSession:
+        if self._http is None:
+            self._http = aiohttp.ClientSession(
+                headers=self._headers, timeout=aiohttp.ClientTimeout(total=None, connect=5, sock_read=None)
+            )
+        return self._http
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.close()
+
+    async def _call(self, method: str, address: str, path: str, payload: Any = None, timeout: float = 30) -> Any:
+        url = f"{address.rstrip('/')}{path}"
+        try:
+            async with self.http.request(method, url, json=payload, timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
+                return await _read_json(resp)
+        except aiohttp.ClientError as exc:
+            raise ServiceUnavailable(f"agent at {address} is unreachable: {exc}") from None
+        except TimeoutError:
+            raise ServiceUnavailable(f"agent at {address} did not answer in {timeout:.0f} s") from None
+
+    async def create_kernel(self, address: str, spec: dict[str, Any]) -> Any:
+        return await self._call("POST", address, "/rpc/v1/kernels", spec)
+
+    async def destroy_kernel(self, address: str, kernel_id: str, reason: str) -> Any:
+        return await self._call("DELETE", address, f"/rpc/v1/kernels/{kernel_id}?reason={reason[:200]}", timeout=60)
+
+    async def kernel_logs(self, address: str, kernel_id: str) -> str:
+        data = await self._call("GET", address, f"/rpc/v1/kernels/{kernel_id}/logs")
+        return str(data.get("logs", ""))
+
+    async def execute(self, address: str, kernel_id: str, code: str) -> AsyncIterator[dict[str, Any]]:
+        url = f"{address.rstrip('/')}/rpc/v1/kernels/{kernel_id}/execute"
+        try:
+            async with self.http.post(url, json={"code": code}) as resp:
+                if resp.status >= 400:
+                    await _read_json(resp)
+                async for line in resp.content:
+                    if line.strip():
+                        yield json.loads(line)
+        except aiohttp.ClientError as exc:
+            raise ServiceUnavailable(f"agent at {address} is unreachable: {exc}") from None
+
+
+async def _read_json(resp: aiohttp.ClientResponse) -> Any:
+    text = await resp.text()
+    try:
+        data = json.loads(text) if text else {}
+    except ValueError:
+        raise BackendError(f"agent answered HTTP {resp.status} with non-JSON: {text[:200]}") from None
+    if resp.status >= 400:
+        if isinstance(data, dict) and "type" in data:
+            raise error_from_problem(data, resp.status)
+        raise CorralError(f"agent answered HTTP {resp.status}: {text[:200]}")
+    return data

@@ -1,0 +1,71 @@
+"""The manager's aiohttp application: public API, agent API, OpenAPI document."""
+from __future__ import annotations
+
+import functools
+
+from aiohttp import web
+
+from corral.common.version import VERSION
+
+from ..agent_registry import AgentRegistry
+from ..context import ManagerContext
+from ..session_requests import CreateSessionRequest
+from ..session_service import SessionService
+from . import cluster, internal, sessions
+from .context_access import CONTEXT_KEY, REGISTRY_KEY, SERVICE_KEY, USER_KEY, ctx_of
+from .problems import problem_middleware
+from .routes import Handler, Route, build_openapi
+
+API = "/api/v1"
+
+PUBLIC_ROUTES: list[Route] = [
+    Route("GET", f"{API}/health", cluster.health, "Liveness and version", signed=False, tag="cluster"),
+    Route("GET", f"{API}/whoami", cluster.whoami, "The caller's identity", tag="cluster"),
+    Route("POST", f"{API}/sessions", sessions.create_session, "Create a session", body=CreateSessionRequest,
+          responses={201: "Created", 400: "Invalid request", 409: "Name already in use",
+                     422: "No agent could ever fit the request"}),
+    Route("GET", f"{API}/sessions", sessions.list_sessions, "List the caller's sessions",
+          query=(("status", "comma-separated statuses"), ("all", "1 to include ended sessions"),
+                 ("limit", "page size, 1-1000"), ("cursor", "next_cursor of the previous page"))),
+    Route("GET", f"{API}/sessions/{{ref}}", sessions.get_session, "Session details with status history",
+          responses={200: "OK", 404: "No such session"}),
+    Route("DELETE", f"{API}/sessions/{{ref}}", sessions.destroy_session, "Destroy a session",
+          responses={202: "Terminating", 404: "No such session", 409: "Already ended"}),
+    Route("POST", f"{API}/sessions/{{ref}}/execute", sessions.execute_code, "Run code in the session's interpreter",
+          body=sessions.ExecuteRequest, response_type="application/x-ndjson",
+          responses={200: "Output lines, then a result line", 409: "Session not running"}),
+    Route("GET", f"{API}/sessions/{{ref}}/logs", sessions.session_logs, "Container output",
+          responses={200: "OK", 404: "No such session"}),
+    Route("GET", f"{API}/sessions/{{ref}}/events", sessions.session_events, "Status changes as server-sent events",
+          response_type="text/event-stream", responses={200: "Event stream", 404: "No such session"}),
+    Route("GET", f"{API}/agents", cluster.list_agents, "Agents and their resources (admin)", tag="cluster",
+          responses={200: "OK", 403: "Not an admin"}),
+    Route("GET", f"{API}/images", cluster.list_images, "Images available on agents", tag="cluster"),
+]
+
+
+def _signed(handler: Handler) -> Handler:
+    @functools.wraps(handler)
+    async def wrapper(request: web.Request) -> web.StreamResponse:
+        request[USER_KEY] = await ctx_of(request).authenticator.authenticate(request)
+        return await handler(request)
+
+    return wrapper
+
+
+def create_app(ctx: ManagerContext, service: SessionService, registry: AgentRegistry) -> web.Application:
+    app = web.Application(middlewares=[problem_middleware], client_max_size=2 << 20)
+    app[CONTEXT_KEY] = ctx
+    app[SERVICE_KEY] = service
+    app[REGISTRY_KEY] = registry
+    for route in PUBLIC_ROUTES:
+        app.router.add_route(route.method, route.path, _signed(route.handler) if route.signed else route.handler)
+    openapi = build_openapi(PUBLIC_ROUTES, VERSION)
+
+    async def openapi_document(request: web.Request) -> web.Response:
+        return web.json_response(openapi)
+
+    app.router.add_get(f"{API}/openapi.json", openapi_document)
+    app.router.add_post("/internal/v1/agents/heartbeat", internal.agent_heartbeat)
+    app.router.add_post("/internal/v1/kernel-events", internal.kernel_events)
+    return app

@@ -1,0 +1,145 @@
+"""Session endpoints: create, list, info, destroy, execute, logs, events."""
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+
+from corral.common.errors import Conflict, InvalidRequest
+
+from ..db.models import Agent, Kernel, SessionStatusChange
+from ..session_requests import CreateSessionRequest
+from ..session_service import SessionService
+from ..session_views import status_change_view
+from ..states import TERMINAL, SessionStatus
+from .context_access import ctx_of, service_of, user_of
+from .request_body import parse_body
+
+SSE_KEEPALIVE_S = 15.0
+SSE_POLL_S = 1.0
+
+
+class ExecuteRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = Field(max_length=1 << 20)
+
+
+async def create_session(request: web.Request) -> web.Response:
+    body = await parse_body(request, CreateSessionRequest)
+    view = await service_of(request).create(user_of(request), body)
+    return web.json_response(view, status=201)
+
+
+async def list_sessions(request: web.Request) -> web.Response:
+    statuses = [s.strip().upper() for s in request.query.get("status", "").split(",") if s.strip()]
+    unknown = [s for s in statuses if s not in SessionStatus.__members__]
+    if unknown:
+        raise InvalidRequest(f"unknown status {unknown[0]!r}; known: {', '.join(SessionStatus.__members__)}")
+    try:
+        limit = int(request.query.get("limit", "100"))
+    except ValueError:
+        raise InvalidRequest("limit must be a whole number") from None
+    if not 1 <= limit <= 1000:
+        raise InvalidRequest("limit must be between 1 and 1000")
+    include_terminated = request.query.get("all", "0").lower() in ("1", "true", "yes")
+    items, cursor = await service_of(request).list(
+        user_of(request), statuses or None, include_terminated, limit, request.query.get("cursor")
+    )
+    return web.json_response({"items": items, "next_cursor": cursor})
+
+
+async def get_session(request: web.Request) -> web.Response:
+    return web.json_response(await service_of(request).info(user_of(request), request.match_info["ref"]))
+
+
+async def destroy_session(request: web.Request) -> web.Response:
+    view = await service_of(request).destroy(user_of(request), request.match_info["ref"])
+    return web.json_response(view, status=202)
+
+
+async def _kernel_target(request: web.Request) -> tuple[Any, str, str]:
+    """The session's main kernel and the address of its agent; 409 unless RUNNING."""
+    service: SessionService = service_of(request)
+    async with ctx_of(request).sessionmaker() as db:
+        sess = await service.resolve(db, user_of(request), request.match_info["ref"])
+        kernel = sess.kernels[0]
+        agent = await db.get(Agent, kernel.agent_id) if kernel.agent_id else None
+        return sess, kernel.id, agent.address if agent else ""
+
+
+async def execute_code(request: web.Request) -> web.StreamResponse:
+    body = await parse_body(request, ExecuteRequest)
+    sess, kernel_id, address = await _kernel_target(request)
+    if sess.status != SessionStatus.RUNNING:
+        raise Conflict(f"session {sess.name} is {sess.status}, not RUNNING", session_status=sess.status)
+    events = ctx_of(request).agent_client.execute(address, kernel_id, body.code)
+    first = await anext(events)  # errors before the first line become a proper problem response
+    response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+    await response.prepare(request)
+    await response.write(json.dumps(first).encode() + b"\n")
+    async for event in events:
+        await response.write(json.dumps(event).encode() + b"\n")
+    await response.write_eof()
+    return response
+
+
+async def session_logs(request: web.Request) -> web.Response:
+    sess, kernel_id, address = await _kernel_target(request)
+    if sess.status in (SessionStatus.RUNNING, SessionStatus.TERMINATING) and address:
+        logs = await ctx_of(request).agent_client.kernel_logs(address, kernel_id)
+    else:
+        async with ctx_of(request).sessionmaker() as db:
+            logs = (await db.get(Kernel, kernel_id)).last_logs or ""  # type: ignore[union-attr]
+    return web.json_response({"logs": logs})
+
+
+async def session_events(request: web.Request) -> web.StreamResponse:
+    """Server-sent events: the full status history, then live changes until the session ends."""
+    ctx = ctx_of(request)
+    async with ctx.sessionmaker() as db:
+        sess = await service_of(request).resolve(db, user_of(request), request.match_info["ref"])
+        session_id = sess.id
+    response = web.StreamResponse(
+        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )
+    await response.prepare(request)
+    last_id = 0
+    idle = 0.0
+    with ctx.hub.subscribe() as subscription:
+        while True:
+            async with ctx.sessionmaker() as db:
+                changes = (
+                    await db.scalars(
+                        select(SessionStatusChange)
+                        .where(SessionStatusChange.session_id == session_id, SessionStatusChange.id > last_id)
+                        .order_by(SessionStatusChange.id)
+                    )
+                ).all()
+            for change in changes:
+                last_id = change.id
+                payload = json.dumps(status_change_view(change))
+                await response.write(f"id: {change.id}\nevent: status\ndata: {payload}\n\n".encode())
+            if changes and changes[-1].status in TERMINAL:
+                break
+            if changes:
+                idle = 0.0
+            try:
+                await _wait_for_session(subscription.queue, session_id, SSE_POLL_S)
+            except TimeoutError:
+                idle += SSE_POLL_S
+                if idle >= SSE_KEEPALIVE_S:
+                    await response.write(b": keepalive\n\n")
+                    idle = 0.0
+    await response.write_eof()
+    return response
+
+
+async def _wait_for_session(queue: asyncio.Queue[Any], session_id: str, timeout: float) -> None:
+    async with asyncio.timeout(timeout):
+        while (await queue.get()).session_id != session_id:
+            pass

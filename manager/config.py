@@ -1,0 +1,56 @@
+"""Manager configuration (TOML file + ``CORRAL_MANAGER_*`` env vars)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from corral.common.config import StrictModel, load_config
+
+ENV_PREFIX = "CORRAL_MANAGER_"
+
+
+class ApiConfig(StrictModel):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+
+
+class DatabaseConfig(StrictModel):
+    # sqlite:///PATH (embedded default) or postgresql://user:pass@host/db
+    url: str = "sqlite:///corral.db"
+
+
+class EtcdConfig(StrictModel):
+    # Empty: single-manager mode (no etcd). "host:port" entries otherwise.
+    endpoints: list[str] = []
+    prefix: str = "/corral"
+
+
+class SchedulerConfig(StrictModel):
+    # Stage names, resolved through corral.manager.scheduler.registry.
+    queue: str = "fifo"
+    filter: str = "fits"
+    score: str = "first-fit"
+    interval_s: float = Field(1.0, gt=0)  # periodic pass besides event triggers
+
+
+class AgentsConfig(StrictModel):
+    cluster_secret: str = ""
+    heartbeat_timeout_s: float = Field(15.0, gt=0)
+
+
+class ManagerConfig(StrictModel):
+    id: str = "manager-1"
+    api: ApiConfig = ApiConfig()
+    db: DatabaseConfig = DatabaseConfig()
+    etcd: EtcdConfig = EtcdConfig()
+    scheduler: SchedulerConfig = SchedulerConfig()
+    agents: AgentsConfig = AgentsConfig()
+    default_image: str = "corral/python:latest"
+    # Written by `corral up` / bootstrap: the first admin's credentials.
+    admin_access_key: str = ""
+    admin_secret_key: str = ""
+
+
+def load_manager_config(path: Path | None, **overrides: object) -> ManagerConfig:
+    return load_config(ManagerConfig, path, env_prefix=ENV_PREFIX, overrides=overrides or None)

@@ -1,0 +1,129 @@
+"""Database schema (SQLAlchemy 2 declarative). Every change needs a migration."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+
+from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite drops the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(timezone.utc) if value is not None else None
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON, datetime: UTCDateTime()}
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16), default="user")  # "admin" | "user"
+    created_at: Mapped[datetime]
+
+
+class Keypair(Base):
+    __tablename__ = "keypairs"
+
+    access_key: Mapped[str] = mapped_column(String(32), primary_key=True)
+    secret_key: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    is_active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime]
+
+
+class Agent(Base):
+    __tablename__ = "agents"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    address: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16), index=True)  # ALIVE | LOST | TERMINATED
+    status_reason: Mapped[str] = mapped_column(Text, default="")
+    resource_group: Mapped[str] = mapped_column(String(64), default="default")
+    # The node's full resource model (cores, NUMA, memory, GPUs and topology):
+    # what the allocator needs to place kernels here.
+    capacity: Mapped[dict[str, Any]]
+    available_slots: Mapped[dict[str, Any]]
+    occupied_slots: Mapped[dict[str, Any]]
+    images: Mapped[list[Any]]
+    version: Mapped[str] = mapped_column(String(32), default="")
+    first_contact: Mapped[datetime]
+    last_heartbeat: Mapped[datetime]
+
+
+class Session(Base):
+    __tablename__ = "sessions"
+    __table_args__ = (Index("ix_sessions_owner_created", "owner_id", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), index=True)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    access_key: Mapped[str] = mapped_column(String(32))
+    type: Mapped[str] = mapped_column(String(16))  # interactive | batch
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    status_reason: Mapped[str] = mapped_column(Text, default="")
+    image: Mapped[str] = mapped_column(String(255))
+    command: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
+    env: Mapped[dict[str, Any]]
+    requested_slots: Mapped[dict[str, Any]]
+    mounts: Mapped[list[Any]]
+    resource_group: Mapped[str] = mapped_column(String(64), default="default")
+    cluster_size: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime]
+    scheduled_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    started_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    terminated_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    exit_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+    kernels: Mapped[list["Kernel"]] = relationship(
+        back_populates="session", order_by="Kernel.cluster_idx", lazy="selectin"
+    )
+
+
+class Kernel(Base):
+    __tablename__ = "kernels"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"), index=True)
+    cluster_idx: Mapped[int] = mapped_column(Integer, default=0)
+    agent_id: Mapped[str | None] = mapped_column(ForeignKey("agents.id"), nullable=True, index=True)
+    container_id: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    status_reason: Mapped[str] = mapped_column(Text, default="")
+    requested_slots: Mapped[dict[str, Any]]
+    allocation: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    exit_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    last_logs: Mapped[str | None] = mapped_column(Text, nullable=True)
+    status_changed_at: Mapped[datetime]
+
+    session: Mapped[Session] = relationship(back_populates="kernels")
+
+
+class SessionStatusChange(Base):
+    """Every session state transition, with its time and reason (DESIGN §3)."""
+
+    __tablename__ = "session_status_history"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"), index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    at: Mapped[datetime]

@@ -1,0 +1,48 @@
+"""In-process publish/subscribe of session events.
+
+Cross-manager delivery goes through the database (the status history table);
+this hub only wakes up local listeners at once instead of at the next poll.
+"""
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True)
+class SessionStatusEvent:
+    session_id: str
+    owner_id: str
+    status: str
+    reason: str
+    at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        return {"session_id": self.session_id, "status": self.status, "reason": self.reason, "at": self.at.isoformat()}
+
+
+class EventHub:
+    def __init__(self) -> None:
+        self._subscribers: set[asyncio.Queue[SessionStatusEvent]] = set()
+
+    def publish(self, event: SessionStatusEvent) -> None:
+        for queue in list(self._subscribers):
+            queue.put_nowait(event)
+
+    def subscribe(self) -> "Subscription":
+        return Subscription(self)
+
+
+class Subscription:
+    def __init__(self, hub: EventHub) -> None:
+        self._hub = hub
+        self.queue: asyncio.Queue[SessionStatusEvent] = asyncio.Queue()
+
+    def __enter__(self) -> "Subscription":
+        self._hub._subscribers.add(self.queue)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._hub._subscribers.discard(self.queue)

@@ -1,0 +1,84 @@
+"""The shape of a session creation request, validated strictly."""
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from corral.common.errors import InvalidRequest
+from corral.common.slots import CPU, CUDA_DEVICE, CUDA_SHARES, MEM, ResourceSlot, parse_size, validate_request
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+IMAGE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@+-]{0,254}$")
+ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+
+DEFAULT_CPU = "1"
+DEFAULT_MEM = "1g"
+
+
+class ResourceRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    cpu: str | float | int = DEFAULT_CPU
+    mem: str | int = DEFAULT_MEM
+    cuda_device: int | str | None = Field(None, alias="cuda.device")
+    cuda_shares: str | float | None = Field(None, alias="cuda.shares")
+
+    def to_slots(self) -> ResourceSlot:
+        slots: dict[str, object] = {CPU: self.cpu, MEM: parse_size(self.mem)}
+        if self.cuda_device is not None:
+            slots[CUDA_DEVICE] = self.cuda_device
+        if self.cuda_shares is not None:
+            slots[CUDA_SHARES] = self.cuda_shares
+        request = validate_request(slots)
+        if request[CPU] <= 0:
+            raise InvalidRequest("resource cpu must be positive")
+        if request[MEM] < 16 * 2**20:
+            raise InvalidRequest("resource mem must be at least 16 MiB")
+        return request
+
+
+class CreateSessionRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = None
+    image: str | None = None
+    type: Literal["interactive", "batch"] = "interactive"
+    command: str | list[str] | None = None
+    env: dict[str, str] = {}
+    resources: ResourceRequest = ResourceRequest()
+    mounts: list[str] = []
+    cluster_size: int = Field(1, ge=1, le=1)
+    resource_group: str = "default"
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str | None) -> str | None:
+        if value is not None and not NAME_RE.match(value):
+            raise ValueError("must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit")
+        return value
+
+    @field_validator("image")
+    @classmethod
+    def _image(cls, value: str | None) -> str | None:
+        if value is not None and not IMAGE_RE.match(value):
+            raise ValueError("not a valid image reference")
+        return value
+
+    @field_validator("env")
+    @classmethod
+    def _env(cls, value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            if not ENV_KEY_RE.match(key):
+                raise ValueError(f"not a valid environment variable name: {key!r}")
+            if key.startswith("CORRAL_"):
+                raise ValueError(f"{key}: CORRAL_* variables are set by Corral itself")
+        return value
+
+    def argv(self) -> list[str] | None:
+        if self.command is None:
+            return None
+        if isinstance(self.command, str):
+            return ["sh", "-c", self.command] if self.command.strip() else None
+        return list(self.command) or None

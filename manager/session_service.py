@@ -1,0 +1,236 @@
+"""Session use cases: create, find, list, destroy; independent of HTTP."""
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from corral.common.allocator import NodeState
+from corral.common.errors import Conflict, NotFound, UnsatisfiableRequest, InvalidRequest
+from corral.common.ids import new_id, short_id
+from corral.common.node_resources import NodeCapacity
+from corral.common.slots import ResourceSlot
+
+from .auth import AuthUser
+from .context import ManagerContext
+from .db.models import Agent, Kernel, Session, SessionStatusChange, User
+from .session_requests import CreateSessionRequest
+from .session_views import session_view
+from .states import TERMINAL, AgentStatus, SessionStatus
+from .status_recorder import record_status, utcnow
+
+log = logging.getLogger(__name__)
+
+
+class SessionService:
+    def __init__(self, ctx: ManagerContext) -> None:
+        self.ctx = ctx
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # Creation ---------------------------------------------------------------
+    async def create(self, user: AuthUser, req: CreateSessionRequest) -> dict[str, Any]:
+        request = req.resources.to_slots()
+        argv = req.argv()
+        if req.type == "batch" and not argv:
+            raise InvalidRequest("a batch session needs a command")
+        async with self.ctx.sessionmaker() as db:
+            await self._check_satisfiable(db, request, req.resource_group)
+            name = req.name or f"s-{short_id(new_id())}"
+            clash = await db.scalar(
+                select(Session.id).where(
+                    Session.owner_id == user.user_id, Session.name == name, Session.status.not_in(list(TERMINAL))
+                )
+            )
+            if clash:
+                raise Conflict(f"you already have an active session named {name!r}")
+            now = utcnow()
+            sess = Session(
+                id=new_id(),
+                name=name,
+                owner_id=user.user_id,
+                access_key=user.access_key,
+                type=req.type,
+                status=SessionStatus.PENDING,
+                image=req.image or self.ctx.config.default_image,
+                command=argv,
+                env=req.env,
+                requested_slots=request.to_json(),
+                mounts=req.mounts,
+                resource_group=req.resource_group,
+                cluster_size=req.cluster_size,
+                created_at=now,
+            )
+            sess.kernels = [
+                Kernel(
+                    id=new_id(),
+                    session_id=sess.id,
+                    cluster_idx=0,
+                    status=SessionStatus.PENDING,
+                    requested_slots=request.to_json(),
+                    status_changed_at=now,
+                )
+            ]
+            db.add(sess)
+            record_status(db, self.ctx.hub, sess, SessionStatus.PENDING, "queued for scheduling")
+            await db.commit()
+            log.info("session %s (%s) created by %s: %s", sess.name, sess.id, user.username, request)
+        self.ctx.scheduler.trigger()
+        return await self.info(user, sess.id)
+
+    async def _check_satisfiable(self, db: AsyncSession, request: ResourceSlot, resource_group: str) -> None:
+        agents = (
+            await db.scalars(
+                select(Agent).where(Agent.status == AgentStatus.ALIVE, Agent.resource_group == resource_group)
+            )
+        ).all()
+        if not agents:
+            return  # nothing registered yet: stay pending until an agent joins
+        missing: set[str] = set()
+        for agent in agents:
+            lacking = NodeState(NodeCapacity.from_json(agent.capacity)).can_ever_fit(request)
+            if not lacking:
+                return
+            missing.update(lacking)
+        names = ", ".join(sorted(missing))
+        raise UnsatisfiableRequest(
+            f"no agent in resource group {resource_group!r} could ever fit this request (too much: {names})",
+            slots=sorted(missing),
+        )
+
+    # Lookup -------------------------------------------------------------------
+    async def resolve(self, db: AsyncSession, user: AuthUser, ref: str) -> Session:
+        """Find a session by id, unique id prefix or name; others' sessions are invisible."""
+        visible = [] if user.is_admin else [Session.owner_id == user.user_id]
+        sess = await db.scalar(select(Session).where(Session.id == ref, *visible))
+        if sess is not None:
+            return sess
+        by_name = (
+            await db.scalars(
+                select(Session)
+                .where(Session.name == ref, Session.owner_id == user.user_id)
+                .order_by(Session.created_at.desc())
+                .limit(20)
+            )
+        ).all()
+        if by_name:
+            active = [s for s in by_name if s.status not in TERMINAL]
+            return (active or by_name)[0]
+        if len(ref) >= 4 and all(c in "0123456789abcdef-" for c in ref.lower()):
+            matches = (
+                await db.scalars(select(Session).where(Session.id.startswith(ref.lower()), *visible).limit(2))
+            ).all()
+            if len(matches) == 1:
+                return matches[0]
+            if len(matches) > 1:
+                raise Conflict(f"session id prefix {ref!r} is ambiguous; give more characters")
+        raise NotFound(f"no session {ref!r}")
+
+    async def info(self, user: AuthUser, ref: str) -> dict[str, Any]:
+        async with self.ctx.sessionmaker() as db:
+            sess = await self.resolve(db, user, ref)
+            history = (
+                await db.scalars(
+                    select(SessionStatusChange)
+                    .where(SessionStatusChange.session_id == sess.id)
+                    .order_by(SessionStatusChange.id)
+                )
+            ).all()
+            owner = await db.get(User, sess.owner_id)
+            return session_view(sess, owner.username if owner else None, history)
+
+    async def list(
+        self, user: AuthUser, statuses: list[str] | None, include_terminated: bool, limit: int, cursor: str | None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        query = (
+            select(Session, User.username)
+            .join(User, User.id == Session.owner_id)
+            .where(Session.owner_id == user.user_id)
+        )
+        if statuses:
+            query = query.where(Session.status.in_(statuses))
+        elif not include_terminated:
+            query = query.where(Session.status.not_in(list(TERMINAL)))
+        if cursor:
+            created, sid = _decode_cursor(cursor)
+            query = query.where(
+                or_(Session.created_at < created, and_(Session.created_at == created, Session.id < sid))
+            )
+        query = query.order_by(Session.created_at.desc(), Session.id.desc()).limit(limit + 1)
+        async with self.ctx.sessionmaker() as db:
+            rows = (await db.execute(query)).all()
+        page = rows[:limit]
+        next_cursor = _encode_cursor(page[-1].Session) if len(rows) > limit else None
+        return [session_view(r.Session, r.username) for r in page], next_cursor
+
+    # Destruction ------------------------------------------------------------------
+    async def destroy(self, user: AuthUser, ref: str, reason: str = "destroyed by user") -> dict[str, Any]:
+        async with self.ctx.sessionmaker() as db:
+            sess = await self.resolve(db, user, ref)
+            if sess.status in TERMINAL:
+                raise Conflict(f"session {sess.name} has already ended ({sess.status})")
+            if sess.status == SessionStatus.PENDING:
+                record_status(db, self.ctx.hub, sess, SessionStatus.CANCELLED, reason)
+                for kernel in sess.kernels:
+                    kernel.status = SessionStatus.CANCELLED
+                    kernel.status_changed_at = utcnow()
+            elif sess.status != SessionStatus.TERMINATING:
+                record_status(db, self.ctx.hub, sess, SessionStatus.TERMINATING, reason)
+            session_id = sess.id
+            await db.commit()
+        if sess.status == SessionStatus.TERMINATING:
+            self.spawn(self.terminate_kernels(session_id, reason))
+        return await self.info(user, session_id)
+
+    async def terminate_kernels(self, session_id: str, reason: str) -> None:
+        from .kernel_events import mark_kernel_ended
+
+        async with self.ctx.sessionmaker() as db:
+            rows = (
+                await db.execute(
+                    select(Kernel, Agent.address)
+                    .join(Agent, Agent.id == Kernel.agent_id, isouter=True)
+                    .where(Kernel.session_id == session_id, Kernel.status.not_in(list(TERMINAL)))
+                )
+            ).all()
+        for kernel, address in rows:
+            if address is None:
+                await mark_kernel_ended(self.ctx, kernel.id, None, "never started", None)
+                continue
+            try:
+                result = await self.ctx.agent_client.destroy_kernel(address, kernel.id, reason)
+            except NotFound:
+                await mark_kernel_ended(self.ctx, kernel.id, None, "container already gone", None)
+                continue
+            except Exception as exc:  # noqa: BLE001 - the heartbeat reconciler retries later
+                log.warning("could not destroy kernel %s on %s yet: %s", kernel.id, address, exc)
+                continue
+            await mark_kernel_ended(
+                self.ctx, kernel.id, result.get("exit_code"), reason, result.get("logs")
+            )
+
+    def spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _encode_cursor(sess: Session) -> str:
+    return base64.urlsafe_b64encode(f"{sess.created_at.isoformat()}|{sess.id}".encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        created, sid = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
+        return datetime.fromisoformat(created), sid
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidRequest("invalid cursor") from None

@@ -1,0 +1,77 @@
+"""JSON views of sessions, kernels and agents as the REST API returns them."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Sequence
+
+from .db.models import Agent, Kernel, Session, SessionStatusChange
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def kernel_view(kernel: Kernel) -> dict[str, Any]:
+    return {
+        "id": kernel.id,
+        "cluster_idx": kernel.cluster_idx,
+        "agent_id": kernel.agent_id,
+        "container_id": kernel.container_id,
+        "status": kernel.status,
+        "status_reason": kernel.status_reason,
+        "requested_slots": kernel.requested_slots,
+        "allocation": kernel.allocation,
+        "exit_code": kernel.exit_code,
+    }
+
+
+def session_view(
+    sess: Session, owner_name: str | None = None, history: Sequence[SessionStatusChange] | None = None
+) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "id": sess.id,
+        "name": sess.name,
+        "owner": owner_name or sess.owner_id,
+        "type": sess.type,
+        "status": sess.status,
+        "status_reason": sess.status_reason,
+        "image": sess.image,
+        "command": sess.command,
+        "env": sess.env,
+        "requested_slots": sess.requested_slots,
+        "mounts": sess.mounts,
+        "resource_group": sess.resource_group,
+        "created_at": _iso(sess.created_at),
+        "scheduled_at": _iso(sess.scheduled_at),
+        "started_at": _iso(sess.started_at),
+        "terminated_at": _iso(sess.terminated_at),
+        "exit_code": sess.exit_code,
+        "agent_id": sess.kernels[0].agent_id if sess.kernels else None,
+        "kernels": [kernel_view(k) for k in sess.kernels],
+    }
+    if history is not None:
+        view["status_history"] = [status_change_view(h) for h in history]
+    return view
+
+
+def status_change_view(change: SessionStatusChange) -> dict[str, Any]:
+    return {"session_id": change.session_id, "status": change.status, "reason": change.reason, "at": _iso(change.at)}
+
+
+def agent_view(agent: Agent) -> dict[str, Any]:
+    capacity = agent.capacity or {}
+    return {
+        "id": agent.id,
+        "status": agent.status,
+        "status_reason": agent.status_reason,
+        "address": agent.address,
+        "resource_group": agent.resource_group,
+        "available_slots": agent.available_slots,
+        "occupied_slots": agent.occupied_slots,
+        "cpu_cores": capacity.get("cpu_cores", []),
+        "gpus": capacity.get("gpu_topology"),
+        "images": [img.get("name") for img in agent.images or []],
+        "first_contact": _iso(agent.first_contact),
+        "last_heartbeat": _iso(agent.last_heartbeat),
+        "version": agent.version,
+    }
