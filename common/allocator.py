@@ -43,6 +43,18 @@ class NodeState:
         if self.gpus is not None and allocation.gpu_shares:
             self.gpus.give_back(allocation.gpu_shares)
 
+    def can_take(self, allocation: Allocation) -> bool:
+        """Would this exact allocation (decided elsewhere) still fit here? The agent's re-check."""
+        if self.cpu_used + allocation.cpu > len(self.capacity.cpu_cores):
+            return False
+        if self.mem_used + allocation.mem > self.capacity.mem:
+            return False
+        if self.pinned_cores.intersection(allocation.cpu_cores) or not set(allocation.cpu_cores) <= set(self.capacity.cpu_cores):
+            return False
+        if allocation.gpu_shares:
+            return self.gpus is not None and self.gpus.can_take(allocation.gpu_shares)
+        return True
+
     def occupied_slots(self) -> ResourceSlot:
         slots: dict[str, object] = {CPU: self.cpu_used, MEM: self.mem_used}
         if self.gpus is not None:

@@ -7,6 +7,8 @@ from typing import Any, AsyncIterator
 
 import aiohttp
 
+from corral.common.cluster_secret import bearer_headers
+
 from corral.common.errors import BackendError, CorralError, ServiceUnavailable, error_from_problem
 
 log = logging.getLogger(__name__)
@@ -14,7 +16,7 @@ log = logging.getLogger(__name__)
 
 class AgentClient:
     def __init__(self, cluster_secret: str) -> None:
-        self._headers = {"Authorization": f"Bearer {cluster_secret}"}
+        self._headers = bearer_headers(cluster_secret)
         self._http: aiohttp.ClientSession | None = None
 
     @property

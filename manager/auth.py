@@ -1,13 +1,13 @@
 """Who is calling: HMAC-signed API requests (clients) and the cluster secret (agents)."""
 from __future__ import annotations
 
-import hmac
 from dataclasses import dataclass
 
 from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from corral.common.cluster_secret import check_bearer
 from corral.common.errors import AuthenticationFailed, PermissionDenied
 from corral.common.signing import NonceCache, parse_signed_headers, verify_signature
 
@@ -48,10 +48,7 @@ class RequestAuthenticator:
 
 
 def check_cluster_secret(request: web.Request, secret: str) -> None:
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme != "Bearer" or not secret or not hmac.compare_digest(token.encode(), secret.encode()):
-        raise AuthenticationFailed("missing or wrong cluster secret")
+    check_bearer(request.headers, secret)
 
 
 def require_admin(user: AuthUser) -> None:

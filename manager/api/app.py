@@ -13,7 +13,7 @@ from ..session_requests import CreateSessionRequest
 from ..session_service import SessionService
 from . import cluster, internal, sessions
 from .context_access import CONTEXT_KEY, REGISTRY_KEY, SERVICE_KEY, USER_KEY, ctx_of
-from .problems import problem_middleware
+from corral.common.http_problems import problem_middleware
 from .routes import Handler, Route, build_openapi
 
 API = "/api/v1"

@@ -1,0 +1,225 @@
+"""Runs kernels as Docker containers through the Docker Engine API (aiodocker)."""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import aiodocker
+import aiohttp
+from aiodocker.exceptions import DockerError
+
+from corral.common.errors import BackendError, InvalidRequest, ServiceUnavailable
+
+from ..config import AgentConfig
+from ..kernel_spec import KernelSpec
+from .base import (
+    LABEL_AGENT, LABEL_ALLOCATION, LABEL_KERNEL, LABEL_KERNEL_DIR, LABEL_MANAGED, LABEL_SESSION,
+    ExistingKernel, ExitCallback,
+)
+from .container_config import build_container_config
+
+log = logging.getLogger(__name__)
+
+LOG_TAIL_LINES = 5000
+# The engine itself unreachable (socket gone, daemon down).
+ENGINE_ERRORS = (aiohttp.ClientError, OSError)
+
+
+class ImageNotFound(InvalidRequest):
+    type_suffix = "image-not-found"
+    title = "Image not found"
+
+
+class DockerBackend:
+    has_runner = True
+
+    def __init__(self, config: AgentConfig, agent_id: str, kernels_pkg_dir: Path) -> None:
+        self.config = config
+        self.agent_id = agent_id
+        self.kernels_pkg_dir = kernels_pkg_dir
+        self._docker: aiodocker.Docker | None = None
+        self._watch_task: asyncio.Task[None] | None = None
+        self._stopping: set[str] = set()  # containers we are stopping ourselves
+
+    @property
+    def docker(self) -> aiodocker.Docker:
+        if self._docker is None:
+            self._docker = aiodocker.Docker()
+        return self._docker
+
+    async def start(self) -> None:
+        if not await self.available():
+            log.error("Docker engine is not reachable; kernels cannot start until it is back")
+
+    async def close(self) -> None:
+        if self._watch_task:
+            self._watch_task.cancel()
+            await asyncio.gather(self._watch_task, return_exceptions=True)
+        if self._docker is not None:
+            await self._docker.close()
+
+    async def available(self) -> bool:
+        try:
+            await self.docker.version()
+            return True
+        except Exception:  # noqa: BLE001 - any failure means "not now"
+            return False
+
+    # Kernels ---------------------------------------------------------------------------
+    async def start_kernel(self, spec: KernelSpec, kernel_dir: Path) -> str:
+        await self._ensure_image(spec.image)
+        labels = {
+            LABEL_MANAGED: "1",
+            LABEL_AGENT: self.agent_id,
+            LABEL_SESSION: spec.session_id,
+            LABEL_KERNEL: spec.kernel_id,
+            LABEL_KERNEL_DIR: str(kernel_dir),
+            LABEL_ALLOCATION: json.dumps(spec.allocation, sort_keys=True),
+        }
+        config = build_container_config(spec, self.config, kernel_dir, self.kernels_pkg_dir, labels)
+        name = f"corral-{spec.session_name}-{spec.kernel_id[:8]}"
+        try:
+            container = await self.docker.containers.create(config, name=name)
+        except DockerError as exc:
+            raise self._translate(exc, f"creating the container for image {spec.image!r}") from None
+        except ENGINE_ERRORS as exc:
+            raise ServiceUnavailable(f"Docker engine unavailable: {exc}") from None
+        try:
+            await container.start()
+        except DockerError as exc:
+            await self._remove_quietly(container.id)
+            raise self._translate(exc, "starting the container") from None
+        return container.id
+
+    async def stop_kernel(self, container_id: str) -> tuple[int | None, str]:
+        self._stopping.add(container_id)
+        try:
+            container = self.docker.containers.container(container_id)
+            try:
+                await container.stop(t=3)
+            except DockerError as exc:
+                if exc.status == 404:
+                    return None, ""
+                if exc.status != 304:  # 304: already stopped
+                    raise self._translate(exc, "stopping the container") from None
+            info = await container.show()
+            exit_code = info["State"].get("ExitCode")
+            logs = await self.logs(container_id)
+            await self._remove_quietly(container_id)
+            return exit_code, logs
+        except ENGINE_ERRORS as exc:
+            raise ServiceUnavailable(f"Docker engine unavailable: {exc}") from None
+        finally:
+            self._stopping.discard(container_id)
+
+    async def is_running(self, container_id: str) -> bool:
+        try:
+            info = await self.docker.containers.container(container_id).show()
+        except DockerError:
+            return False
+        return bool(info["State"].get("Running"))
+
+    async def logs(self, container_id: str) -> str:
+        try:
+            lines = await self.docker.containers.container(container_id).log(
+                stdout=True, stderr=True, tail=LOG_TAIL_LINES
+            )
+        except DockerError as exc:
+            if exc.status == 404:
+                return ""
+            raise self._translate(exc, "reading logs") from None
+        return "".join(lines)
+
+    async def existing_kernels(self) -> list[ExistingKernel]:
+        filters = json.dumps({"label": [f"{LABEL_AGENT}={self.agent_id}"]})
+        found = []
+        for container in await self.docker.containers.list(all=True, filters=filters):
+            info = await container.show()
+            labels = info["Config"].get("Labels") or {}
+            state = info["State"]
+            found.append(
+                ExistingKernel(
+                    kernel_id=labels[LABEL_KERNEL],
+                    session_id=labels.get(LABEL_SESSION, ""),
+                    container_id=info["Id"],
+                    kernel_dir=Path(labels.get(LABEL_KERNEL_DIR, "")),
+                    allocation=json.loads(labels.get(LABEL_ALLOCATION, "{}")),
+                    running=bool(state.get("Running")),
+                    exit_code=state.get("ExitCode"),
+                )
+            )
+        return found
+
+    async def list_images(self) -> list[dict[str, Any]]:
+        images = []
+        for image in await self.docker.images.list():
+            for tag in image.get("RepoTags") or []:
+                if tag == "<none>:<none>":
+                    continue
+                images.append(
+                    {"name": tag, "image_id": image["Id"], "size": image.get("Size"), "labels": image.get("Labels") or {}}
+                )
+        return images
+
+    # Exit watching ------------------------------------------------------------------------
+    def watch_exits(self, callback: ExitCallback) -> None:
+        self._watch_task = asyncio.get_running_loop().create_task(self._watch(callback), name="docker-events")
+
+    async def _watch(self, callback: ExitCallback) -> None:
+        filters = json.dumps({"type": ["container"], "event": ["die"], "label": [f"{LABEL_AGENT}={self.agent_id}"]})
+        while True:
+            docker = aiodocker.Docker()
+            try:
+                subscriber = docker.events.subscribe(filters=filters)
+                while True:
+                    event = await subscriber.get()
+                    if event is None:
+                        break
+                    attrs = event.get("Actor", {}).get("Attributes", {})
+                    container_id = event.get("Actor", {}).get("ID") or event.get("id", "")
+                    if container_id in self._stopping:
+                        continue
+                    code = attrs.get("exitCode")
+                    await callback(attrs.get(LABEL_KERNEL, ""), int(code) if code is not None else None)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the engine went away: retry
+                log.warning("lost the Docker event stream (%s); retrying", exc)
+            finally:
+                await docker.events.stop()
+                await docker.close()
+            await asyncio.sleep(2)
+
+    # Helpers ----------------------------------------------------------------------------------
+    async def _ensure_image(self, image: str) -> None:
+        try:
+            await self.docker.images.inspect(image)
+            return
+        except DockerError as exc:
+            if exc.status != 404:
+                raise self._translate(exc, f"looking up image {image!r}") from None
+        except ENGINE_ERRORS as exc:
+            raise ServiceUnavailable(f"Docker engine unavailable: {exc}") from None
+        if self.config.docker.image_pull == "never":
+            raise ImageNotFound(f"image {image!r} is not present on agent {self.agent_id} (pulling is disabled)")
+        log.info("pulling image %s", image)
+        try:
+            await self.docker.images.pull(image, timeout=600)
+        except DockerError as exc:
+            raise ImageNotFound(f"image {image!r} is not on agent {self.agent_id} and could not be pulled: {exc.message}") from None
+
+    async def _remove_quietly(self, container_id: str) -> None:
+        try:
+            await self.docker.containers.container(container_id).delete(force=True)
+        except DockerError as exc:
+            if exc.status != 404:
+                log.warning("could not remove container %s: %s", container_id[:12], exc.message)
+
+    @staticmethod
+    def _translate(exc: DockerError, doing: str) -> Exception:
+        if exc.status == 404:
+            return ImageNotFound(f"{doing}: {exc.message}")
+        return BackendError(f"Docker failed while {doing}: {exc.message}")

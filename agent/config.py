@@ -1,0 +1,68 @@
+"""Agent configuration (TOML file + ``CORRAL_AGENT_*`` env vars)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from corral.common.config import StrictModel, load_config
+
+ENV_PREFIX = "CORRAL_AGENT_"
+
+
+class RpcConfig(StrictModel):
+    host: str = "127.0.0.1"
+    port: int = Field(6001, ge=0, le=65535)
+    # What the manager should dial; defaults to http://host:port.
+    advertised_address: str = ""
+
+
+class ManagerLinkConfig(StrictModel):
+    url: str = "http://127.0.0.1:8080"
+    cluster_secret: str = ""
+    heartbeat_interval_s: float = Field(3.0, gt=0)
+
+
+class ResourcesConfig(StrictModel):
+    # 0 = detect from the host. Overrides let one machine act as a bigger node.
+    cpu_count: int = Field(0, ge=0)
+    mem: str = ""  # e.g. "16g"; empty = host memory minus reserved_mem
+    reserved_mem: str = "512m"
+    cpu_pinning: bool = False  # also pin cores with cpusets (not only a quota)
+
+
+class GpuConfig(StrictModel):
+    plugin: Literal["none", "mock", "cuda"] = "none"
+    topology: str = ""  # mock plugin: topology file
+    sharing: Literal["framework", "mps", "none"] = "framework"
+
+
+class DockerConfig(StrictModel):
+    # "missing": pull images not present locally; "never": only local images.
+    image_pull: Literal["missing", "never"] = "missing"
+    pids_limit: int = Field(4096, ge=64)
+    kernel_uid: int = 1000
+    kernel_gid: int = 1000
+
+
+class EtcdConfig(StrictModel):
+    endpoints: list[str] = []
+    prefix: str = "/corral"
+
+
+class AgentConfig(StrictModel):
+    id: str = ""  # empty = derived from the host name and RPC port
+    resource_group: str = "default"
+    backend: Literal["docker", "dummy"] = "docker"
+    data_dir: Path = Path("/var/lib/corral/agent")
+    rpc: RpcConfig = RpcConfig()
+    manager: ManagerLinkConfig = ManagerLinkConfig()
+    resources: ResourcesConfig = ResourcesConfig()
+    gpu: GpuConfig = GpuConfig()
+    docker: DockerConfig = DockerConfig()
+    etcd: EtcdConfig = EtcdConfig()
+
+
+def load_agent_config(path: Path | None, **overrides: object) -> AgentConfig:
+    return load_config(AgentConfig, path, env_prefix=ENV_PREFIX, overrides=overrides or None)

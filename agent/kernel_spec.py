@@ -1,0 +1,49 @@
+"""What the manager asks an agent to run, and what the agent keeps per kernel."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from corral.common.node_resources import Allocation
+
+
+class KernelSpec(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    kernel_id: str
+    session_id: str
+    session_name: str = ""
+    owner_id: str = ""
+    cluster_idx: int = 0
+    type: str = "interactive"
+    image: str
+    command: list[str] | None = None
+    env: dict[str, str] = {}
+    allocation: dict[str, Any]
+    mounts: list[Any] = []
+
+    @property
+    def resources(self) -> Allocation:
+        return Allocation.from_json(self.allocation)
+
+
+@dataclass
+class KernelRecord:
+    kernel_id: str
+    session_id: str
+    kernel_dir: Path
+    allocation: Allocation
+    status: str = "preparing"  # preparing | running | terminating
+    container_id: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def report(self) -> dict[str, Any]:
+        return {
+            "kernel_id": self.kernel_id,
+            "session_id": self.session_id,
+            "status": self.status,
+            "container_id": self.container_id,
+        }

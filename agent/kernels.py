@@ -1,0 +1,195 @@
+"""Kernel lifecycle on this node: create, watch, destroy, re-attach after a restart."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+from corral.common.allocator import NodeState
+from corral.common.errors import Conflict, CorralError, NotFound
+from corral.common.node_resources import Allocation, NodeCapacity
+
+from . import runner_client
+from .backend.base import ContainerBackend
+from .kernel_spec import KernelRecord, KernelSpec
+from .manager_link import ManagerLink
+
+log = logging.getLogger(__name__)
+
+RUNNER_READY_TIMEOUT_S = 60.0
+
+
+class KernelManager:
+    def __init__(self, data_dir: Path, backend: ContainerBackend, capacity: NodeCapacity, link: ManagerLink) -> None:
+        self.kernels_root = data_dir / "k"
+        self.backend = backend
+        self.state = NodeState(capacity)
+        self.link = link
+        self.records: dict[str, KernelRecord] = {}
+        self._starting: dict[str, asyncio.Task[None]] = {}
+
+    # Start-up: re-attach ----------------------------------------------------------------
+    async def reattach(self) -> None:
+        """Adopt this agent's containers from before a restart; settle the ones that ended meanwhile."""
+        self.kernels_root.mkdir(parents=True, exist_ok=True)
+        for found in await self.backend.existing_kernels():
+            allocation = Allocation.from_json(found.allocation)
+            if found.running:
+                self.records[found.kernel_id] = KernelRecord(
+                    found.kernel_id, found.session_id, found.kernel_dir, allocation, "running", found.container_id
+                )
+                self.state.add(allocation)
+                log.info("re-attached kernel %s (container %s)", found.kernel_id, found.container_id[:12])
+            else:
+                exit_code, logs = await self.backend.stop_kernel(found.container_id)
+                _remove_dir(found.kernel_dir)
+                self.link.send_event(
+                    "kernel.terminated", found.kernel_id, exit_code=found.exit_code if exit_code is None else exit_code,
+                    reason="container exited while the agent was down", logs=logs,
+                )
+                log.info("kernel %s ended while the agent was down (exit %s)", found.kernel_id, found.exit_code)
+
+    # Create -------------------------------------------------------------------------------
+    async def create(self, spec: KernelSpec) -> KernelRecord:
+        existing = self.records.get(spec.kernel_id)
+        if existing is not None:
+            return existing  # the manager retried: creation is idempotent
+        allocation = spec.resources
+        if not self.state.can_take(allocation):
+            raise Conflict(
+                f"allocation {allocation.slots()} does not fit on this agent any more (free: {self.state.free_slots()})"
+            )
+        kernel_dir = self.kernels_root / spec.kernel_id.replace("-", "")[:12]
+        record = KernelRecord(spec.kernel_id, spec.session_id, kernel_dir, allocation)
+        self.records[spec.kernel_id] = record
+        self.state.add(allocation)
+        task = asyncio.get_running_loop().create_task(self._start(spec, record), name=f"start-{spec.kernel_id[:8]}")
+        self._starting[spec.kernel_id] = task
+        task.add_done_callback(lambda _: self._starting.pop(spec.kernel_id, None))
+        return record
+
+    async def _start(self, spec: KernelSpec, record: KernelRecord) -> None:
+        try:
+            record.kernel_dir.mkdir(parents=True, exist_ok=True)
+            os.chmod(record.kernel_dir, 0o777)  # the runner binds its socket here as the kernel user
+            record.container_id = await self.backend.start_kernel(spec, record.kernel_dir)
+
+            async def alive() -> bool:
+                return await self.backend.is_running(record.container_id or "")
+
+            if self.backend.has_runner:
+                await runner_client.wait_until_ready(
+                    record.kernel_dir / runner_client.SOCKET_NAME, RUNNER_READY_TIMEOUT_S, alive
+                )
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - report any failure with its reason
+            reason = exc.detail if isinstance(exc, CorralError) else f"{type(exc).__name__}: {exc}"
+            logs = ""
+            if record.container_id:
+                try:
+                    _, logs = await self.backend.stop_kernel(record.container_id)
+                except Exception:  # noqa: BLE001
+                    pass
+                if logs.strip():
+                    reason = f"{reason}; container output: {logs.strip()[-500:]}"
+            self._forget(record)
+            log.warning("kernel %s failed to start: %s", spec.kernel_id, reason)
+            self.link.send_event("kernel.failed", spec.kernel_id, reason=reason, logs=logs)
+            return
+        record.status = "running"
+        log.info("kernel %s running in container %s", spec.kernel_id, record.container_id[:12])
+        self.link.send_event("kernel.running", spec.kernel_id, container_id=record.container_id)
+
+    # Destroy --------------------------------------------------------------------------------
+    async def destroy(self, kernel_id: str, reason: str) -> dict[str, Any]:
+        record = self.records.get(kernel_id)
+        if record is None:
+            raise NotFound(f"no kernel {kernel_id} on this agent")
+        record.status = "terminating"
+        starting = self._starting.get(kernel_id)
+        if starting is not None:
+            starting.cancel()
+            await asyncio.gather(starting, return_exceptions=True)
+        exit_code, logs = (None, "")
+        if record.container_id:
+            exit_code, logs = await self.backend.stop_kernel(record.container_id)
+        self._forget(record)
+        log.info("kernel %s destroyed (%s)", kernel_id, reason)
+        return {"kernel_id": kernel_id, "exit_code": exit_code, "logs": logs}
+
+    async def destroy_many(self, kernel_ids: list[str]) -> None:
+        for kernel_id in kernel_ids:
+            try:
+                result = await self.destroy(kernel_id, "the manager asked (orphaned or terminating)")
+            except NotFound:
+                continue
+            except Exception as exc:  # noqa: BLE001
+                log.warning("could not destroy kernel %s: %s", kernel_id, exc)
+                continue
+            self.link.send_event(
+                "kernel.terminated", kernel_id, exit_code=result["exit_code"], reason="destroyed", logs=result["logs"]
+            )
+
+    async def on_container_exit(self, kernel_id: str, exit_code: int | None) -> None:
+        """A container ended by itself (batch command done, crash, OOM kill)."""
+        record = self.records.get(kernel_id)
+        if record is None or record.status == "terminating" or kernel_id in self._starting:
+            return
+        record.status = "terminating"
+        logs = ""
+        if record.container_id:
+            try:
+                code, logs = await self.backend.stop_kernel(record.container_id)
+                exit_code = exit_code if exit_code is not None else code
+            except Exception as exc:  # noqa: BLE001
+                log.warning("could not clean up container of kernel %s: %s", kernel_id, exc)
+        self._forget(record)
+        log.info("kernel %s exited with code %s", kernel_id, exit_code)
+        self.link.send_event("kernel.terminated", kernel_id, exit_code=exit_code, reason="container exited", logs=logs)
+
+    def _forget(self, record: KernelRecord) -> None:
+        if self.records.pop(record.kernel_id, None) is not None:
+            self.state.release(record.allocation)
+        _remove_dir(record.kernel_dir)
+
+    # Use ------------------------------------------------------------------------------------
+    def running(self, kernel_id: str) -> KernelRecord:
+        record = self.records.get(kernel_id)
+        if record is None:
+            raise NotFound(f"no kernel {kernel_id} on this agent")
+        if record.status != "running":
+            raise Conflict(f"kernel {kernel_id} is {record.status}")
+        return record
+
+    def execute(self, kernel_id: str, code: str) -> AsyncIterator[dict[str, Any]]:
+        record = self.running(kernel_id)
+        if not self.backend.has_runner:
+            return _no_runner_result()
+        return runner_client.execute(record.kernel_dir / runner_client.SOCKET_NAME, code)
+
+    async def logs(self, kernel_id: str) -> str:
+        record = self.records.get(kernel_id)
+        if record is None or not record.container_id:
+            raise NotFound(f"no kernel {kernel_id} on this agent")
+        return await self.backend.logs(record.container_id)
+
+    def report(self) -> list[dict[str, Any]]:
+        return [r.report() for r in self.records.values()]
+
+    async def close(self) -> None:
+        for task in list(self._starting.values()):
+            task.cancel()
+        await asyncio.gather(*self._starting.values(), return_exceptions=True)
+
+
+def _remove_dir(path: Path) -> None:
+    if path and str(path) not in ("", "/", "."):
+        shutil.rmtree(path, ignore_errors=True)
+
+
+async def _no_runner_result() -> AsyncIterator[dict[str, Any]]:
+    yield {"op": "result", "status": "ok", "exit_code": 0, "error": None}

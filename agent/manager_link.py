@@ -1,0 +1,124 @@
+"""The agent's side of the manager conversation: heartbeats and kernel events.
+
+Events are queued and retried until the manager accepts them, so a manager
+restart loses nothing; heartbeats carry the full kernel list, so the manager
+can reconcile even what an event could not tell it.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Awaitable, Callable
+
+import aiohttp
+
+from corral.common.cluster_secret import bearer_headers
+
+from .config import ManagerLinkConfig
+
+log = logging.getLogger(__name__)
+
+
+class ManagerLink:
+    def __init__(
+        self,
+        config: ManagerLinkConfig,
+        heartbeat_payload: Callable[[], Awaitable[dict[str, Any]]],
+        on_destroy: Callable[[list[str]], Awaitable[None]],
+    ) -> None:
+        self.config = config
+        self._payload = heartbeat_payload
+        self._on_destroy = on_destroy
+        self._events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._http: aiohttp.ClientSession | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._connected = False
+        self.registered = asyncio.Event()
+
+    @property
+    def http(self) -> aiohttp.ClientSession:
+        if self._http is None:
+            self._http = aiohttp.ClientSession(
+                headers=bearer_headers(self.config.cluster_secret),
+                timeout=aiohttp.ClientTimeout(total=15),
+            )
+        return self._http
+
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._heartbeat_loop(), name="heartbeat"),
+            loop.create_task(self._event_loop(), name="kernel-events"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._flush_events()
+        if self._http is not None:
+            await self._http.close()
+
+    def send_event(self, kind: str, kernel_id: str, **fields: Any) -> None:
+        self._events.put_nowait({"kind": kind, "kernel_id": kernel_id, **fields})
+
+    async def heartbeat_now(self) -> None:
+        payload = await self._payload()
+        async with self.http.post(f"{self.config.url}/internal/v1/agents/heartbeat", json=payload) as resp:
+            if resp.status != 200:
+                raise RuntimeError(f"manager answered {resp.status}: {(await resp.text())[:300]}")
+            answer = await resp.json()
+        if not self._connected:
+            log.info("connected to manager at %s", self.config.url)
+            self._connected = True
+        self.registered.set()
+        if answer.get("destroy"):
+            await self._on_destroy(answer["destroy"])
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            try:
+                await self.heartbeat_now()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - keep trying; the manager may be restarting
+                if self._connected:
+                    log.warning("heartbeat to %s failed: %s", self.config.url, exc)
+                self._connected = False
+            await asyncio.sleep(self.config.heartbeat_interval_s)
+
+    async def _event_loop(self) -> None:
+        delay = 0.5
+        while True:
+            event = await self._events.get()
+            batch = [event]
+            while not self._events.empty():
+                batch.append(self._events.get_nowait())
+            while True:
+                try:
+                    await self._post_events(batch)
+                    delay = 0.5
+                    break
+                except asyncio.CancelledError:
+                    for item in batch:
+                        self._events.put_nowait(item)
+                    raise
+                except Exception as exc:  # noqa: BLE001 - retry until the manager takes them
+                    log.warning("could not deliver %d kernel event(s): %s; retrying", len(batch), exc)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 10)
+
+    async def _post_events(self, batch: list[dict[str, Any]]) -> None:
+        async with self.http.post(f"{self.config.url}/internal/v1/kernel-events", json={"events": batch}) as resp:
+            if resp.status != 200:
+                raise RuntimeError(f"manager answered {resp.status}: {(await resp.text())[:300]}")
+
+    async def _flush_events(self) -> None:
+        batch = []
+        while not self._events.empty():
+            batch.append(self._events.get_nowait())
+        if batch:
+            try:
+                await self._post_events(batch)
+            except Exception as exc:  # noqa: BLE001
+                log.warning("%d kernel event(s) undelivered at shutdown (%s); the next heartbeat reconciles", len(batch), exc)

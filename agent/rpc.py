@@ -1,0 +1,81 @@
+"""The agent's HTTP RPC API for the manager (cluster secret)."""
+from __future__ import annotations
+
+import json
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from corral.common.cluster_secret import check_bearer
+from corral.common.errors import InvalidRequest
+from corral.common.http_problems import problem_middleware
+from corral.common.version import VERSION
+
+from .kernel_spec import KernelSpec
+from .kernels import KernelManager
+
+KERNELS_KEY = web.AppKey("corral.kernels", KernelManager)
+SECRET_KEY = web.AppKey("corral.secret", str)
+
+
+class ExecuteBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = Field(max_length=1 << 20)
+
+
+def _authorize(request: web.Request) -> None:
+    check_bearer(request.headers, request.app[SECRET_KEY])
+
+
+async def _body(request: web.Request, model: type[BaseModel]) -> BaseModel:
+    try:
+        return model.model_validate(json.loads(await request.read() or b"{}"))
+    except (ValueError, ValidationError) as exc:
+        raise InvalidRequest(f"invalid request body: {exc}") from None
+
+
+async def health(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok", "version": VERSION})
+
+
+async def create_kernel(request: web.Request) -> web.Response:
+    _authorize(request)
+    spec = await _body(request, KernelSpec)
+    record = await request.app[KERNELS_KEY].create(spec)  # type: ignore[arg-type]
+    return web.json_response(record.report(), status=202)
+
+
+async def destroy_kernel(request: web.Request) -> web.Response:
+    _authorize(request)
+    reason = request.query.get("reason", "destroyed by the manager")
+    return web.json_response(await request.app[KERNELS_KEY].destroy(request.match_info["kernel_id"], reason))
+
+
+async def kernel_logs(request: web.Request) -> web.Response:
+    _authorize(request)
+    return web.json_response({"logs": await request.app[KERNELS_KEY].logs(request.match_info["kernel_id"])})
+
+
+async def execute(request: web.Request) -> web.StreamResponse:
+    _authorize(request)
+    body = await _body(request, ExecuteBody)
+    events = request.app[KERNELS_KEY].execute(request.match_info["kernel_id"], body.code)  # type: ignore[attr-defined]
+    response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+    await response.prepare(request)
+    async for event in events:
+        await response.write(json.dumps(event).encode() + b"\n")
+    await response.write_eof()
+    return response
+
+
+def create_rpc_app(kernels: KernelManager, cluster_secret: str) -> web.Application:
+    app = web.Application(middlewares=[problem_middleware], client_max_size=4 << 20)
+    app[KERNELS_KEY] = kernels
+    app[SECRET_KEY] = cluster_secret
+    app.router.add_get("/rpc/v1/health", health)
+    app.router.add_post("/rpc/v1/kernels", create_kernel)
+    app.router.add_delete("/rpc/v1/kernels/{kernel_id}", destroy_kernel)
+    app.router.add_get("/rpc/v1/kernels/{kernel_id}/logs", kernel_logs)
+    app.router.add_post("/rpc/v1/kernels/{kernel_id}/execute", execute)
+    return app

@@ -1,0 +1,122 @@
+"""A running agent: container backend, kernel manager, RPC server, manager link."""
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+import corral.kernels
+from corral.common.version import VERSION
+
+from .backend.base import ContainerBackend
+from .config import AgentConfig
+from .kernels import KernelManager
+from .manager_link import ManagerLink
+from .resources import detect_capacity
+from .rpc import create_rpc_app
+
+log = logging.getLogger(__name__)
+
+IMAGE_LIST_TTL_S = 10.0
+
+
+def kernels_package_dir() -> Path:
+    return Path(corral.kernels.__file__).resolve().parent
+
+
+class AgentServer:
+    def __init__(self, config: AgentConfig) -> None:
+        self.config = config
+        self.agent_id = config.id or f"{socket.gethostname()}-{config.rpc.port}"
+        self.port = config.rpc.port
+        self._runner: web.AppRunner | None = None
+        self._images: list[dict[str, Any]] = []
+        self._images_at = 0.0
+
+    @property
+    def address(self) -> str:
+        return self.config.rpc.advertised_address or f"http://{self.config.rpc.host}:{self.port}"
+
+    def _make_backend(self) -> ContainerBackend:
+        if self.config.backend == "docker":
+            from .backend.docker_backend import DockerBackend
+
+            return DockerBackend(self.config, self.agent_id, kernels_package_dir())
+        from .backend.dummy import DummyBackend
+
+        return DummyBackend(self.agent_id)
+
+    async def start(self) -> None:
+        config = self.config
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        gpu_topology, mock_cores = await self._discover_gpus()
+        self.capacity = detect_capacity(config.resources, gpu_topology, mock_cores)
+        self.backend = self._make_backend()
+        await self.backend.start()
+        self.link = ManagerLink(config.manager, self._heartbeat_payload, self._destroy_requested)
+        self.kernels = KernelManager(config.data_dir, self.backend, self.capacity, self.link)
+        if await self.backend.available():
+            await self.kernels.reattach()
+        self.backend.watch_exits(self.kernels.on_container_exit)
+        app = create_rpc_app(self.kernels, config.manager.cluster_secret)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=2)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, config.rpc.host, config.rpc.port)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.link.start()
+        log.info(
+            "agent %s serving RPC on %s with %s (backend %s)",
+            self.agent_id, self.address, self.capacity.slots(), config.backend,
+        )
+
+    async def _discover_gpus(self) -> tuple[dict[str, Any] | None, dict[int, int] | None]:
+        if self.config.gpu.plugin == "none":
+            return None, None
+        from .gpu.plugin import load_gpu_plugin
+
+        plugin = load_gpu_plugin(self.config.gpu.plugin, topology=self.config.gpu.topology)
+        topology = await plugin.discover()
+        if not topology.devices:
+            return None, None
+        mock_cores = None
+        if self.config.gpu.plugin == "mock":
+            mock_cores = {core: dev.numa_node or 0 for dev in topology.devices for core in dev.cpu_affinity}
+        return topology.to_json(), mock_cores
+
+    async def _heartbeat_payload(self) -> dict[str, Any]:
+        if time.monotonic() - self._images_at > IMAGE_LIST_TTL_S:
+            try:
+                self._images = await self.backend.list_images()
+                self._images_at = time.monotonic()
+            except Exception as exc:  # noqa: BLE001 - report what we had
+                log.debug("image listing failed: %s", exc)
+        return {
+            "agent_id": self.agent_id,
+            "address": self.address,
+            "resource_group": self.config.resource_group,
+            "version": VERSION,
+            "capacity": self.capacity.to_json(),
+            "images": self._images,
+            "kernels": self.kernels.report(),
+        }
+
+    async def _destroy_requested(self, kernel_ids: list[str]) -> None:
+        await self.kernels.destroy_many(kernel_ids)
+
+    async def stop(self) -> None:
+        """Stop serving; running containers stay up and are re-attached on the next start."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+        await self.link.stop()
+        await self.kernels.close()
+        await self.backend.close()
+        left = len(self.kernels.records)
+        if left:
+            log.info("agent %s stopped; %d kernel container(s) keep running and are re-attached on restart", self.agent_id, left)
+        else:
+            log.info("agent %s stopped", self.agent_id)
