@@ -86,23 +86,36 @@ class KernelManager:
                 )
         except asyncio.CancelledError:
             raise
+        except runner_client.ContainerExitedEarly:
+            if spec.type == "batch":
+                # A batch command may finish before we ever saw the runner: that is a run, not a failure.
+                record.status = "running"
+                self.link.send_event("kernel.running", spec.kernel_id, container_id=record.container_id)
+                self._starting.pop(spec.kernel_id, None)
+                await self.on_container_exit(spec.kernel_id, None)
+                return
+            await self._fail_start(spec, record, "the container exited before its runner came up")
+            return
         except Exception as exc:  # noqa: BLE001 - report any failure with its reason
             reason = exc.detail if isinstance(exc, CorralError) else f"{type(exc).__name__}: {exc}"
-            logs = ""
-            if record.container_id:
-                try:
-                    _, logs = await self.backend.stop_kernel(record.container_id)
-                except Exception:  # noqa: BLE001
-                    pass
-                if logs.strip():
-                    reason = f"{reason}; container output: {logs.strip()[-500:]}"
-            self._forget(record)
-            log.warning("kernel %s failed to start: %s", spec.kernel_id, reason)
-            self.link.send_event("kernel.failed", spec.kernel_id, reason=reason, logs=logs)
+            await self._fail_start(spec, record, reason)
             return
         record.status = "running"
         log.info("kernel %s running in container %s", spec.kernel_id, record.container_id[:12])
         self.link.send_event("kernel.running", spec.kernel_id, container_id=record.container_id)
+
+    async def _fail_start(self, spec: KernelSpec, record: KernelRecord, reason: str) -> None:
+        logs = ""
+        if record.container_id:
+            try:
+                _, logs = await self.backend.stop_kernel(record.container_id)
+            except Exception:  # noqa: BLE001 - the reason we already have matters more
+                pass
+            if logs.strip():
+                reason = f"{reason}; container output: {logs.strip()[-500:]}"
+        self._forget(record)
+        log.warning("kernel %s failed to start: %s", spec.kernel_id, reason)
+        self.link.send_event("kernel.failed", spec.kernel_id, reason=reason, logs=logs)
 
     # Destroy --------------------------------------------------------------------------------
     async def destroy(self, kernel_id: str, reason: str) -> dict[str, Any]:

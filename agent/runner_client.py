@@ -11,6 +11,11 @@ from typing import Any, AsyncIterator
 from corral.common.errors import BackendError
 
 SOCKET_NAME = "runner.sock"
+
+
+class ContainerExitedEarly(BackendError):
+    """The container ended before its runner answered (a quick batch job, or a crash)."""
+
 LINE_LIMIT = 64 << 20
 
 
@@ -44,7 +49,7 @@ async def wait_until_ready(socket_path: Path, timeout: float, is_alive: Any = No
             except (OSError, ValueError, TimeoutError):
                 pass
         if is_alive is not None and not await is_alive():
-            raise BackendError("the container exited before its runner came up")
+            raise ContainerExitedEarly("the container exited before its runner came up")
         if time.monotonic() > deadline:
             raise BackendError(f"the runner did not come up within {timeout:.0f} s")
         await asyncio.sleep(delay)

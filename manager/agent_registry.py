@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from corral.common.node_resources import NodeCapacity
 
@@ -56,6 +57,17 @@ class AgentRegistry:
     # Heartbeats -----------------------------------------------------------------
     async def heartbeat(self, hb: Heartbeat) -> dict[str, Any]:
         """Record a heartbeat; answer with the kernels the agent should destroy."""
+        try:
+            capacity_changed = await self._record_heartbeat(hb)
+        except IntegrityError:
+            # Two first heartbeats raced to insert the agent; the row exists now.
+            capacity_changed = await self._record_heartbeat(hb)
+        destroy = await self._reconcile(hb)
+        if capacity_changed:
+            self.ctx.scheduler.trigger()  # pending sessions may fit now
+        return {"destroy": destroy}
+
+    async def _record_heartbeat(self, hb: Heartbeat) -> bool:
         now = utcnow()
         capacity = NodeCapacity.from_json(hb.capacity)
         async with self.ctx.sessionmaker() as db:
@@ -80,10 +92,7 @@ class AgentRegistry:
             agent.images = hb.images
             agent.last_heartbeat = now
             await db.commit()
-        destroy = await self._reconcile(hb)
-        if capacity_changed:
-            self.ctx.scheduler.trigger()  # pending sessions may fit now
-        return {"destroy": destroy}
+        return capacity_changed
 
     async def _reconcile(self, hb: Heartbeat) -> list[str]:
         reported = {k.kernel_id: k for k in hb.kernels}

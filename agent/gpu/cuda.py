@@ -104,7 +104,9 @@ class _Discovery:
         )
 
     def _cpu_affinity(self, handle: Any) -> tuple[int, ...]:
-        words = max(1, -(-(os.cpu_count() or 1) // 64))
+        # Room for at least 1024 CPUs: a container's cpu_count may be smaller
+        # than the host's numbering, and NVML leaves unused words zero.
+        words = -(-max(os.cpu_count() or 1, 1024) // 64)
         try:
             return cpus_from_affinity_words(list(self.nvml.nvmlDeviceGetCpuAffinity(handle, words)))
         except self.nvml.NVMLError:

@@ -32,13 +32,27 @@ if ! command -v dockerd >/dev/null 2>&1 || ! command -v docker >/dev/null 2>&1; 
     apt_install docker.io
 fi
 
-if ! pgrep -x dockerd >/dev/null 2>&1; then
+show_log() {
+    log "last lines of $LOG (errors first):"
+    { grep -E 'level=(error|fatal)|failed to start' "$LOG" | tail -n 10
+      echo '...'
+      tail -n 10 "$LOG"; } >&2 2>/dev/null || true
+}
+
+started_here=""
+if ! proc_running dockerd; then
     is_root || die "dockerd is not running and we are not root; start it (e.g. 'sudo make docker')"
+    # Bare machines without an init system may have no cgroup filesystem mounted.
+    if ! grep -qE '^[^ ]+ /sys/fs/cgroup[/ ]' /proc/mounts 2>/dev/null; then
+        log "no cgroup filesystem mounted; mounting cgroup2 on /sys/fs/cgroup"
+        mount -t cgroup2 none /sys/fs/cgroup || log "could not mount cgroup2 (dockerd may fail)"
+    fi
     log "starting dockerd (log: $LOG)"
     mkdir -p "$(dirname "$LOG")"
     # New session, all fds redirected: make/pytest must not wait on it, and a
     # Ctrl-C in the caller must not take it down.
     setsid nohup dockerd >>"$LOG" 2>&1 </dev/null &
+    started_here=1
 else
     log "dockerd is running but not answering yet; waiting"
 fi
@@ -49,9 +63,14 @@ while (( SECONDS - start < WAIT )); do
         log "docker engine is up ($((SECONDS - start)) s)"
         exit 0
     fi
+    if [ -n "$started_here" ] && ! proc_running dockerd; then
+        log "dockerd exited during startup"
+        show_log
+        exit 1
+    fi
     sleep 0.5
 done
-log "docker engine did not answer within ${WAIT} s; last lines of $LOG:"
-tail -n 40 "$LOG" >&2 2>/dev/null || true
-docker info --format '{{.ServerVersion}}' >&2 || true
+log "docker engine did not answer within ${WAIT} s"
+[ -f "$LOG" ] && show_log
+docker version --format '{{.Server.Version}}' >/dev/null || true
 exit 1

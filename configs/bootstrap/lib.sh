@@ -17,6 +17,17 @@ as_root() {
     fi
 }
 
+# proc_running NAME — is a process with this exact command name running?
+# (/proc scan: pgrep's procps is not on every minimal machine.)
+proc_running() {
+    local f c
+    for f in /proc/[0-9]*/comm; do
+        read -r c <"$f" 2>/dev/null || continue
+        [ "$c" = "$1" ] && return 0
+    done
+    return 1
+}
+
 # Highest-versioned Debian PostgreSQL bin dir holding initdb (empty if none);
 # falls back to an initdb on PATH.
 pg_bin_dir() {

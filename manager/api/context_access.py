@@ -10,7 +10,7 @@ from ..session_service import SessionService
 
 CONTEXT_KEY = web.AppKey("corral.context", ManagerContext)
 SERVICE_KEY = web.AppKey("corral.sessions", SessionService)
-USER_KEY = "corral.user"
+USER_KEY = web.RequestKey("corral.user", AuthUser)
 
 
 def ctx_of(request: web.Request) -> ManagerContext:

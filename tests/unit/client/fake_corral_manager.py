@@ -1,0 +1,348 @@
+"""A small in-memory stand-in for the manager's REST API, for client tests.
+
+It checks every request's HMAC signature the way the real manager does
+(``parse_signed_headers`` + ``verify_signature`` over the raw path+query and
+body), answers errors as problem+json, streams ``execute`` as NDJSON (running
+the code in a real Python subprocess) and session events as SSE.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import threading
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Awaitable, Callable
+
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from corral.common.errors import (
+    PROBLEM_CONTENT_TYPE,
+    AuthenticationFailed,
+    Conflict,
+    CorralError,
+    InvalidRequest,
+    NotFound,
+    PermissionDenied,
+    UnsatisfiableRequest,
+)
+from corral.common.signing import parse_signed_headers, verify_signature
+
+ACCESS_KEY = "AKTESTCLIENT0001"
+SECRET_KEY = "test-secret-key-0123456789"
+USER_ACCESS_KEY = "AKTESTUSER000002"
+USER_SECRET_KEY = "user-secret-key-9876543210"
+BAD_IMAGE = "corral/does-not-exist:latest"
+TERMINAL = {"TERMINATED", "ERROR", "CANCELLED"}
+SESSION_FIELDS = {"name", "image", "type", "command", "env", "resources", "mounts"}
+
+ACCESS_KEY_KEY = web.RequestKey("access_key", str)
+ROLE_KEY = web.RequestKey("role", str)
+ExecHandler = Callable[[str], Awaitable[list[dict[str, Any]]]]
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+def problem(error: CorralError, status: int | None = None) -> web.Response:
+    return web.Response(
+        status=status or error.status, text=json.dumps(error.to_problem()), content_type=PROBLEM_CONTENT_TYPE
+    )
+
+
+@dataclass
+class RecordedRequest:
+    method: str
+    raw_path: str
+    body: bytes
+    access_key: str | None
+
+
+@dataclass
+class FakeManager:
+    step_delay: float = 0.01
+    events_enabled: bool = True
+    exec_handler: ExecHandler | None = None
+    sessions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    requests: list[RecordedRequest] = field(default_factory=list)
+    keys: dict[str, tuple[str, str]] = field(
+        default_factory=lambda: {ACCESS_KEY: (SECRET_KEY, "admin"), USER_ACCESS_KEY: (USER_SECRET_KEY, "user")}
+    )
+    _changed: dict[str, asyncio.Event] = field(default_factory=dict)
+
+    # -- app ------------------------------------------------------------
+
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[self._auth_middleware])
+        r = app.router
+        r.add_get("/api/v1/health", self.health)
+        r.add_get("/api/v1/whoami", self.whoami)
+        r.add_post("/api/v1/sessions", self.create_session)
+        r.add_get("/api/v1/sessions", self.list_sessions)
+        r.add_get("/api/v1/sessions/{ref}", self.get_session)
+        r.add_delete("/api/v1/sessions/{ref}", self.destroy_session)
+        r.add_post("/api/v1/sessions/{ref}/execute", self.execute)
+        r.add_get("/api/v1/sessions/{ref}/logs", self.logs)
+        r.add_get("/api/v1/sessions/{ref}/events", self.events)
+        r.add_get("/api/v1/agents", self.agents)
+        r.add_get("/api/v1/images", self.images)
+        return app
+
+    @web.middleware
+    async def _auth_middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        body = await request.read()
+        access_key = None
+        try:
+            if request.path not in ("/api/v1/health", "/api/v1/openapi.json"):
+                parts = parse_signed_headers(request.headers)
+                if parts.access_key not in self.keys:
+                    raise AuthenticationFailed(f"unknown access key {parts.access_key}")
+                secret, role = self.keys[parts.access_key]
+                verify_signature(parts, secret, request.method, request.raw_path, body)
+                access_key = parts.access_key
+                request[ACCESS_KEY_KEY] = access_key
+                request[ROLE_KEY] = role
+            self.requests.append(RecordedRequest(request.method, request.raw_path, body, access_key))
+            return await handler(request)
+        except CorralError as error:
+            self.requests.append(RecordedRequest(request.method, request.raw_path, body, access_key))
+            return problem(error)
+
+    # -- helpers --------------------------------------------------------
+
+    def _resolve(self, request: web.Request) -> dict[str, Any]:
+        ref = request.match_info["ref"]
+        owner = request[ACCESS_KEY_KEY]
+        mine = [s for s in self.sessions.values() if s["owner"] == owner]
+        for s in mine:
+            if s["id"] == ref:
+                return s
+        by_prefix = [s for s in mine if len(ref) >= 4 and s["id"].startswith(ref)]
+        if len(by_prefix) == 1:
+            return by_prefix[0]
+        by_name = [s for s in mine if s["name"] == ref and s["status"] not in TERMINAL] or [
+            s for s in mine if s["name"] == ref
+        ]
+        if by_name:
+            return by_name[-1]
+        raise NotFound(f"no session {ref!r}")
+
+    def _set_status(self, session: dict[str, Any], status: str, reason: str | None = None) -> None:
+        session["status"] = status
+        session["status_reason"] = reason
+        at = _now()
+        session["status_history"].append({"status": status, "reason": reason, "at": at})
+        if status == "RUNNING":
+            session["started_at"] = at
+            session["kernels"][0]["status"] = "RUNNING"
+            session["kernels"][0]["container_id"] = "c0ffee" * 10
+        if status in TERMINAL:
+            session["terminated_at"] = at
+            session["kernels"][0]["status"] = status
+        event = self._changed.setdefault(session["id"], asyncio.Event())
+        event.set()
+        self._changed[session["id"]] = asyncio.Event()
+
+    async def _lifecycle(self, session: dict[str, Any]) -> None:
+        for status, reason in (("SCHEDULED", "placed on agent i-fake"), ("PREPARING", "creating container")):
+            await asyncio.sleep(self.step_delay)
+            if session["status"] in TERMINAL or session["status"] == "TERMINATING":
+                return
+            self._set_status(session, status, reason)
+        await asyncio.sleep(self.step_delay)
+        if session["status"] in TERMINAL or session["status"] == "TERMINATING":
+            return
+        if session["image"] == BAD_IMAGE:
+            self._set_status(session, "ERROR", f"image {BAD_IMAGE} not found on agent i-fake")
+        else:
+            self._set_status(session, "RUNNING", "container started")
+
+    # -- handlers -------------------------------------------------------
+
+    async def health(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok", "version": "0.0-fake"})
+
+    async def whoami(self, request: web.Request) -> web.Response:
+        key = request[ACCESS_KEY_KEY]
+        return web.json_response(
+            {"user_id": f"u-{key[-4:]}", "username": "admin" if request[ROLE_KEY] == "admin" else "alice",
+             "access_key": key, "role": request[ROLE_KEY]}
+        )
+
+    async def create_session(self, request: web.Request) -> web.Response:
+        try:
+            body = json.loads(await request.read())
+        except ValueError:
+            raise InvalidRequest("body is not JSON") from None
+        if not isinstance(body, dict):
+            raise InvalidRequest("body must be an object")
+        unknown = set(body) - SESSION_FIELDS
+        if unknown:
+            raise InvalidRequest(f"unknown fields: {', '.join(sorted(unknown))}")
+        if body.get("type") not in ("interactive", "batch"):
+            raise InvalidRequest("type must be interactive or batch")
+        resources = body.get("resources") or {}
+        if int(resources.get("cuda.device", 0)) > 8:
+            raise UnsatisfiableRequest(
+                f"no agent can ever provide cuda.device={resources['cuda.device']} (largest: 8)",
+                resource="cuda.device",
+            )
+        session_id = uuid.uuid4().hex
+        name = body.get("name") or f"s-{session_id[:6]}"
+        requested = {k: str(v) for k, v in resources.items()}
+        session: dict[str, Any] = {
+            "id": session_id, "name": name, "owner": request[ACCESS_KEY_KEY], "type": body["type"],
+            "status": "PENDING", "status_reason": None, "image": body.get("image") or "corral/python:latest",
+            "command": body.get("command"), "env": body.get("env") or {}, "requested_slots": requested,
+            "mounts": body.get("mounts") or [],
+            "created_at": _now(), "started_at": None, "terminated_at": None, "exit_code": None,
+            "agent_id": "i-fake",
+            "kernels": [{"id": uuid.uuid4().hex, "agent_id": "i-fake", "container_id": None, "status": "PENDING",
+                         "allocation": {"cpu": ["0", "1"], "mem": str(1 << 30)}, "exit_code": None}],
+            "status_history": [{"status": "PENDING", "reason": "created", "at": _now()}],
+        }
+        self.sessions[session_id] = session
+        asyncio.get_running_loop().create_task(self._lifecycle(session))
+        return web.json_response(session, status=201)
+
+    async def list_sessions(self, request: web.Request) -> web.Response:
+        owner = request[ACCESS_KEY_KEY]
+        wanted = [s for s in request.query.get("status", "").split(",") if s]
+        items = [s for s in self.sessions.values() if s["owner"] == owner]
+        if wanted:
+            items = [s for s in items if s["status"] in wanted]
+        elif request.query.get("all") != "1":
+            items = [s for s in items if s["status"] not in TERMINAL]
+        limit = int(request.query.get("limit", "100"))
+        start = int(request.query.get("cursor", "0"))
+        page = items[start:start + limit]
+        next_cursor = str(start + limit) if start + limit < len(items) else None
+        return web.json_response({"items": page, "next_cursor": next_cursor})
+
+    async def get_session(self, request: web.Request) -> web.Response:
+        return web.json_response(self._resolve(request))
+
+    async def destroy_session(self, request: web.Request) -> web.Response:
+        session = self._resolve(request)
+        if session["status"] in ("PENDING", "SCHEDULED"):
+            self._set_status(session, "CANCELLED", "destroyed by user")
+        elif session["status"] not in TERMINAL:
+            self._set_status(session, "TERMINATING", "destroyed by user")
+            self._set_status(session, "TERMINATED", "destroyed by user")
+        return web.json_response(session, status=202)
+
+    async def execute(self, request: web.Request) -> web.StreamResponse:
+        session = self._resolve(request)
+        if session["status"] != "RUNNING":
+            raise Conflict(f"session {session['name']} is {session['status']}, not RUNNING")
+        code = json.loads(await request.read())["code"]
+        response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+        await response.prepare(request)
+
+        async def send(event: dict[str, Any]) -> None:
+            await response.write((json.dumps(event) + "\n").encode())
+
+        if self.exec_handler is not None:
+            for event in await self.exec_handler(code):
+                await send(event)
+        else:
+            await self._run_python(code, send)
+        await response.write_eof()
+        return response
+
+    async def _run_python(self, code: str, send: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-u", "-c", code,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )
+
+        async def pump(stream: asyncio.StreamReader, name: str) -> None:
+            while chunk := await stream.read(4096):
+                await send({"op": "output", "stream": name, "data": chunk.decode(errors="replace")})
+
+        try:
+            await asyncio.gather(pump(proc.stdout, "stdout"), pump(proc.stderr, "stderr"))  # type: ignore[arg-type]
+            code_ = await proc.wait()
+        finally:
+            if proc.returncode is None:  # client went away (Ctrl-C): do not leak the process
+                proc.kill()
+                await proc.wait()
+        await send({"op": "result", "status": "ok" if code_ == 0 else "error", "exit_code": code_,
+                    "error": None if code_ == 0 else f"exited with {code_}"})
+
+    async def logs(self, request: web.Request) -> web.Response:
+        session = self._resolve(request)
+        return web.json_response({"logs": f"log of {session['name']}\nline 2\n"})
+
+    async def events(self, request: web.Request) -> web.StreamResponse:
+        if not self.events_enabled:
+            raise NotFound("no such route")
+        session = self._resolve(request)
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        await response.prepare(request)
+        await response.write(b": keep-alive comment\n\n")
+        sent = 0
+        while True:
+            waiter = self._changed.setdefault(session["id"], asyncio.Event())
+            history = session["status_history"]
+            while sent < len(history):
+                change = {"session_id": session["id"], **history[sent]}
+                await response.write(f"event: status\ndata: {json.dumps(change)}\n\n".encode())
+                sent += 1
+                if change["status"] in TERMINAL:
+                    await response.write_eof()
+                    return response
+            await waiter.wait()
+
+    async def agents(self, request: web.Request) -> web.Response:
+        if request[ROLE_KEY] != "admin":
+            raise PermissionDenied("admin only")
+        return web.json_response({"items": [{
+            "id": "i-fake", "status": "ALIVE", "address": "http://127.0.0.1:6001",
+            "available_slots": {"cpu": "8", "mem": str(16 << 30), "cuda.shares": "2"},
+            "occupied_slots": {"cpu": "2", "mem": str(1 << 30), "cuda.shares": "0.5"},
+            "gpus": [{"uuid": "GPU-0"}, {"uuid": "GPU-1"}], "images": ["corral/python:latest"],
+            "last_heartbeat": _now(), "version": "0.0-fake",
+        }]})
+
+    async def images(self, request: web.Request) -> web.Response:
+        return web.json_response({"items": [{
+            "name": "corral/python:latest", "image_id": "sha256:" + "ab" * 32, "size": 123456789,
+            "labels": {"ai.corral.runner": "1"}, "agents": ["i-fake"],
+        }]})
+
+
+class ThreadedServer:
+    """Serves an app from its own event loop thread, for sync tests (CliRunner)."""
+
+    def __init__(self, app: web.Application) -> None:
+        self._app = app
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._server: TestServer | None = None
+        self.url = ""
+
+    def start(self) -> str:
+        self._thread.start()
+        self._server = TestServer(self._app)
+        asyncio.run_coroutine_threadsafe(self._server.start_server(), self._loop).result(10)
+        self.url = str(self._server.make_url("")).rstrip("/")
+        return self.url
+
+    def stop(self) -> None:
+        async def cancel_background_tasks() -> None:
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        asyncio.run_coroutine_threadsafe(cancel_background_tasks(), self._loop).result(10)
+        if self._server is not None:
+            asyncio.run_coroutine_threadsafe(self._server.close(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+        self._loop.close()
