@@ -232,6 +232,14 @@ class _CliqueSearch:
                         max_pair_bw = self.bw[v][u]
             self.adjacent[v] = mask
         self.max_pair_bw = max_pair_bw
+        # For the tighter bound: per GPU, its adjacent GPUs grouped by link
+        # bandwidth, best first.
+        self.neighbours_by_bw: list[list[tuple[int, int]]] = [[] for _ in range(n)]
+        for v in free:
+            groups: dict[int, int] = {}
+            for u in _bits(self.adjacent[v]):
+                groups[self.bw[v][u]] = groups.get(self.bw[v][u], 0) | 1 << u
+            self.neighbours_by_bw[v] = sorted(groups.items(), reverse=True)
         # Twins are taken lowest index first: a GPU is eligible only when its
         # previous free twin is chosen; skipping a GPU skips its later twins.
         self.previous_twin = [-1] * n
@@ -282,6 +290,8 @@ class _CliqueSearch:
             optimistic = (upper_bw, -bin(numa_mask).count("1"), -(deg_sum + sum(degs[:remaining])))
             if optimistic <= self.best_key:
                 return
+            if self._tight_bound(members, candidates, remaining, gain, internal_bw) < self.best_key[0]:
+                return
         v = members[0]
         rest = candidates & ~(1 << v)
         previous = self.previous_twin[v]
@@ -301,6 +311,34 @@ class _CliqueSearch:
             )
             chosen.pop()
         self._search(chosen, chosen_mask, rest & ~self.later_twins[v], remaining, internal_bw, numa_mask, deg_sum, gain)
+
+
+    def _tight_bound(self, members: list[int], candidates: int, remaining: int, gain: list[int], internal_bw: int) -> int:
+        """Bandwidth bound: each added GPU brings its gain to the chosen ones plus
+        half of its best ``remaining - 1`` links to other candidates.
+
+        Costlier than the first bound, so only run when that one fails.
+        """
+        need_each = remaining - 1
+        potentials = []
+        for u in members:
+            need = need_each
+            links = 0
+            for bandwidth, mask in self.neighbours_by_bw[u]:
+                available = (mask & candidates).bit_count()
+                if available >= need:
+                    links += need * bandwidth
+                    need = 0
+                    break
+                links += available * bandwidth
+                need -= available
+            if need:
+                continue  # too few neighbours among the candidates: in no clique
+            potentials.append(2 * gain[u] + links)
+        if len(potentials) < remaining:
+            return -1
+        potentials.sort(reverse=True)
+        return internal_bw + sum(potentials[:remaining]) // 2
 
 
 # Fractions -----------------------------------------------------------------
