@@ -68,6 +68,11 @@ class AgentServer:
         site = web.TCPSite(self._runner, config.rpc.host, config.rpc.port)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        try:
+            # Register (or re-register a new address) before anything else happens.
+            await self.link.heartbeat_now()
+        except Exception as exc:  # noqa: BLE001 - the heartbeat loop keeps trying
+            log.warning("manager at %s not reachable yet (%s); will keep trying", config.manager.url, exc)
         self.link.start()
         log.info(
             "agent %s serving RPC on %s with %s (backend %s)",

@@ -182,7 +182,10 @@ class AsyncCorralClient:
                     raise await self._error_from_response(response)
                 yield response
         except aiohttp.ClientConnectorError as exc:
-            reason = exc.os_error.strerror if exc.os_error and exc.os_error.strerror else str(exc)
+            if isinstance(exc.os_error, ConnectionRefusedError):
+                reason = "connection refused (is `corral up` or the manager running?)"
+            else:
+                reason = exc.os_error.strerror if exc.os_error and exc.os_error.strerror else str(exc)
             raise ServiceUnavailable(f"cannot reach the Corral manager at {self.endpoint}: {reason}") from None
         except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
             raise ServiceUnavailable(
@@ -399,10 +402,13 @@ class AsyncCorralClient:
                     last_seen.append(change.status)
                     if change.status in targets or change.is_terminal:
                         break
-        except (NotFound, AuthenticationFailed, PermissionDenied):
+        except (AuthenticationFailed, PermissionDenied):
             raise
         except (CorralError, aiohttp.ClientError, ValueError):
-            pass  # no usable event stream: polling below finds the answer.
+            # No usable event stream (an older server, a proxy that buffers,
+            # a dropped connection): polling finds the answer, and raises
+            # NotFound itself if the session is really gone.
+            pass
         while True:
             session = await self.get_session(session.id)
             if (done := self._settled(session, targets, last_seen)) is not None:

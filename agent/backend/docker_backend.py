@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +81,10 @@ class DockerBackend:
             LABEL_ALLOCATION: json.dumps(spec.allocation, sort_keys=True),
         }
         config = build_container_config(spec, self.config, kernel_dir, self.kernels_pkg_dir, labels)
+        # A node may advertise more cores than the host has (simulation, mock GPUs);
+        # Docker refuses a quota above the host's CPU count.
+        host = config["HostConfig"]
+        host["NanoCpus"] = min(host["NanoCpus"], (os.cpu_count() or 1) * 1_000_000_000)
         name = f"corral-{spec.session_name}-{spec.kernel_id[:8]}"
         try:
             container = await self.docker.containers.create(config, name=name)

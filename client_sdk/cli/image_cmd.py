@@ -5,6 +5,7 @@ import inspect
 from typing import Any
 
 import click
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -16,6 +17,7 @@ from rich.progress import (
 )
 
 from corral.common.errors import ConfigError
+from corral.common.slots import format_size
 
 from ..models import Image
 from .context import cli_state, run_async
@@ -63,10 +65,14 @@ class BuildProgressDisplay:
         message = str(getattr(update, "message", "") or "")
         done = getattr(update, "done", None)
         total = getattr(update, "total", None)
+        if getattr(update, "unit", None) == "bytes":
+            # Streamed bytes have no known total: show the amount, not a bar.
+            message = f"{(done or 0) / 1e6:.1f} MB {message}".rstrip()
+            done = total = None
         if self._current is not None and self._current != stage:
             self._finish(self._current)
         self._current = stage
-        description = f"[bold]{stage}[/] {message}".rstrip()
+        description = f"[bold]{stage}[/] {escape(message)}".rstrip()
         if stage not in self._tasks:
             self._tasks[stage] = self._progress.add_task(description, total=total, completed=done or 0)
         else:
@@ -80,6 +86,24 @@ class BuildProgressDisplay:
     def close(self) -> None:
         if self._current is not None:
             self._finish(self._current)
+
+
+def describe_built(result: Any, recipe: str) -> str:
+    """One closing line from the builder's ``BuiltImage`` (or whatever it returned)."""
+    tag = getattr(result, "tag", None) or (result if isinstance(result, str) else None) or recipe
+    if getattr(result, "reused", False):
+        return f"{tag} already exists (use --force to rebuild)"
+    details = []
+    image_id = getattr(result, "image_id", None)
+    if image_id:
+        details.append(str(image_id).removeprefix("sha256:")[:12])
+    size = getattr(result, "size_bytes", None)
+    if isinstance(size, int):
+        details.append(format_size(size))
+    seconds = getattr(result, "seconds", None)
+    if isinstance(seconds, (int, float)):
+        details.append(f"{seconds:.1f} s")
+    return f"built {tag}" + (f" ({', '.join(details)})" if details else "")
 
 
 @image_group.command("build")
@@ -108,8 +132,7 @@ def build_command(recipe: str, tag: str | None, force: bool) -> None:
         if inspect.isawaitable(result):
             result = run_async(_await(result))
         display.close()
-    built = getattr(result, "tag", None) or getattr(result, "name", None) or result
-    click.echo(f"built {built}" if built else f"built {recipe}")
+    click.echo(describe_built(result, recipe))
 
 
 async def _await(awaitable: Any) -> Any:

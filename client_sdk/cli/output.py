@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any
 
@@ -9,9 +10,16 @@ import click
 from rich.console import Console
 
 
+PIPE_WIDTH = 160
+
+
 def console() -> Console:
     # Built per call so it writes to whatever sys.stdout is now (CliRunner swaps it).
-    return Console(soft_wrap=False, highlight=False)
+    # Piped into grep/less, 80 columns would wrap table rows; like docker ps,
+    # prefer long lines there unless COLUMNS says otherwise.
+    interactive = sys.stdout.isatty() if hasattr(sys.stdout, "isatty") else False
+    width = None if interactive or "COLUMNS" in os.environ else PIPE_WIDTH
+    return Console(soft_wrap=False, highlight=False, width=width)
 
 
 def print_json(doc: Any) -> None:

@@ -169,13 +169,14 @@ def agent_table(agents: Sequence[Agent]) -> Table:
         table.add_column(column, no_wrap=column in ("ID", "STATUS"))
     for a in agents:
         gpu_slot = "cuda.device" if "cuda.device" in a.available_slots else "cuda.shares"
+        gpu_usage = format_usage(a.occupied_slots, a.available_slots, gpu_slot)
         table.add_row(
             a.id,
             status_text(a.status),
             a.address or "-",
             format_usage(a.occupied_slots, a.available_slots, "cpu"),
             format_usage(a.occupied_slots, a.available_slots, "mem"),
-            format_usage(a.occupied_slots, a.available_slots, gpu_slot) if a.gpus or gpu_slot in a.available_slots else "-",
+            gpu_usage,
             str(len(a.images)),
             format_time(a.last_heartbeat),
             a.version or "-",

@@ -5,9 +5,10 @@ import asyncio
 
 import click
 
-from corral.common.errors import CorralError
+from corral.common.errors import Conflict, CorralError, NotFound
 
 from ..api import AsyncCorralClient
+from ..errors import SessionFailed
 from ..models import Session
 from .context import cli_state, note, run_async
 from .execution import stream_execution
@@ -70,14 +71,19 @@ async def _run(
             image=image, type="interactive", name=name, env=env, resources=resources, mounts=mounts
         )
         note(f"session {session.name} ({session.id}) created", verbose_only=True)
+        ended = False
         try:
-            await client.wait_for_status(session.id, {"RUNNING"}, timeout)
+            try:
+                await client.wait_for_status(session.id, {"RUNNING"}, timeout)
+            except SessionFailed:
+                ended = True  # nothing left to destroy; the error says why
+                raise
             note(f"session {session.name} is running", verbose_only=True)
             return await stream_execution(client, session.id, code)
         finally:
-            if keep:
+            if keep and not ended:
                 note(f"session {session.name} ({session.id}) kept")
-            else:
+            elif not keep and not ended:
                 await _destroy_quietly(client, session)
 
 
@@ -86,5 +92,7 @@ async def _destroy_quietly(client: AsyncCorralClient, session: Session) -> None:
     try:
         await asyncio.wait_for(client.destroy_session(session.id), DESTROY_TIMEOUT)
         note(f"session {session.name} destroyed", verbose_only=True)
+    except (NotFound, Conflict):
+        pass  # already gone or going
     except (CorralError, asyncio.TimeoutError) as exc:
         note(f"warning: could not destroy session {session.name} ({session.id}): {exc}")

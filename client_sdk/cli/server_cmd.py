@@ -23,12 +23,31 @@ def _launcher(module: str, function: str, what: str) -> Callable[..., Any]:
         return getattr(importlib.import_module(module), function)
     except ImportError as exc:
         missing = getattr(exc, "name", None) or str(exc)
+        if missing.startswith("corral."):
+            raise ConfigError(f"cannot start the {what}: this installation has no {missing}") from None
         raise ConfigError(
-            f"cannot start the {what}: {missing} is not importable; install the server extra "
+            f"cannot start the {what}: {missing} is not installed; install the server extra "
             f"(pip install 'corral[server]')"
         ) from None
     except AttributeError:
         raise ConfigError(f"cannot start the {what}: {module}.{function} does not exist in this version") from None
+
+
+# The embedded composition root imports every server package; it lives with
+# the client (corral.client.embedded_stack) but older layouts had it in the
+# manager's launcher, so either is accepted.
+EMBEDDED_LAUNCHERS = ("corral.client.embedded_stack", "corral.manager.launcher")
+
+
+def _embedded_launcher() -> Callable[..., Any]:
+    first_error: ConfigError | None = None
+    for module in EMBEDDED_LAUNCHERS:
+        try:
+            return _launcher(module, "run_embedded", "embedded stack")
+        except ConfigError as exc:
+            first_error = first_error or exc
+    assert first_error is not None
+    raise first_error
 
 
 _existing_file = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -48,12 +67,12 @@ def up_command(data_dir: Path | None, host: str, port: int, mock_gpus: Path | No
     Writes an admin keypair and the client config on first start. Ctrl-C stops
     everything.
     """
-    run_embedded = _launcher("corral.manager.launcher", "run_embedded", "embedded stack")
+    run_embedded = _embedded_launcher()
     run_embedded(data_dir=data_dir, host=host, port=port, mock_gpus=mock_gpus)
 
 
 def _start_group(name: str, module: str, function: str, what: str) -> click.Group:
-    @click.group(name, help=f"Run a {what}.")
+    @click.group(name, help=f"Run the {what} server process.")
     def group() -> None:
         pass
 

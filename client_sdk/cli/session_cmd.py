@@ -7,7 +7,6 @@ import click
 
 from corral.common.errors import CorralError
 
-from ..api import AsyncCorralClient
 from ..models import Session
 from .context import cli_state, note, run_async
 from .exit_codes import UNREACHABLE, exit_code_for
@@ -58,7 +57,9 @@ def create_command(
 ) -> None:
     """Create a session; a batch session runs COMMAND (put it after `--`)."""
     if session_type == "batch" and not command:
-        raise click.UsageError("a batch session needs a COMMAND, e.g. `corral session create --type batch -- python job.py`")
+        raise click.UsageError(
+            "a batch session needs a COMMAND, e.g. `corral session create --type batch -- python job.py`"
+        )
     resources = resources_from_options(cpu, mem, gpus, gpu_share)
     client = cli_state().client()
 
@@ -182,6 +183,6 @@ def events_command(ref: str, as_json: bool) -> None:
                 if as_json:
                     print_json_line(change.raw)
                 else:
-                    out.print(status_change_line(change))
+                    out.print(status_change_line(change), soft_wrap=True)
 
     run_async(follow())

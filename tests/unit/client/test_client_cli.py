@@ -220,9 +220,11 @@ def test_unreachable_server_exits_5(runner: CliRunner, monkeypatch: pytest.Monke
 
 def test_up_calls_the_embedded_launcher(runner: CliRunner, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     calls: list[dict[str, Any]] = []
+    embedded = types.ModuleType("corral.client.embedded_stack")
+    embedded.run_embedded = lambda **kw: calls.append(kw)  # type: ignore[attr-defined]
     launcher = types.ModuleType("corral.manager.launcher")
-    launcher.run_embedded = lambda **kw: calls.append(kw)  # type: ignore[attr-defined]
     launcher.run_manager = lambda path: calls.append({"config": path})  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "corral.client.embedded_stack", embedded)
     monkeypatch.setitem(sys.modules, "corral.manager.launcher", launcher)
     assert corral(runner, "up", "--data-dir", str(tmp_path), "--port", "9999").exit_code == 0
     assert calls == [{"data_dir": tmp_path, "host": "127.0.0.1", "port": 9999, "mock_gpus": None}]
@@ -244,20 +246,28 @@ def test_server_command_without_its_module_exits_3(
 
 
 def test_image_build_shows_progress(runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
-    builder = types.ModuleType("corral.kernels.builder")
+    from corral.kernels.build_progress import BuildProgress  # the real event type (stdlib-only module)
 
-    def build_image(recipe_name: str, tag: str | None = None, progress: Any = None, force: bool = False) -> str:
+    builder = types.ModuleType("corral.kernels.builder")
+    calls: list[dict[str, Any]] = []
+
+    async def build_image(recipe_name: str, *, tag: str | None = None, progress: Any = None,
+                          force: bool = False) -> Any:
+        calls.append({"recipe": recipe_name, "tag": tag, "force": force})
         for done in range(3):
-            progress(types.SimpleNamespace(stage="bootstrap", message="debootstrap", done=done, total=3))
-        progress(types.SimpleNamespace(stage="layers", message="runner", done=None, total=None))
-        return f"corral/{recipe_name}:latest{'-forced' if force else ''}"
+            progress(BuildProgress("downloading", f"pkg{done} [x]", done, 3))
+        progress(BuildProgress("importing", "docker import", 5_000_000, None, unit="bytes"))
+        progress(BuildProgress("done", "built"))
+        return types.SimpleNamespace(tag="corral/python:3.11", image_id="sha256:" + "12" * 32,
+                                     size_bytes=200 << 20, reused=False, seconds=12.5)
 
     builder.build_image = build_image  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "corral.kernels.builder", builder)
     result = corral(runner, "image", "build", "--force")
     assert result.exit_code == 0, result.output
-    assert "bootstrap" in result.stdout and "layers" in result.stdout
-    assert result.stdout.rstrip().endswith("built corral/python:latest-forced")
+    assert calls == [{"recipe": "python", "tag": None, "force": True}]
+    assert "downloading" in result.stdout and "pkg2 [x]" in result.stdout and "5.0 MB" in result.stdout
+    assert result.stdout.rstrip().endswith("built corral/python:3.11 (121212121212, 200.0 MiB, 12.5 s)")
 
 
 def test_image_build_without_builder_is_a_clear_error(runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
