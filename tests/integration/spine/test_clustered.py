@@ -1,0 +1,69 @@
+"""The clustered form: PostgreSQL, etcd, two managers and two agents on one machine."""
+from __future__ import annotations
+
+import asyncio
+from typing import AsyncIterator
+
+import pytest
+
+from .cluster import LiveCluster, wait_for
+
+pytestmark = [pytest.mark.docker, pytest.mark.postgres, pytest.mark.etcd]
+
+
+@pytest.fixture
+async def big_cluster(fresh_postgres_db: str, etcd_endpoint: str, base_image: str) -> AsyncIterator[LiveCluster]:
+    cluster = LiveCluster(db_url=fresh_postgres_db, etcd_endpoints=[etcd_endpoint], heartbeat_timeout_s=5)
+    await cluster.start_manager()
+    await cluster.start_manager()
+    # Each agent reports to a different manager; both share one database.
+    await cluster.start_agent("a1", manager=cluster.managers[0], resources={"cpu_count": 2, "mem": "2g"})
+    await cluster.start_agent("a2", manager=cluster.managers[1], resources={"cpu_count": 2, "mem": "2g"})
+    try:
+        yield cluster
+    finally:
+        await cluster.stop()
+
+
+async def test_exactly_one_manager_schedules(big_cluster: LiveCluster) -> None:
+    leaders = [m for m in big_cluster.managers if m.leader.is_leader]
+    assert len(leaders) == 1
+
+
+async def test_two_agents_share_the_work(big_cluster: LiveCluster) -> None:
+    # Each session needs a whole 2-core node, so three sessions cannot all fit at once.
+    clients = [big_cluster.client(manager=m) for m in big_cluster.managers]
+    sessions = [
+        await clients[i % 2].create_session(resources={"cpu": "2", "mem": "256m"}, name=f"job{i}") for i in range(3)
+    ]
+    first_two = [await clients[0].wait_for_status(s.id, {"RUNNING"}, timeout=60) for s in sessions[:2]]
+    assert {s.raw["agent_id"] for s in first_two} == {a.agent_id for a in big_cluster.agents}
+    third = await clients[1].get_session(sessions[2].id)
+    assert third.status == "PENDING"  # FIFO: waits for room, is not lost
+
+    await clients[0].destroy_session(sessions[0].id)
+    running = await clients[1].wait_for_status(sessions[2].id, {"RUNNING"}, timeout=60)
+    assert running.raw["agent_id"] == first_two[0].raw["agent_id"]
+    for session in sessions[1:]:
+        result = await clients[0].execute_collect(session.id, "print(6 * 7)")
+        assert result.stdout == "42\n"
+        await clients[0].destroy_session(session.id)
+
+
+async def test_leadership_moves_when_the_leader_stops(big_cluster: LiveCluster) -> None:
+    leader = next(m for m in big_cluster.managers if m.leader.is_leader)
+    other = next(m for m in big_cluster.managers if m is not leader)
+    await leader.stop()
+    big_cluster.managers.remove(leader)
+
+    async def took_over() -> bool:
+        return other.leader.is_leader
+
+    await wait_for(took_over, timeout=20)
+    for agent in big_cluster.agents:
+        agent.link.config.url = other.url  # the load balancer would do this
+    client = big_cluster.client(manager=other)
+    session = await client.create_session(resources={"cpu": "1", "mem": "128m"})
+    await client.wait_for_status(session.id, {"RUNNING"}, timeout=60)
+    await client.destroy_session(session.id)
+    await asyncio.sleep(0)
