@@ -33,9 +33,20 @@ class ResourcesConfig(StrictModel):
 
 
 class GpuConfig(StrictModel):
+    """``[gpu]``: discovery plugin and how fractional GPUs are enforced (configs/gpus/README.md)."""
+
+    # "cuda": NVML discovery, Docker device requests (NVIDIA container runtime).
+    # "mock": GPUs from a topology file; nothing is passed to containers but env.
     plugin: Literal["none", "mock", "cuda"] = "none"
     topology: str = ""  # mock plugin: topology file
+    # Fractions: "framework" = limits via env + injected sitecustomize (PyTorch,
+    # JAX, TensorFlow); "mps" = one MPS control daemon per GPU with memory and
+    # thread limits; "none" = the device and the CORRAL_GPU_* env only.
     sharing: Literal["framework", "mps", "none"] = "framework"
+    # MPS: the control binary, and where the per-GPU pipe/log directories live
+    # (empty = <data_dir>/mps).
+    mps_control: str = "nvidia-cuda-mps-control"
+    mps_dir: str = ""
 
 
 class DockerConfig(StrictModel):

@@ -30,6 +30,7 @@ class KernelManager:
         self.link = link
         self.records: dict[str, KernelRecord] = {}
         self._starting: dict[str, asyncio.Task[None]] = {}
+        self._destroying: dict[str, asyncio.Task[dict[str, Any]]] = {}
 
     # Start-up: re-attach ----------------------------------------------------------------
     async def reattach(self) -> None:
@@ -119,11 +120,24 @@ class KernelManager:
 
     # Destroy --------------------------------------------------------------------------------
     async def destroy(self, kernel_id: str, reason: str) -> dict[str, Any]:
+        """Stop and remove a kernel; concurrent calls for one kernel share one teardown."""
+        in_flight = self._destroying.get(kernel_id)
+        if in_flight is not None:
+            return await asyncio.shield(in_flight)
         record = self.records.get(kernel_id)
         if record is None:
             raise NotFound(f"no kernel {kernel_id} on this agent")
+        task = asyncio.get_running_loop().create_task(self._teardown(record, reason))
+        self._destroying[kernel_id] = task
+        try:
+            return await asyncio.shield(task)
+        finally:
+            if task.done():
+                self._destroying.pop(kernel_id, None)
+
+    async def _teardown(self, record: KernelRecord, reason: str) -> dict[str, Any]:
         record.status = "terminating"
-        starting = self._starting.get(kernel_id)
+        starting = self._starting.get(record.kernel_id)
         if starting is not None:
             starting.cancel()
             await asyncio.gather(starting, return_exceptions=True)
@@ -131,8 +145,8 @@ class KernelManager:
         if record.container_id:
             exit_code, logs = await self.backend.stop_kernel(record.container_id)
         self._forget(record)
-        log.info("kernel %s destroyed (%s)", kernel_id, reason)
-        return {"kernel_id": kernel_id, "exit_code": exit_code, "logs": logs}
+        log.info("kernel %s destroyed (%s)", record.kernel_id, reason)
+        return {"kernel_id": record.kernel_id, "exit_code": exit_code, "logs": logs}
 
     async def destroy_many(self, kernel_ids: list[str]) -> None:
         for kernel_id in kernel_ids:

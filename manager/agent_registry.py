@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from corral.common.node_resources import NodeCapacity
 
 from .context import ManagerContext
-from .db.models import Agent, Kernel, Session
+from .db.models import Agent, Kernel, Session, SessionStatusChange
 from .kernel_events import mark_kernel_ended, mark_kernel_running, recalc_occupied
 from .leader import LeaderElection
 from .states import ACTIVE, AgentStatus, SessionStatus
@@ -111,10 +111,7 @@ class AgentRegistry:
                         vanished.append((kernel.id, kernel.status == SessionStatus.RUNNING))
                 elif report.status == "running" and kernel.status == SessionStatus.PREPARING:
                     came_up.append((kernel.id, report.container_id))
-                elif kernel.status == SessionStatus.TERMINATING or (
-                    (sess := await db.get(Session, kernel.session_id)) is not None
-                    and sess.status == SessionStatus.TERMINATING
-                ):
+                elif await self._termination_stalled(db, kernel, grace):
                     destroy.append(kernel.id)
             known_ids = {k.id for k in known}
             restored = False
@@ -139,6 +136,20 @@ class AgentRegistry:
         if destroy:
             log.info("asking agent %s to remove orphaned or terminating kernels: %s", hb.agent_id, destroy)
         return destroy
+
+    @staticmethod
+    async def _termination_stalled(db: Any, kernel: Kernel, grace: timedelta) -> bool:
+        """A destroy that did not reach the agent a while ago: ask again (not while one is in flight)."""
+        sess = await db.get(Session, kernel.session_id)
+        if sess is None or sess.status != SessionStatus.TERMINATING:
+            return False
+        last = await db.scalar(
+            select(SessionStatusChange.at)
+            .where(SessionStatusChange.session_id == sess.id)
+            .order_by(SessionStatusChange.id.desc())
+            .limit(1)
+        )
+        return last is not None and utcnow() - last > grace
 
     async def _restore(self, db: Any, kernel: Kernel, agent_id: str) -> None:
         sess = await db.get(Session, kernel.session_id)

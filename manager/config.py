@@ -30,7 +30,8 @@ class SchedulerConfig(StrictModel):
     # Stage names, resolved through corral.manager.scheduler.registry.
     queue: str = "fifo"
     filter: str = "fits"
-    score: str = "first-fit"
+    # "topology" (GPU requests by the allocator's objective, else first-fit) or "first-fit".
+    score: str = "topology"
     interval_s: float = Field(1.0, gt=0)  # periodic pass besides event triggers
 
 

@@ -2,9 +2,16 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Sequence
+from typing import Any, Iterable, Mapping, Sequence
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from corral.common.gpu_slots import NodeGpuState
+from corral.common.node_resources import Allocation
 
 from .db.models import Agent, Kernel, Session, SessionStatusChange
+from .states import ACTIVE
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -58,7 +65,15 @@ def status_change_view(change: SessionStatusChange) -> dict[str, Any]:
     return {"session_id": change.session_id, "status": change.status, "reason": change.reason, "at": _iso(change.at)}
 
 
-def agent_view(agent: Agent) -> dict[str, Any]:
+def agent_view(agent: Agent, allocations: Iterable[Mapping[str, Any]] | None = None) -> dict[str, Any]:
+    """One agent as the API shows it.
+
+    ``gpus``: per device index, UUID, model, memory, NUMA node, CPU affinity
+    and ``free_share`` (1.0 = fully free), the latter computed from
+    ``allocations`` — the stored allocations of the agent's active kernels —
+    and ``null`` when they are not given. ``gpu_links``: the
+    `nvidia-smi topo -m` link matrix between them, row/column = GPU index.
+    """
     capacity = agent.capacity or {}
     return {
         "id": agent.id,
@@ -69,9 +84,38 @@ def agent_view(agent: Agent) -> dict[str, Any]:
         "available_slots": agent.available_slots,
         "occupied_slots": agent.occupied_slots,
         "cpu_cores": capacity.get("cpu_cores", []),
-        "gpus": capacity.get("gpu_topology"),
+        **gpu_view(capacity.get("gpu_topology"), allocations),
         "images": [img.get("name") for img in agent.images or []],
         "first_contact": _iso(agent.first_contact),
         "last_heartbeat": _iso(agent.last_heartbeat),
         "version": agent.version,
     }
+
+
+def gpu_view(topology: Mapping[str, Any] | None, allocations: Iterable[Mapping[str, Any]] | None) -> dict[str, Any]:
+    if not topology or not topology.get("devices"):
+        return {"gpus": [], "gpu_links": []}
+    state = NodeGpuState.from_topology_json(topology)
+    for record in allocations or ():
+        shares = Allocation.from_json(record).gpu_shares
+        if shares and state.can_take(shares):
+            state.take(shares)
+    devices = state.device_views()
+    if allocations is None:
+        for device in devices:
+            device["free_share"] = None
+    return {"gpus": devices, "gpu_links": [list(row) for row in state.topology.links]}
+
+
+async def agent_views(db: AsyncSession, agents: Sequence[Agent]) -> list[dict[str, Any]]:
+    """`agent_view` for each agent, with free GPU shares from its active kernels' allocations."""
+    allocations: dict[str, list[Mapping[str, Any]]] = {a.id: [] for a in agents}
+    rows = await db.execute(
+        select(Kernel.agent_id, Kernel.allocation).where(
+            Kernel.status.in_(list(ACTIVE)), Kernel.agent_id.in_(list(allocations))
+        )
+    )
+    for agent_id, record in rows:
+        if record and agent_id in allocations:
+            allocations[agent_id].append(record)
+    return [agent_view(a, allocations[a.id]) for a in agents]

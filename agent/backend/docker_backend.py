@@ -133,7 +133,7 @@ class DockerBackend:
                 stdout=True, stderr=True, tail=LOG_TAIL_LINES
             )
         except DockerError as exc:
-            if exc.status == 404:
+            if exc.status in (404, 409):  # gone, or being removed: nothing more to read
                 return ""
             raise self._translate(exc, "reading logs") from None
         return "".join(lines)
@@ -220,7 +220,7 @@ class DockerBackend:
         try:
             await self.docker.containers.container(container_id).delete(force=True)
         except DockerError as exc:
-            if exc.status != 404:
+            if exc.status not in (404, 409):  # 409: a removal is already under way
                 log.warning("could not remove container %s: %s", container_id[:12], exc.message)
 
     @staticmethod

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install what the test suite needs when it is missing — Docker engine,
-# PostgreSQL server binaries, etcd — in one apt transaction, then make sure
+# PostgreSQL server binaries, etcd, mmdebstrap — in one apt transaction, then make sure
 # the Docker engine is running. PostgreSQL and etcd services are NOT started:
 # the pytest fixtures start private throwaway instances on random ports.
 set -euo pipefail
@@ -17,6 +17,14 @@ if [ -z "$(pg_bin_dir)" ]; then
 fi
 if [ ! -x /usr/bin/etcd ] && ! command -v etcd >/dev/null 2>&1; then
     missing+=(etcd-server)
+fi
+# The base session image is built locally from Debian packages.
+if ! command -v mmdebstrap >/dev/null 2>&1; then
+    missing+=(mmdebstrap)
+fi
+# `corral ssh` and the storage benchmark use the real OpenSSH client.
+if ! command -v ssh >/dev/null 2>&1; then
+    missing+=(openssh-client)
 fi
 
 if [ "${#missing[@]}" -gt 0 ]; then

@@ -81,9 +81,13 @@ async def execute_code(request: web.Request) -> web.StreamResponse:
     first = await anext(events)  # errors before the first line become a proper problem response
     response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
     await response.prepare(request)
-    await response.write(json.dumps(first).encode() + b"\n")
-    async for event in events:
-        await response.write(json.dumps(event).encode() + b"\n")
+    try:
+        await response.write(json.dumps(first).encode() + b"\n")
+        async for event in events:
+            await response.write(json.dumps(event).encode() + b"\n")
+    except ConnectionResetError:
+        await events.aclose()  # the client went away; stop reading from the agent
+        return response
     await response.write_eof()
     return response
 
@@ -108,6 +112,15 @@ async def session_events(request: web.Request) -> web.StreamResponse:
         headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     )
     await response.prepare(request)
+    try:
+        await _stream_status_changes(ctx, session_id, response)
+    except ConnectionResetError:
+        return response  # the client has what it wanted and hung up
+    await response.write_eof()
+    return response
+
+
+async def _stream_status_changes(ctx: Any, session_id: str, response: web.StreamResponse) -> None:
     last_id = 0
     idle = 0.0
     with ctx.hub.subscribe() as subscription:
@@ -135,8 +148,6 @@ async def session_events(request: web.Request) -> web.StreamResponse:
                 if idle >= SSE_KEEPALIVE_S:
                     await response.write(b": keepalive\n\n")
                     idle = 0.0
-    await response.write_eof()
-    return response
 
 
 async def _wait_for_session(queue: asyncio.Queue[Any], session_id: str, timeout: float) -> None:

@@ -8,11 +8,11 @@ from corral.common.errors import ConfigError
 from ..config import SchedulerConfig
 from .filter import FitsFilter, NodeFilter
 from .queue import FifoQueue, LifoQueue, PendingQueue
-from .score import CandidateScorer, FirstFitScorer
+from .score import CandidateScorer, FirstFitScorer, TopologyScorer
 
 QUEUES: dict[str, Callable[[], PendingQueue]] = {"fifo": FifoQueue, "lifo": LifoQueue}
 FILTERS: dict[str, Callable[[], NodeFilter]] = {"fits": FitsFilter}
-SCORERS: dict[str, Callable[[], CandidateScorer]] = {"first-fit": FirstFitScorer}
+SCORERS: dict[str, Callable[[], CandidateScorer]] = {"first-fit": FirstFitScorer, "topology": TopologyScorer}
 
 
 def _pick(kind: str, table: dict[str, Callable[[], object]], name: str) -> object:

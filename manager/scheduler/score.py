@@ -1,7 +1,10 @@
 """Score stage: order feasible candidates, best first."""
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Protocol, Sequence
+
+from corral.common.gpu.allocator import WHOLE, score_whole_gpu_set
 
 from .filter import Candidate
 
@@ -15,3 +18,49 @@ class FirstFitScorer:
 
     def rank(self, candidates: Sequence[Candidate]) -> list[Candidate]:
         return sorted(candidates, key=lambda c: (c.node.first_contact, c.node.agent_id))
+
+
+class TopologyScorer:
+    """GPU requests go where the allocator's objective is best met; the rest first-fit.
+
+    Each candidate already carries the allocation its node would give (the
+    filter ran the shared allocator), so nodes are compared on that:
+
+    - whole GPUs (``cuda.device``): the chosen set's score under the
+      allocator's contract (`score_whole_gpu_set(...).key()`: weakest link,
+      then total bandwidth, then fewer NUMA nodes, then the least damage to
+      what stays free), best first. A 4-GPU job lands on the node that can
+      give four NVLink-connected GPUs rather than on one that has four GPUs
+      across sockets.
+    - fractions (``cuda.shares``): best-fit across nodes — the node whose
+      chosen device has the least free share left, so partly used GPUs fill
+      up and whole GPUs stay free everywhere. Above 1.0 the whole part is
+      compared first, like a whole-GPU request.
+    - no GPUs: first-fit order.
+
+    Ties keep first-fit order (registration time, then agent id).
+    """
+
+    def rank(self, candidates: Sequence[Candidate]) -> list[Candidate]:
+        in_order = FirstFitScorer().rank(candidates)
+        return sorted(in_order, key=_preference)  # stable: ties stay in first-fit order
+
+
+def _preference(candidate: Candidate) -> tuple[object, ...]:
+    """Smaller is better."""
+    allocation = candidate.allocation
+    gpus = candidate.node.state.gpus
+    if not allocation.gpu_shares or gpus is None:
+        return ()
+    if allocation.gpu_whole:
+        return _negated(score_whole_gpu_set(gpus.topology, allocation.gpu_shares, gpus.fully_free()).key())
+    whole = [i for i, share in allocation.gpu_shares.items() if share == WHOLE]
+    partial = [i for i, share in allocation.gpu_shares.items() if share < WHOLE]
+    whole_key = _negated(score_whole_gpu_set(gpus.topology, whole, gpus.fully_free()).key()) if whole else ()
+    free = gpus.free_shares
+    leftover = sum((free[i] - allocation.gpu_shares[i] for i in partial), Decimal(0))
+    return (*whole_key, leftover)
+
+
+def _negated(key: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(-part for part in key)
