@@ -30,5 +30,5 @@ packages, package_dir = _packages()
 setup(
     packages=packages,
     package_dir=package_dir,
-    package_data={name: ["**/*.sh", "**/*.ini", "**/*.mako", "**/*.html", "**/*.js", "**/*.css", "**/*.json", "**/*.txt"] for name in COMPONENTS.values()},
+    package_data={name: ["**/*.sh", "**/*.toml", "**/*.ini", "**/*.mako", "**/*.html", "**/*.js", "**/*.css", "**/*.json", "**/*.txt"] for name in COMPONENTS.values()},
 )

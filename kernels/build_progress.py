@@ -25,6 +25,11 @@ class BuildProgress:
     total: int | None = None
     unit: str = "packages"  # or "bytes" while importing
 
+    @property
+    def done(self) -> int | None:
+        """Alias of ``current`` (what progress bars call it)."""
+        return self.current
+
     def describe(self) -> str:
         if self.current is None:
             return f"{self.stage}: {self.message}"
@@ -96,5 +101,5 @@ class MmdebstrapProgressParser:
         for marker, stage in _STAGE_BY_INFO_LINE:
             if text.startswith(marker):
                 self.stage = stage
-                return BuildProgress(stage, text.rstrip(". "))
+                return BuildProgress(stage, marker)
         return None

@@ -23,17 +23,13 @@ streamed too) and are serialized: a second execute waits for the first.
 """
 from __future__ import annotations
 
-import ast
 import asyncio
 import codecs
 import json
 import os
-import platform
 import signal
 import subprocess
 import sys
-import traceback
-import types
 from typing import Any, Callable, Dict, List, Optional
 
 DEFAULT_SOCKET_PATH = "/run/corral/runner.sock"
@@ -52,6 +48,8 @@ WRITE_HIGH_WATER = 4 * 1024 * 1024  # pause reading a worker pipe while a client
 
 def worker_main(command_fd: int, result_fd: int) -> None:
     """Reads code from ``command_fd`` and writes one JSON result line per execute."""
+    import types
+
     for fd in (command_fd, result_fd):
         os.set_inheritable(fd, False)  # user subprocesses must not hold the control pipes
     sys.path[0] = ""  # like an interactive interpreter: import from the working directory
@@ -98,6 +96,8 @@ def _run_cell(code: str, namespace: Dict[str, Any]) -> Dict[str, Any]:
 
 def _exec_cell(code: str, namespace: Dict[str, Any]) -> None:
     """Runs a cell; a trailing expression is echoed like the interactive prompt does."""
+    import ast  # worker-only imports stay out of the runner's start-up path
+
     tree = ast.parse(code, "<cell>", "exec")
     last_expression = None
     if tree.body and isinstance(tree.body[-1], ast.Expr):
@@ -118,6 +118,8 @@ def _system_exit_result(exit_request: SystemExit) -> Dict[str, Any]:
 
 
 def _format_user_traceback(error: BaseException) -> str:
+    import traceback
+
     if isinstance(error, SyntaxError):
         return "".join(traceback.format_exception_only(type(error), error))
     frames = error.__traceback__
@@ -238,10 +240,14 @@ class Worker:
         self.sink: Optional[OutputSink] = None
         self.interrupt_requested = False
         self.closed = False  # set while the runner shuts down: no restarts any more
+        self._result_pipe_closed = False  # the worker died (or is dying)
 
     @property
     def alive(self) -> bool:
-        return self.process is not None and self.exited is not None and not self.exited.done()
+        return (
+            self.process is not None and self.exited is not None
+            and not self.exited.done() and not self._result_pipe_closed
+        )
 
     @property
     def busy(self) -> bool:
@@ -272,7 +278,9 @@ class Worker:
         self.exited = self._reaper.watch(self.process.pid)
         self.exited.add_done_callback(_record_returncode(self.process))
         self._command_fd = command_write
+        os.set_blocking(command_write, False)
         self._result_fd = result_read
+        self._result_pipe_closed = False
         self._result_buffer = b""
         self._output_fds = {"stdout": stdout_read, "stderr": stderr_read}
         self._decoders = {}
@@ -288,6 +296,8 @@ class Worker:
         if self.closed:
             return {"status": "error", "exit_code": 1, "error": "the runner is shutting down"}
         if not self.alive:
+            if self.process is not None:
+                self.kill()  # a worker that closed its result pipe but lingers
             self._close_pipes()
             self.start()
         self._current = self._loop.create_future()
@@ -400,7 +410,10 @@ class Worker:
             data = b""
         if not data:
             self._loop.remove_reader(self._result_fd)
-            self._loop.create_task(self._on_worker_exit())
+            self._result_pipe_closed = True
+            self._drain_outputs()
+            assert self.exited is not None
+            self._loop.create_task(self._report_worker_exit(self._current, self.exited))
             return
         self._result_buffer += data
         while b"\n" in self._result_buffer:
@@ -410,16 +423,17 @@ class Worker:
             if self._current is not None and not self._current.done():
                 self._current.set_result(result)
 
-    async def _on_worker_exit(self) -> None:
-        assert self.exited is not None
+    async def _report_worker_exit(
+        self, execution: Optional["asyncio.Future[Dict[str, Any]]"], exited: "asyncio.Future[int]"
+    ) -> None:
+        """Ends the execute the worker died in (if any) with the worker's exit status."""
         try:
-            exit_code = await asyncio.wait_for(asyncio.shield(self.exited), 5.0)
+            exit_code = await asyncio.wait_for(asyncio.shield(exited), 5.0)
         except asyncio.TimeoutError:
             exit_code = -1
-        self._drain_outputs()
-        if self._current is not None and not self._current.done():
+        if execution is not None and not execution.done():
             status = "interrupted" if self.interrupt_requested else "error"
-            self._current.set_result({
+            execution.set_result({
                 "status": status,
                 "exit_code": exit_code if exit_code > 0 else 1,
                 "error": "the interpreter exited with code %d; it will be restarted "
@@ -485,12 +499,21 @@ class Runner:
         self.connections: Dict["asyncio.Task[Any]", asyncio.StreamWriter] = {}
 
     async def run(self) -> int:
-        server = await asyncio.start_unix_server(
-            self._serve_connection, sock=bind_socket_atomically(self.socket_path),
-            limit=MAX_REQUEST_BYTES,
-        )
+        # Handlers first: as PID 1 an unhandled SIGTERM would be ignored, not fatal.
         for sig in (signal.SIGTERM, signal.SIGINT):
             self.loop.add_signal_handler(sig, self._on_stop_signal, sig)
+        try:
+            listener = bind_socket_atomically(self.socket_path)
+        except OSError as error:
+            print(
+                "corral-runner: cannot listen on %s: %s (uid %d must be able to create files "
+                "in that directory)" % (self.socket_path, error.strerror or error, os.getuid()),
+                file=sys.stderr, flush=True,
+            )
+            return 1
+        server = await asyncio.start_unix_server(
+            self._serve_connection, sock=listener, limit=MAX_REQUEST_BYTES,
+        )
         if self.batch_argv is not None:
             self.loop.create_task(self._run_batch(self.batch_argv))
         else:
@@ -512,20 +535,21 @@ class Runner:
     def _on_stop_signal(self, sig: int) -> None:
         if self.batch_process is not None:
             _kill_group(self.batch_process.pid, sig)  # the runner exits when the command does
+        elif self.batch_argv is not None:
+            self.stop(128 + sig)  # stopped before the command could start
         else:
             self.stop(0)
 
     async def _close_connections(self) -> None:
-        for connection_task, writer in list(self.connections.items()):
+        for writer in list(self.connections.values()):
             writer.close()
         if self.connections:
             await asyncio.wait(list(self.connections), timeout=0.5)
 
     async def _stop_worker(self) -> None:
-        if not self.worker.alive:
+        if self.worker.exited is None or self.worker.exited.done():
             return
         self.worker.terminate()
-        assert self.worker.exited is not None
         try:
             await asyncio.wait_for(asyncio.shield(self.worker.exited), 0.3)
         except asyncio.TimeoutError:
@@ -592,7 +616,7 @@ class Runner:
         op = request.get("op")
         if op == "ping":
             connection.send({
-                "op": "pong", "pid": os.getpid(), "python": platform.python_version(),
+                "op": "pong", "pid": os.getpid(), "python": "%d.%d.%d" % sys.version_info[:3],
                 "mode": "batch" if self.batch_argv is not None else "interactive",
                 "busy": self.worker.busy,
             }, request_id)

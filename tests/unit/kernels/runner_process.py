@@ -15,6 +15,8 @@ from typing import Any
 import corral.kernels
 
 RUNNER_SCRIPT = Path(corral.kernels.__file__).resolve().parent / "runner.py"
+# The runner must work with any python3 >= 3.9 an image ships; point this at another one to check.
+RUNNER_PYTHON = os.environ.get("CORRAL_TEST_RUNNER_PYTHON", sys.executable)
 
 
 class RunnerProcess:
@@ -34,7 +36,7 @@ class RunnerProcess:
         socket_path = directory / "runner.sock"
         environment = {**os.environ, "CORRAL_RUNNER_SOCKET": str(socket_path), **(env or {})}
         process = await asyncio.create_subprocess_exec(
-            sys.executable, str(RUNNER_SCRIPT), *arguments,
+            RUNNER_PYTHON, str(RUNNER_SCRIPT), *arguments,
             env=environment,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE if capture_output else None,
