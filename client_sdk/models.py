@@ -10,17 +10,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Mapping
 
-PENDING = "PENDING"
-SCHEDULED = "SCHEDULED"
-PREPARING = "PREPARING"
-RUNNING = "RUNNING"
-TERMINATING = "TERMINATING"
-TERMINATED = "TERMINATED"
-ERROR = "ERROR"
-CANCELLED = "CANCELLED"
+from corral.common.session_status import TERMINAL as TERMINAL_STATUSES
+from corral.common.session_status import SessionStatus
 
-TERMINAL_STATUSES = frozenset({TERMINATED, ERROR, CANCELLED})
-FAILED_STATUSES = frozenset({ERROR, CANCELLED})
+FAILED_STATUSES = frozenset({SessionStatus.ERROR, SessionStatus.CANCELLED})
 
 
 def parse_time(value: Any) -> datetime | None:

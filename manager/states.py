@@ -1,23 +1,11 @@
-"""Session and kernel states (DESIGN §3)."""
+"""Session, kernel and agent states."""
 from __future__ import annotations
 
 from enum import StrEnum
 
+from corral.common.session_status import ACTIVE, TERMINAL, SessionStatus
 
-class SessionStatus(StrEnum):
-    PENDING = "PENDING"
-    SCHEDULED = "SCHEDULED"
-    PREPARING = "PREPARING"
-    RUNNING = "RUNNING"
-    TERMINATING = "TERMINATING"
-    TERMINATED = "TERMINATED"
-    ERROR = "ERROR"
-    CANCELLED = "CANCELLED"
-
-
-TERMINAL = frozenset({SessionStatus.TERMINATED, SessionStatus.ERROR, SessionStatus.CANCELLED})
-# Sessions that hold (or are about to hold) resources on an agent.
-ACTIVE = frozenset({SessionStatus.SCHEDULED, SessionStatus.PREPARING, SessionStatus.RUNNING, SessionStatus.TERMINATING})
+__all__ = ["ACTIVE", "TERMINAL", "AgentStatus", "SessionStatus"]
 
 
 class AgentStatus(StrEnum):
