@@ -61,10 +61,16 @@ async def execute(request: web.Request) -> web.StreamResponse:
     _authorize(request)
     body = await _body(request, ExecuteBody)
     events = request.app[KERNELS_KEY].execute(request.match_info["kernel_id"], body.code)  # type: ignore[attr-defined]
+    first = await anext(events)  # a failure before any output is still a proper problem response
     response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
     await response.prepare(request)
-    async for event in events:
-        await response.write(json.dumps(event).encode() + b"\n")
+    try:
+        await response.write(json.dumps(first).encode() + b"\n")
+        async for event in events:
+            await response.write(json.dumps(event).encode() + b"\n")
+    except ConnectionResetError:
+        await events.aclose()
+        return response
     await response.write_eof()
     return response
 

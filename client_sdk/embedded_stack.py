@@ -3,6 +3,7 @@ the local Docker daemon. The composition root of the embedded default; it
 imports the server packages, so only the `up` command loads it."""
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import tomllib
@@ -45,6 +46,13 @@ def load_or_create_secrets(data_dir: Path) -> EmbeddedSecrets:
     return secrets
 
 
+def embedded_agent_id(data_dir: Path) -> str:
+    """Stable for one data dir (so a restart re-attaches its containers), distinct
+    between data dirs (so two stacks on one Docker host never adopt each other's)."""
+    digest = hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:8]
+    return f"local-{digest}"
+
+
 class EmbeddedStack:
     def __init__(self, data_dir: Path, host: str, port: int, mock_gpus: Path | None = None,
                  write_client_config: bool = True) -> None:
@@ -75,7 +83,7 @@ class EmbeddedStack:
             gpu = {"plugin": "mock", "topology": str(self.mock_gpus.resolve())}
         return load_agent_config(
             None,
-            id="local",
+            id=embedded_agent_id(self.data_dir),
             data_dir=str(self.data_dir / "agent"),
             rpc={"host": "127.0.0.1", "port": 0},
             manager={"url": manager_url, "cluster_secret": self.secrets.cluster_secret, "heartbeat_interval_s": 2},

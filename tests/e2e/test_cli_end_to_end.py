@@ -121,7 +121,7 @@ def test_session_commands_and_json(up: CorralUp) -> None:
     table = up.corral("session", "ls")
     assert "nb" in table.stdout
     agents = json.loads(up.corral("admin", "agents", "--json").stdout)
-    assert agents[0]["id"] == "local" and agents[0]["status"] == "ALIVE"
+    assert agents[0]["id"].startswith("local-") and agents[0]["status"] == "ALIVE"
     images = json.loads(up.corral("image", "ls", "--json").stdout)
     assert any(i["name"] == "corral/python:latest" for i in images)
     assert up.corral("session", "rm", "nb").returncode == 0
