@@ -10,10 +10,12 @@ from typing import Any
 from aiohttp import web
 
 import corral.kernels
+from corral.common.gpu.topology import GpuTopology
 from corral.common.version import VERSION
 
 from .backend.base import ContainerBackend
 from .config import AgentConfig
+from .gpu_enforcement import GpuEnforcer, GpuEnforcingBackend, MpsDaemons, mps_root
 from .kernels import KernelManager
 from .manager_link import ManagerLink
 from .resources import detect_capacity
@@ -53,9 +55,10 @@ class AgentServer:
     async def start(self) -> None:
         config = self.config
         config.data_dir.mkdir(parents=True, exist_ok=True)
-        gpu_topology, mock_cores = await self._discover_gpus()
-        self.capacity = detect_capacity(config.resources, gpu_topology, mock_cores)
-        self.backend = self._make_backend()
+        self.gpu_topology, mock_cores = await self._discover_gpus()
+        gpu_json = self.gpu_topology.to_json() if self.gpu_topology.devices else None
+        self.capacity = detect_capacity(config.resources, gpu_json, mock_cores)
+        self.backend = self._with_gpu_enforcement(self._make_backend())
         await self.backend.start()
         self.link = ManagerLink(config.manager, self._heartbeat_payload, self._destroy_requested)
         self.kernels = KernelManager(config.data_dir, self.backend, self.capacity, self.link)
@@ -79,19 +82,43 @@ class AgentServer:
             self.agent_id, self.address, self.capacity.slots(), config.backend,
         )
 
-    async def _discover_gpus(self) -> tuple[dict[str, Any] | None, dict[int, int] | None]:
-        if self.config.gpu.plugin == "none":
-            return None, None
+    async def _discover_gpus(self) -> tuple[GpuTopology, dict[int, int] | None]:
+        """The node's GPUs, and in mock mode the CPU cores (core -> NUMA node) the topology names.
+
+        A mock node advertises those cores — so CPU placement next to the
+        GPUs is exercised as on the real machine — and records which it
+        allocated, while only a CPU quota is enforced on this host.
+        """
+        gpu = self.config.gpu
+        if gpu.plugin == "none":
+            return GpuTopology(), None
         from .gpu.plugin import load_gpu_plugin
 
-        plugin = load_gpu_plugin(self.config.gpu.plugin, topology=self.config.gpu.topology)
+        if gpu.plugin == "mock":
+            # The agent id seeds the mock UUIDs: two agents sharing a file get different GPUs.
+            plugin = load_gpu_plugin("mock", topology=gpu.topology, uuid_seed=self.agent_id)
+        else:
+            plugin = load_gpu_plugin(gpu.plugin)
         topology = await plugin.discover()
         if not topology.devices:
-            return None, None
+            return topology, None
         mock_cores = None
-        if self.config.gpu.plugin == "mock":
-            mock_cores = {core: dev.numa_node or 0 for dev in topology.devices for core in dev.cpu_affinity}
-        return topology.to_json(), mock_cores
+        if gpu.plugin == "mock":
+            numa_of_core = topology.numa_of_core()
+            mock_cores = {core: numa_of_core.get(core, 0) for core in topology.cpu_cores()}
+        log.info(
+            "GPUs (%s plugin, sharing %s): %s", gpu.plugin, gpu.sharing,
+            ", ".join(f"{d.index}:{d.model}:{d.uuid}" for d in topology.devices),
+        )
+        return topology, mock_cores
+
+    def _with_gpu_enforcement(self, backend: ContainerBackend) -> ContainerBackend:
+        """Wrap the backend so each GPU kernel is checked against this node (and MPS readied) first."""
+        if not self.gpu_topology.devices or self.config.backend != "docker":
+            return backend
+        gpu = self.config.gpu
+        mps = MpsDaemons(mps_root(self.config), gpu.mps_control) if gpu.sharing == "mps" and gpu.plugin == "cuda" else None
+        return GpuEnforcingBackend(backend, GpuEnforcer(self.gpu_topology, gpu, mps))  # type: ignore[return-value]
 
     async def _heartbeat_payload(self) -> dict[str, Any]:
         if time.monotonic() - self._images_at > IMAGE_LIST_TTL_S:

@@ -6,15 +6,24 @@ the agent keeps one to re-check and apply. No I/O here.
 
 CPU: ``cpu`` is a Decimal amount of cores. A whole-number request is also
 given that many distinct cores (``cpu_cores``), chosen from the NUMA nodes of
-its GPUs first; a fractional request shares the node and gets only a quota.
+its GPUs first (`corral.common.gpu.allocator.pick_cpu_cores`); a fractional
+request shares the node and gets only a quota.
+
+GPUs: ``cuda.device`` (whole GPUs, best-connected set) or ``cuda.shares``
+(fractions, best-fit), decided by `corral.common.gpu_slots.NodeGpuState`
+on the node's topology; see `corral.common.gpu.allocator` for the contract.
 """
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
+from .gpu.allocator import pick_cpu_cores
 from .node_resources import Allocation, NodeCapacity
 from .slots import CPU, CUDA_DEVICE, CUDA_SHARES, MEM, ResourceSlot
+
+if TYPE_CHECKING:
+    from .gpu_slots import NodeGpuState
 
 
 class NodeState:
@@ -66,11 +75,22 @@ class NodeState:
 
     # Decisions ------------------------------------------------------------
     def can_ever_fit(self, request: ResourceSlot) -> list[str]:
-        """Slot names this node could not give even when empty ([] = fits)."""
+        """Slot names this node could not give even when empty ([] = fits).
+
+        First the slots whose amount exceeds the node's total (a GPU request on
+        a node without GPUs names ``cuda.device`` / ``cuda.shares``); when each
+        total suffices but the request still cannot be placed, the slots that
+        fail on their own (e.g. more whole CPU cores than the node has free of
+        pinning, or a share that no single device can give).
+        """
         empty = NodeState(self.capacity)
         if empty.try_allocate(request) is not None:
             return []
-        return request.exceeding(self.capacity.slots()) or [k for k in request if k.startswith("cuda")] or list(request)
+        lacking = request.exceeding(self.capacity.slots())
+        if lacking:
+            return lacking
+        alone = [slot for slot in request if NodeState(self.capacity).try_allocate(ResourceSlot({slot: request[slot]})) is None]
+        return sorted(alone) or sorted(request)
 
     def try_allocate(self, request: ResourceSlot) -> Allocation | None:
         """Pick resources for ``request`` without taking them; None if it does not fit."""
@@ -114,21 +134,15 @@ class NodeState:
         return allocation
 
     def _pick_cores(self, count: int, preferred_numa: tuple[int, ...]) -> tuple[tuple[int, ...], bool] | None:
-        free = [c for c in self.capacity.cpu_cores if c not in self.pinned_cores]
-        if len(free) < count:
-            return None
-        if not preferred_numa or not self.capacity.numa_of_core:
-            return tuple(free[:count]), False
+        free = frozenset(c for c in self.capacity.cpu_cores if c not in self.pinned_cores)
         numa = self.capacity.numa_of_core
-        preferred = [c for c in free if numa.get(c) in preferred_numa]
-        others = [c for c in free if numa.get(c) not in preferred_numa]
-        chosen = (preferred + others)[:count]
-        return tuple(chosen), len(preferred) < count
+        # Without a NUMA map there is nothing to prefer (nor to spill from).
+        return pick_cpu_cores(free, numa, preferred_numa if numa else (), count)
 
 
-def _make_gpu_state(capacity: NodeCapacity):  # type: ignore[no-untyped-def]
+def _make_gpu_state(capacity: NodeCapacity) -> "NodeGpuState | None":
     if not capacity.gpu_count:
         return None
     from .gpu_slots import NodeGpuState
 
-    return NodeGpuState.from_topology_json(capacity.gpu_topology)  # type: ignore[arg-type]
+    return NodeGpuState.from_topology_json(capacity.gpu_topology)

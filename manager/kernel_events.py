@@ -6,7 +6,9 @@ import logging
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from corral.common.node_resources import Allocation
+from corral.common.allocator import NodeState
+from corral.common.errors import CorralError
+from corral.common.node_resources import Allocation, NodeCapacity
 from corral.common.slots import ResourceSlot
 
 from .context import ManagerContext
@@ -29,11 +31,13 @@ async def recalc_occupied(db: AsyncSession, agent_id: str) -> None:
             select(Kernel.allocation).where(Kernel.agent_id == agent_id, Kernel.status.in_(list(ACTIVE)))
         )
     ).all()
-    total = ResourceSlot()
-    for alloc in allocations:
-        if alloc:
-            total = total + Allocation.from_json(alloc).slots()
-    agent.occupied_slots = total.to_json()
+    held = [Allocation.from_json(alloc) for alloc in allocations if alloc]
+    try:
+        occupied = NodeState(NodeCapacity.from_json(agent.capacity), held).occupied_slots()
+    except CorralError:
+        # Allocations that no longer fit the node's capacity: report the plain sum.
+        occupied = sum((a.slots() for a in held), ResourceSlot())
+    agent.occupied_slots = occupied.to_json()
 
 
 async def mark_kernel_running(ctx: ManagerContext, kernel_id: str, container_id: str | None) -> None:

@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import AgentConfig
+from ..gpu_enforcement import GpuContainerSettings, container_gpu_settings, mps_root
 from ..kernel_spec import KernelSpec
 
 KERNELS_MOUNT = "/opt/corral"
@@ -12,7 +13,8 @@ RUNNER_DIR_MOUNT = "/run/corral"
 RUNNER = f"{KERNELS_MOUNT}/runner.py"
 
 
-def kernel_env(spec: KernelSpec) -> dict[str, str]:
+def kernel_env(spec: KernelSpec, gpu: GpuContainerSettings | None = None) -> dict[str, str]:
+    """The session's env, then Corral's (which wins): identity, limits, GPU settings."""
     alloc = spec.resources
     env = dict(spec.env)
     env.update(
@@ -25,13 +27,26 @@ def kernel_env(spec: KernelSpec) -> dict[str, str]:
             "CORRAL_CPU_CORES": ",".join(str(c) for c in alloc.cpu_cores),
         }
     )
+    if gpu is not None:
+        env.update(gpu.env)
     return env
+
+
+def gpu_settings(spec: KernelSpec, config: AgentConfig) -> GpuContainerSettings:
+    return container_gpu_settings(
+        spec.allocation,
+        config.gpu,
+        kernels_mount=KERNELS_MOUNT,
+        mps_root=mps_root(config),
+        session_pythonpath=spec.env.get("PYTHONPATH"),
+    )
 
 
 def build_container_config(
     spec: KernelSpec, config: AgentConfig, kernel_dir: Path, kernels_pkg_dir: Path, labels: dict[str, str]
 ) -> dict[str, Any]:
     alloc = spec.resources
+    gpu = gpu_settings(spec, config)
     cmd = ["python3", RUNNER]
     if spec.type == "batch" and spec.command:
         cmd += ["--batch", "--", *spec.command]
@@ -40,19 +55,25 @@ def build_container_config(
         "Memory": alloc.mem,
         "MemorySwap": alloc.mem,  # no swap beyond the limit
         "PidsLimit": config.docker.pids_limit,
-        "Binds": [f"{kernels_pkg_dir}:{KERNELS_MOUNT}:ro", f"{kernel_dir}:{RUNNER_DIR_MOUNT}:rw"],
+        "Binds": [f"{kernels_pkg_dir}:{KERNELS_MOUNT}:ro", f"{kernel_dir}:{RUNNER_DIR_MOUNT}:rw", *gpu.binds],
         "Privileged": False,
         "SecurityOpt": ["no-new-privileges"],
         "CapDrop": ["ALL"],
         "Init": False,
         "RestartPolicy": {"Name": "no"},
     }
-    if config.resources.cpu_pinning and alloc.cpu_cores:
+    # Mock GPU nodes advertise the topology file's cores, not this host's:
+    # they get the quota above but are never pinned.
+    if config.resources.cpu_pinning and alloc.cpu_cores and config.gpu.plugin != "mock":
         host_config["CpusetCpus"] = ",".join(str(c) for c in alloc.cpu_cores)
+    if gpu.device_requests:
+        host_config["DeviceRequests"] = gpu.device_requests
+    if gpu.ipc_mode:
+        host_config["IpcMode"] = gpu.ipc_mode
     return {
         "Image": spec.image,
         "Cmd": cmd,
-        "Env": [f"{k}={v}" for k, v in kernel_env(spec).items()],
+        "Env": [f"{k}={v}" for k, v in kernel_env(spec, gpu).items()],
         "Labels": labels,
         "User": f"{config.docker.kernel_uid}:{config.docker.kernel_gid}",
         "HostConfig": host_config,

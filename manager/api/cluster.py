@@ -10,7 +10,7 @@ from corral.common.version import VERSION
 
 from ..auth import require_admin
 from ..db.models import Agent
-from ..session_views import agent_view
+from ..session_views import agent_views
 from .context_access import ctx_of, user_of
 
 
@@ -29,7 +29,8 @@ async def list_agents(request: web.Request) -> web.Response:
     require_admin(user_of(request))
     async with ctx_of(request).sessionmaker() as db:
         agents = (await db.scalars(select(Agent).order_by(Agent.first_contact, Agent.id))).all()
-    return web.json_response({"items": [agent_view(a) for a in agents]})
+        views = await agent_views(db, agents)
+    return web.json_response({"items": views})
 
 
 async def list_images(request: web.Request) -> web.Response:

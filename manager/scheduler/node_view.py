@@ -1,6 +1,7 @@
 """The scheduler's in-memory picture of the nodes for one pass."""
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -8,10 +9,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from corral.common.allocator import NodeState
+from corral.common.errors import CorralError
 from corral.common.node_resources import Allocation, NodeCapacity
 
 from ..db.models import Agent, Kernel
 from ..states import ACTIVE, AgentStatus
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -33,13 +37,13 @@ async def load_node_views(db: AsyncSession) -> list[NodeView]:
     for agent_id, alloc in rows:
         if alloc:
             allocations.setdefault(agent_id, []).append(Allocation.from_json(alloc))
-    return [
-        NodeView(
-            agent_id=a.id,
-            address=a.address,
-            resource_group=a.resource_group,
-            first_contact=a.first_contact,
-            state=NodeState(NodeCapacity.from_json(a.capacity), allocations.get(a.id, ())),
-        )
-        for a in agents
-    ]
+    views = []
+    for agent in agents:
+        try:
+            state = NodeState(NodeCapacity.from_json(agent.capacity), allocations.get(agent.id, ()))
+        except CorralError as exc:
+            # E.g. the node came back with fewer GPUs than its kernels hold: don't place more there.
+            log.warning("agent %s skipped this pass: its allocations do not fit its capacity (%s)", agent.id, exc)
+            continue
+        views.append(NodeView(agent.id, agent.address, agent.resource_group, agent.first_contact, state))
+    return views
