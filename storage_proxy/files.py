@@ -114,6 +114,18 @@ def translate_os_error(exc: OSError, parts: PathParts) -> Exception:
     return exc
 
 
+def _open_dir_error(exc: OSError, name: str, dir_fd: int, parts: PathParts) -> Exception:
+    # openat(O_DIRECTORY|O_NOFOLLOW) on a symlink says ENOTDIR on Linux, not ELOOP:
+    # look at what is there so that a symlink is reported as the escape it is.
+    if exc.errno in (errno.ENOTDIR, errno.ELOOP):
+        try:
+            if stat_mod.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode):
+                return PathRejected(f"{_describe(parts)}: is a symbolic link; links are not followed", path=_describe(parts))
+        except OSError:
+            pass
+    return translate_os_error(exc, parts)
+
+
 class VfolderFiles:
     """Confined file operations under ``root`` (the vfolder's host directory)."""
 
@@ -143,7 +155,7 @@ class VfolderFiles:
                             raise
                         child = self._make_and_open(name, fd)
                 except OSError as exc:
-                    raise translate_os_error(exc, parts[: index + 1]) from None
+                    raise _open_dir_error(exc, name, fd, parts[: index + 1]) from None
                 os.close(fd)
                 fd = child
             yield fd
@@ -297,7 +309,7 @@ class VfolderFiles:
                 except FileNotFoundError:
                     return  # will be created at completion
                 except OSError as exc:
-                    raise translate_os_error(exc, parts[: index + 1]) from None
+                    raise _open_dir_error(exc, name, fd, parts[: index + 1]) from None
                 os.close(fd)
                 fd = child
             try:

@@ -100,8 +100,12 @@ class ParallelWalker:
         *,
         workers: int = DEFAULT_WORKERS,
         entry_sink: EntrySink | None = None,
+        stat_entries: bool = True,
     ) -> None:
         self._root_fd = root_fd
+        # Without stat, a listing costs one readdir per directory (types come from
+        # d_type); sizes and byte totals are then 0. Usage always stats.
+        self._stat_entries = stat_entries
         self._workers = max(1, workers)
         self._sink = entry_sink
         self._lock = threading.Lock()
@@ -124,6 +128,10 @@ class ParallelWalker:
         self._stopped.set()
         with self._wakeup:
             self._wakeup.notify_all()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._stopped.is_set()
 
     def run(self) -> WalkTotals:
         """Blocking walk; returns the totals (raises WalkCancelled if cancelled)."""
@@ -150,7 +158,7 @@ class ParallelWalker:
             self._release(root)
         if self._failure is not None:
             raise self._failure
-        if self._stopped.is_set() and self._outstanding:
+        if self._stopped.is_set():
             raise WalkCancelled()
         return self._totals
 
@@ -187,6 +195,8 @@ class ParallelWalker:
                         self._outstanding -= 1
                         if not self._outstanding:
                             self._wakeup.notify_all()
+        except WalkCancelled:
+            self.cancel()  # the consumer of entries went away
         except BaseException as exc:  # a bug, not an I/O error: stop everyone
             log.exception("walker thread failed")
             self._failure = exc
@@ -211,6 +221,30 @@ class ParallelWalker:
         finally:
             self._release(here)
 
+    @staticmethod
+    def _count_unstatted(
+        entry: os.DirEntry[str], local: WalkTotals, subdirs: list[str], batch: list[WalkEntry] | None, prefix: str
+    ) -> None:
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                kind = "dir"
+                local.dirs += 1
+                subdirs.append(entry.name)
+            elif entry.is_symlink():
+                kind = "symlink"
+                local.symlinks += 1
+            elif entry.is_file(follow_symlinks=False):
+                kind = "file"
+                local.files += 1
+            else:
+                kind = "other"
+                local.others += 1
+        except OSError:
+            local.errors += 1
+            return
+        if batch is not None:
+            batch.append(WalkEntry(prefix + entry.name, kind, 0, 0.0))
+
     def _scan(self, here: _OpenDir, rel: str) -> None:
         local = WalkTotals()
         subdirs: list[str] = []
@@ -220,6 +254,9 @@ class ParallelWalker:
         try:
             with os.scandir(here.fd) as it:
                 for entry in it:
+                    if not self._stat_entries:
+                        self._count_unstatted(entry, local, subdirs, batch, prefix)
+                        continue
                     try:
                         st = entry.stat(follow_symlinks=False)
                     except OSError:

@@ -10,6 +10,7 @@ backend with native accounting (CephFS rstats, XFS quota reports) can override
 from __future__ import annotations
 
 import abc
+import functools
 import os
 import re
 from pathlib import Path
@@ -27,6 +28,29 @@ VFID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
 STATE_DIR_NAME = ".corral"
 
 UsageReport = WalkTotals
+LOCAL_WALK_WORKERS = 2
+_NETWORK_FS = ("nfs", "nfs4", "cifs", "smb3", "smbfs", "ceph", "fuse", "glusterfs", "lustre", "beegfs", "gpfs", "9p", "afs", "wekafs")
+
+
+def filesystem_type(path: Path) -> str | None:
+    """Type of the filesystem holding ``path`` (from /proc/self/mountinfo), if known."""
+    try:
+        target = os.path.realpath(path)
+        best, best_type = "", None
+        with open("/proc/self/mountinfo") as fh:
+            for line in fh:
+                fields = line.split()
+                sep = fields.index("-")
+                mount_point = fields[4].replace("\\040", " ")
+                if (target == mount_point or target.startswith(mount_point.rstrip("/") + "/")) and len(mount_point) >= len(best):
+                    best, best_type = mount_point, fields[sep + 1]
+        return best_type
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def is_network_filesystem(fs_type: str) -> bool:
+    return fs_type.split(".")[0] in _NETWORK_FS
 
 
 def check_vfid(vfid: str) -> str:
@@ -91,11 +115,25 @@ class VolumeBackend(abc.ABC):
     def files(self, vfid: str) -> VfolderFiles:
         return VfolderFiles(self.mount_path(check_vfid(vfid)), self.owner)
 
-    def walker(self, vfid: str, parts: PathParts = (), *, entry_sink: EntrySink | None = None) -> ParallelWalker:
+    def walker(
+        self, vfid: str, parts: PathParts = (), *, entry_sink: EntrySink | None = None, stat_entries: bool = True
+    ) -> ParallelWalker:
         """A parallel walker over ``parts`` inside the vfolder (opened confined)."""
         with self.files(vfid).directory(parts) as fd:
             root_fd = os.dup(fd)
-        return ParallelWalker(root_fd, workers=self.walk_workers, entry_sink=entry_sink)
+        return ParallelWalker(root_fd, workers=self.effective_walk_workers, entry_sink=entry_sink, stat_entries=stat_entries)
+
+    @functools.cached_property
+    def effective_walk_workers(self) -> int:
+        """Many threads pay off where each stat is a round trip; on a local disk
+        the walk is CPU-bound and extra threads only fight over the GIL."""
+        configured = self.config.options.get("walk_workers")
+        if configured:
+            return int(configured)
+        fs_type = filesystem_type(self.root)
+        if fs_type is None or is_network_filesystem(fs_type):
+            return self.walk_workers
+        return min(self.walk_workers, LOCAL_WALK_WORKERS)
 
     async def usage(self, vfid: str) -> UsageReport:
         return await self.walker(vfid).run_async()

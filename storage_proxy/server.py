@@ -1,0 +1,136 @@
+"""The storage proxy process: build the aiohttp app(s), serve, register in etcd."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from typing import AsyncIterator, Iterable, Literal
+
+from aiohttp import web
+
+from corral.common.errors import CorralError
+
+from .client_api import add_client_routes
+from .config import StorageProxyConfig, load_storage_config
+from .context import CONTEXT_KEY, StorageContext, get_context
+from .manager_api import add_manager_routes, manager_auth_middleware
+from .problem import problem_middleware
+from .registry import EtcdPresence
+
+log = logging.getLogger(__name__)
+
+ApiName = Literal["manager", "client"]
+SHUTDOWN_GRACE_S = 10.0
+
+
+async def health(request: web.Request) -> web.Response:
+    ctx = get_context(request)
+    return web.json_response({"status": "ok", "proxy_name": ctx.config.proxy_name, "volumes": sorted(ctx.volumes)})
+
+
+async def _purge_loop(ctx: StorageContext) -> None:
+    while True:
+        await asyncio.sleep(ctx.config.upload.purge_interval_s)
+        try:
+            await ctx.uploads.purge_expired()
+        except Exception:
+            log.exception("purging expired uploads failed")
+
+
+def create_app(
+    config: StorageProxyConfig,
+    *,
+    context: StorageContext | None = None,
+    apis: Iterable[ApiName] = ("manager", "client"),
+) -> web.Application:
+    """An app serving the chosen APIs; pass one ``context`` to several apps to share state."""
+    ctx = context or StorageContext.from_config(config)
+    apis = set(apis)
+    app = web.Application(middlewares=[problem_middleware, manager_auth_middleware])
+    app[CONTEXT_KEY] = ctx
+    app.router.add_get("/health", health)
+    if "manager" in apis:
+        add_manager_routes(app)
+    if "client" in apis:
+        add_client_routes(app)
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        await ctx.start()
+        purge = asyncio.ensure_future(_purge_loop(ctx)) if "client" in apis else None
+        yield
+        if purge is not None:
+            purge.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await purge
+
+    app.cleanup_ctx.append(lifecycle)
+    return app
+
+
+def _presence_value(config: StorageProxyConfig) -> dict[str, object]:
+    return {
+        "name": config.proxy_name,
+        "manager_url": config.manager_api.advertised_url(),
+        "client_url": config.client_api.advertised_url(),
+        "volumes": [{"name": v.name, "backend": v.backend} for v in config.volumes],
+    }
+
+
+async def run(config: StorageProxyConfig, *, stop: asyncio.Event | None = None) -> None:
+    """Serve until ``stop`` is set (or the task is cancelled)."""
+    ctx = StorageContext.from_config(config)
+    if config.shares_one_listener():
+        plan = [("manager+client", create_app(config, context=ctx), config.manager_api)]
+    else:
+        plan = [
+            ("manager", create_app(config, context=ctx, apis=("manager",)), config.manager_api),
+            ("client", create_app(config, context=ctx, apis=("client",)), config.client_api),
+        ]
+    runners: list[web.AppRunner] = []
+    presence: EtcdPresence | None = None
+    try:
+        for label, app, listen in plan:
+            runner = web.AppRunner(app, shutdown_timeout=SHUTDOWN_GRACE_S, access_log=logging.getLogger("corral.storage_proxy.access"))
+            await runner.setup()
+            runners.append(runner)
+            site = web.TCPSite(runner, listen.host, listen.port)
+            await site.start()
+            log.info("serving the %s API on http://%s:%d", label, listen.host, listen.port)
+        if config.etcd is not None:
+            presence = EtcdPresence(config.etcd, config.proxy_name, _presence_value(config))
+            presence.start()
+        await (stop.wait() if stop is not None else asyncio.Event().wait())
+    finally:
+        if presence is not None:
+            await presence.stop()
+        for runner in reversed(runners):
+            await runner.cleanup()
+        log.info("storage proxy stopped")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m corral.storage_proxy", description="Corral storage proxy")
+    parser.add_argument("--config", "-c", required=True, help="TOML config file")
+    args = parser.parse_args(argv)
+    try:
+        config = load_storage_config(args.config)
+    except CorralError as exc:
+        print(f"error: {exc.detail}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=getattr(logging, config.log_level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+    async def serve() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await run(config, stop=stop)
+
+    asyncio.run(serve())
+    return 0
