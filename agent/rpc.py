@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from corral.common.cluster_secret import check_bearer
 from corral.common.errors import InvalidRequest
-from corral.common.http_problems import problem_middleware
+from corral.common.http_problems import make_problem_middleware
 from corral.common.version import VERSION
 
 from .kernel_spec import KernelSpec
@@ -76,7 +76,7 @@ async def execute(request: web.Request) -> web.StreamResponse:
 
 
 def create_rpc_app(kernels: KernelManager, cluster_secret: str) -> web.Application:
-    app = web.Application(middlewares=[problem_middleware], client_max_size=4 << 20)
+    app = web.Application(middlewares=[make_problem_middleware("agent")], client_max_size=4 << 20)
     app[KERNELS_KEY] = kernels
     app[SECRET_KEY] = cluster_secret
     app.router.add_get("/rpc/v1/health", health)

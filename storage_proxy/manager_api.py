@@ -10,7 +10,7 @@ from corral.common.errors import NotFound
 from .auth import require_manager
 from .bodies import CloneVfolderBody, CreateVfolderBody, SetQuotaBody, read_body
 from .context import StorageContext, get_context
-from .problem import Handler
+from corral.common.http_problems import Handler
 from .volumes import VolumeBackend
 from .volumes.base import check_vfid
 

@@ -17,7 +17,7 @@ from .client_api import add_client_routes
 from .config import StorageProxyConfig, load_storage_config
 from .context import CONTEXT_KEY, StorageContext, get_context
 from .manager_api import add_manager_routes, manager_auth_middleware
-from .problem import problem_middleware
+from corral.common.http_problems import make_problem_middleware
 from .registry import EtcdPresence
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ def create_app(
     """An app serving the chosen APIs; pass one ``context`` to several apps to share state."""
     ctx = context or StorageContext.from_config(config)
     apis = set(apis)
-    app = web.Application(middlewares=[problem_middleware, manager_auth_middleware])
+    app = web.Application(middlewares=[make_problem_middleware("storage proxy"), manager_auth_middleware])
     app[CONTEXT_KEY] = ctx
     app.router.add_get("/health", health)
     if "manager" in apis:

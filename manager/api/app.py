@@ -13,7 +13,7 @@ from ..session_requests import CreateSessionRequest
 from ..session_service import SessionService
 from . import cluster, internal, sessions
 from .context_access import CONTEXT_KEY, REGISTRY_KEY, SERVICE_KEY, USER_KEY, ctx_of
-from corral.common.http_problems import problem_middleware
+from corral.common.http_problems import make_problem_middleware
 from .routes import Handler, Route, build_openapi
 
 API = "/api/v1"
@@ -54,7 +54,7 @@ def _signed(handler: Handler) -> Handler:
 
 
 def create_app(ctx: ManagerContext, service: SessionService, registry: AgentRegistry) -> web.Application:
-    app = web.Application(middlewares=[problem_middleware], client_max_size=2 << 20)
+    app = web.Application(middlewares=[make_problem_middleware("manager")], client_max_size=2 << 20)
     app[CONTEXT_KEY] = ctx
     app[SERVICE_KEY] = service
     app[REGISTRY_KEY] = registry
