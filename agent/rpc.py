@@ -1,14 +1,13 @@
 """The agent's HTTP RPC API for the manager (cluster secret)."""
 from __future__ import annotations
 
-import json
-
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from corral.common.cluster_secret import check_bearer
-from corral.common.errors import InvalidRequest
 from corral.common.http_problems import make_problem_middleware
+from corral.common.ndjson_response import stream_ndjson
+from corral.common.request_body import parse_body
 from corral.common.version import VERSION
 
 from .kernel_spec import KernelSpec
@@ -28,20 +27,13 @@ def _authorize(request: web.Request) -> None:
     check_bearer(request.headers, request.app[SECRET_KEY])
 
 
-async def _body(request: web.Request, model: type[BaseModel]) -> BaseModel:
-    try:
-        return model.model_validate(json.loads(await request.read() or b"{}"))
-    except (ValueError, ValidationError) as exc:
-        raise InvalidRequest(f"invalid request body: {exc}") from None
-
-
 async def health(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok", "version": VERSION})
 
 
 async def create_kernel(request: web.Request) -> web.Response:
     _authorize(request)
-    spec = await _body(request, KernelSpec)
+    spec = await parse_body(request, KernelSpec)
     record = await request.app[KERNELS_KEY].create(spec)  # type: ignore[arg-type]
     return web.json_response(record.report(), status=202)
 
@@ -59,20 +51,9 @@ async def kernel_logs(request: web.Request) -> web.Response:
 
 async def execute(request: web.Request) -> web.StreamResponse:
     _authorize(request)
-    body = await _body(request, ExecuteBody)
+    body = await parse_body(request, ExecuteBody)
     events = request.app[KERNELS_KEY].execute(request.match_info["kernel_id"], body.code)  # type: ignore[attr-defined]
-    first = await anext(events)  # a failure before any output is still a proper problem response
-    response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
-    await response.prepare(request)
-    try:
-        await response.write(json.dumps(first).encode() + b"\n")
-        async for event in events:
-            await response.write(json.dumps(event).encode() + b"\n")
-    except ConnectionResetError:
-        await events.aclose()
-        return response
-    await response.write_eof()
-    return response
+    return await stream_ndjson(request, events)
 
 
 def create_rpc_app(kernels: KernelManager, cluster_secret: str) -> web.Application:

@@ -10,7 +10,7 @@ from ..agent_registry import Heartbeat
 from ..auth import check_cluster_secret
 from ..kernel_events import mark_kernel_ended, mark_kernel_running
 from .context_access import ctx_of, registry_of
-from .request_body import parse_body
+from corral.common.request_body import parse_body
 
 
 class KernelEvent(BaseModel):

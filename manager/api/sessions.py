@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from corral.common.errors import Conflict, InvalidRequest
+from corral.common.ndjson_response import stream_ndjson
 
 from ..db.models import Agent, Kernel, SessionStatusChange
 from ..session_requests import CreateSessionRequest
@@ -17,7 +18,7 @@ from ..session_service import SessionService
 from ..session_views import status_change_view
 from ..states import TERMINAL, SessionStatus
 from .context_access import ctx_of, service_of, user_of
-from .request_body import parse_body
+from corral.common.request_body import parse_body
 
 SSE_KEEPALIVE_S = 15.0
 SSE_POLL_S = 1.0
@@ -77,19 +78,7 @@ async def execute_code(request: web.Request) -> web.StreamResponse:
     sess, kernel_id, address = await _kernel_target(request)
     if sess.status != SessionStatus.RUNNING:
         raise Conflict(f"session {sess.name} is {sess.status}, not RUNNING", session_status=sess.status)
-    events = ctx_of(request).agent_client.execute(address, kernel_id, body.code)
-    first = await anext(events)  # errors before the first line become a proper problem response
-    response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
-    await response.prepare(request)
-    try:
-        await response.write(json.dumps(first).encode() + b"\n")
-        async for event in events:
-            await response.write(json.dumps(event).encode() + b"\n")
-    except ConnectionResetError:
-        await events.aclose()  # the client went away; stop reading from the agent
-        return response
-    await response.write_eof()
-    return response
+    return await stream_ndjson(request, ctx_of(request).agent_client.execute(address, kernel_id, body.code))
 
 
 async def session_logs(request: web.Request) -> web.Response:

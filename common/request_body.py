@@ -7,11 +7,11 @@ from typing import TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from corral.common.errors import InvalidRequest
+from .errors import InvalidRequest
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
-MAX_BODY = 1 << 20
+MAX_BODY = 2 << 20
 
 
 async def parse_body(request: web.Request, model: type[ModelT]) -> ModelT:
