@@ -11,7 +11,7 @@ from .bind import bind
 from .registry import build_stages
 from .node_view import load_node_views
 from .reserve import reserve
-from corral.common.slots import ResourceSlot
+from corral.common.slots import ResourceSlot, format_size
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +68,12 @@ class Scheduler:
                 candidates = self.filter.feasible(nodes, request, sess.resource_group)
                 ranked = self.scorer.rank(candidates)
                 if not ranked:
+                    # Later, smaller requests may still fit (no head-of-line blocking); tell the
+                    # owner why this one waits, without a new history entry per pass.
+                    waiting = f"waiting for resources: no agent in group {sess.resource_group!r} has {_describe(request)} free"
+                    if sess.status_reason != waiting:
+                        sess.status_reason = waiting
+                        await db.commit()
                     continue
                 chosen = ranked[0]
                 await reserve(db, self.ctx.hub, sess, chosen)
@@ -78,3 +84,10 @@ class Scheduler:
                 self._binds.add(task)
                 task.add_done_callback(self._binds.discard)
         return placed
+
+
+def _describe(request: ResourceSlot) -> str:
+    parts = []
+    for name, amount in sorted(request.items()):
+        parts.append(f"{name}={format_size(int(amount)) if name == 'mem' else amount}")
+    return ", ".join(parts) or "anything"

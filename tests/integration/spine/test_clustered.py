@@ -67,3 +67,19 @@ async def test_leadership_moves_when_the_leader_stops(big_cluster: LiveCluster) 
     await client.wait_for_status(session.id, {"RUNNING"}, timeout=60)
     await client.destroy_session(session.id)
     await asyncio.sleep(0)
+
+
+async def test_waiting_session_says_why(big_cluster: LiveCluster) -> None:
+    client = big_cluster.client()
+    blockers = [await client.create_session(resources={"cpu": "2", "mem": "128m"}) for _ in range(2)]
+    for blocker in blockers:
+        await client.wait_for_status(blocker.id, {"RUNNING"}, timeout=60)
+    waiting = await client.create_session(resources={"cpu": "2", "mem": "128m"})
+
+    async def explained() -> bool:
+        return "waiting for resources" in (await client.get_session(waiting.id)).raw["status_reason"]
+
+    await wait_for(explained, timeout=10)
+    assert "cpu=2" in (await client.get_session(waiting.id)).raw["status_reason"]
+    for session in [*blockers, waiting]:
+        await client.destroy_session(session.id)
