@@ -92,8 +92,13 @@ class NodeState:
         alone = [slot for slot in request if NodeState(self.capacity).try_allocate(ResourceSlot({slot: request[slot]})) is None]
         return sorted(alone) or sorted(request)
 
-    def try_allocate(self, request: ResourceSlot) -> Allocation | None:
-        """Pick resources for ``request`` without taking them; None if it does not fit."""
+    def try_allocate(self, request: ResourceSlot, *, with_cores: bool = True) -> Allocation | None:
+        """Pick resources for ``request`` without taking them; None if it does not fit.
+
+        ``with_cores=False`` only checks that enough cores are free and leaves
+        ``cpu_cores`` empty: the scheduler's filter asks every node, but only
+        the chosen one needs its cores picked.
+        """
         cpu = request[CPU]
         mem = int(request[MEM])
         if self.cpu_used + cpu > len(self.capacity.cpu_cores) or self.mem_used + mem > self.capacity.mem:
@@ -112,6 +117,10 @@ class NodeState:
         cores: tuple[int, ...] = ()
         spilled = False
         if cpu == cpu.to_integral_value() and cpu > 0:
+            if not with_cores:
+                if len(self.capacity.cpu_cores) - len(self.pinned_cores) < int(cpu):
+                    return None
+                return Allocation(cpu=cpu, mem=mem, numa_nodes=preferred_numa, gpu_shares=gpu_shares, gpu_whole=gpu_whole)
             chosen = self._pick_cores(int(cpu), preferred_numa)
             if chosen is None:
                 return None

@@ -25,7 +25,11 @@ def kernel_spec(sess: Session, kernel: Kernel) -> dict[str, Any]:
         "command": sess.command,
         "env": sess.env,
         "allocation": kernel.allocation,
-        "mounts": sess.mounts,
+        "mounts": [
+            {k: m[k] for k in ("name", "host_path", "container_path", "read_only")}
+            for m in sess.mounts or []
+            if isinstance(m, dict) and m.get("host_path")
+        ],
     }
 
 

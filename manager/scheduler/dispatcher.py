@@ -8,6 +8,7 @@ import logging
 from ..context import ManagerContext
 from ..leader import LeaderElection
 from .bind import bind
+from .filter import Candidate
 from .registry import build_stages
 from .node_view import load_node_views
 from .reserve import reserve
@@ -75,7 +76,10 @@ class Scheduler:
                         sess.status_reason = waiting
                         await db.commit()
                     continue
-                chosen = ranked[0]
+                allocation = ranked[0].node.state.try_allocate(request)  # now with its cores
+                if allocation is None:
+                    continue
+                chosen = Candidate(ranked[0].node, allocation)
                 await reserve(db, self.ctx.hub, sess, chosen)
                 await db.commit()
                 placed += 1

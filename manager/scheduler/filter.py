@@ -12,6 +12,9 @@ from .node_view import NodeView
 
 @dataclass(frozen=True)
 class Candidate:
+    """A node that can take the request; ``allocation`` has its GPUs but not yet
+    its CPU cores (picked only for the chosen node, see ``NodeState.try_allocate``)."""
+
     node: NodeView
     allocation: Allocation
 
@@ -28,7 +31,7 @@ class FitsFilter:
         for node in nodes:
             if node.resource_group != resource_group:
                 continue
-            allocation = node.state.try_allocate(request)
+            allocation = node.state.try_allocate(request, with_cores=False)
             if allocation is not None:
                 candidates.append(Candidate(node, allocation))
         return candidates
