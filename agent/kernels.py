@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, AsyncIterator
 
 from corral.common.allocator import NodeState
-from corral.common.errors import Conflict, CorralError, NotFound
+from corral.common.errors import BackendError, Conflict, CorralError, NotFound
 from corral.common.node_resources import Allocation, NodeCapacity
 
 from . import runner_client
@@ -31,6 +31,7 @@ class KernelManager:
         self.records: dict[str, KernelRecord] = {}
         self._starting: dict[str, asyncio.Task[None]] = {}
         self._destroying: dict[str, asyncio.Task[dict[str, Any]]] = {}
+        self._stray_candidates: set[str] = set()
 
     # Start-up: re-attach ----------------------------------------------------------------
     async def reattach(self) -> None:
@@ -74,6 +75,7 @@ class KernelManager:
 
     async def _start(self, spec: KernelSpec, record: KernelRecord) -> None:
         try:
+            check_vfolder_mounts(spec)
             record.kernel_dir.mkdir(parents=True, exist_ok=True)
             os.chmod(record.kernel_dir, 0o777)  # the runner binds its socket here as the kernel user
             record.container_id = await self.backend.start_kernel(spec, record.kernel_dir)
@@ -142,6 +144,11 @@ class KernelManager:
             starting.cancel()
             await asyncio.gather(starting, return_exceptions=True)
         exit_code, logs = (None, "")
+        if record.container_id is None:
+            # Cancelled mid-creation: the container may exist without us knowing its id yet.
+            record.container_id = next(
+                (k.container_id for k in await self.backend.existing_kernels() if k.kernel_id == record.kernel_id), None
+            )
         if record.container_id:
             exit_code, logs = await self.backend.stop_kernel(record.container_id)
         self._forget(record)
@@ -177,6 +184,22 @@ class KernelManager:
         self._forget(record)
         log.info("kernel %s exited with code %s", kernel_id, exit_code)
         self.link.send_event("kernel.terminated", kernel_id, exit_code=exit_code, reason="container exited", logs=logs)
+
+    async def sweep_strays(self) -> list[str]:
+        """Remove this agent's containers that belong to no kernel it knows (e.g. created
+        while their kernel was being destroyed). A container must look stray on two
+        sweeps in a row, so one still being set up is never touched."""
+        found = {k.container_id: k for k in await self.backend.existing_kernels()}
+        known = {r.container_id for r in self.records.values() if r.container_id}
+        strays = {cid for cid, k in found.items() if cid not in known and k.kernel_id not in self.records}
+        removed = []
+        for container_id in strays & self._stray_candidates:
+            await self.backend.stop_kernel(container_id)
+            _remove_dir(found[container_id].kernel_dir)
+            removed.append(container_id)
+            log.warning("removed stray container %s (kernel %s)", container_id[:12], found[container_id].kernel_id)
+        self._stray_candidates = strays - set(removed)
+        return removed
 
     def _forget(self, record: KernelRecord) -> None:
         if self.records.pop(record.kernel_id, None) is not None:
@@ -220,3 +243,14 @@ def _remove_dir(path: Path) -> None:
 
 async def _no_runner_result() -> AsyncIterator[dict[str, Any]]:
     yield {"op": "result", "status": "ok", "exit_code": 0, "error": None}
+
+
+def check_vfolder_mounts(spec: KernelSpec) -> None:
+    """Refuse to start rather than let Docker create an empty root-owned directory
+    where a vfolder should be (a volume not mounted on this node, say)."""
+    for mount in spec.mounts:
+        if not os.path.isdir(mount.host_path):
+            raise BackendError(
+                f"vfolder {mount.name}: {mount.host_path} is not a directory on this node "
+                "(is the storage volume mounted here?)"
+            )

@@ -125,8 +125,9 @@ class AgentServer:
             try:
                 self._images = await self.backend.list_images()
                 self._images_at = time.monotonic()
+                await self.kernels.sweep_strays()  # same cadence: a cheap list call now and then
             except Exception as exc:  # noqa: BLE001 - report what we had
-                log.debug("image listing failed: %s", exc)
+                log.debug("image listing or stray sweep failed: %s", exc)
         return {
             "agent_id": self.agent_id,
             "address": self.address,

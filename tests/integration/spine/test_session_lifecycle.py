@@ -109,3 +109,22 @@ async def test_events_stream_replays_history_then_follows(cluster: LiveCluster) 
     seen = [change.status async for change in client.watch_session(session.id)]
     assert seen[0] == "PENDING" and seen[-1] == "TERMINATED"
     assert "RUNNING" in seen
+
+
+async def test_destroying_a_starting_session_leaves_no_container(cluster: LiveCluster) -> None:
+    client = cluster.client()
+    for _ in range(3):
+        session = await client.create_session(resources={"mem": "128m"})
+        await client.wait_for_status(session.id, {"PREPARING", "RUNNING"}, timeout=60)
+        await client.destroy_session(session.id)
+        await client.wait_for_status(session.id, {"TERMINATED", "CANCELLED", "ERROR"}, timeout=60)
+    agent_id = cluster.agents[0].agent_id
+
+    async def no_containers() -> bool:
+        async with aiodocker.Docker() as docker:
+            found = await docker.containers.list(all=True, filters=f'{{"label": ["ai.corral.agent-id={agent_id}"]}}')
+        return not found
+
+    from .cluster import wait_for
+
+    await wait_for(no_containers, timeout=20)
