@@ -1,5 +1,4 @@
 from pathlib import Path
-from typing import Any
 
 from corral.agent.backend.base import ExistingKernel
 from corral.agent.kernels import KernelManager
