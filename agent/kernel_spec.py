@@ -10,6 +10,20 @@ from pydantic import BaseModel, ConfigDict
 from corral.common.node_resources import Allocation
 
 
+class VfolderMount(BaseModel):
+    """A vfolder to bind-mount: the manager resolved the host path through the storage proxy."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    name: str
+    host_path: str
+    container_path: str
+    read_only: bool = False
+
+    def bind(self) -> str:
+        return f"{self.host_path}:{self.container_path}:{'ro' if self.read_only else 'rw'}"
+
+
 class KernelSpec(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -23,7 +37,7 @@ class KernelSpec(BaseModel):
     command: list[str] | None = None
     env: dict[str, str] = {}
     allocation: dict[str, Any]
-    mounts: list[Any] = []
+    mounts: list[VfolderMount] = []
 
     @property
     def resources(self) -> Allocation:

@@ -28,6 +28,9 @@ _EXPORTS = {
     "SessionPage": ".models",
     "StatusChange": ".models",
     "WhoAmI": ".models",
+    "Vfolder": ".models",
+    "VfolderToken": ".models",
+    "StorageClient": ".storage",
     "SessionFailed": ".errors",
     "WaitTimeout": ".errors",
 }
@@ -44,6 +47,9 @@ __all__ = [
     "SessionFailed",
     "SessionPage",
     "StatusChange",
+    "StorageClient",
+    "Vfolder",
+    "VfolderToken",
     "WaitTimeout",
     "WhoAmI",
     "build_resources",
@@ -55,7 +61,8 @@ if TYPE_CHECKING:
     from .api import AsyncCorralClient, ExecutionResult
     from .config import ClientConfig, load_client_config, write_client_config
     from .errors import SessionFailed, WaitTimeout
-    from .models import Agent, Image, Kernel, Session, SessionPage, StatusChange, WhoAmI
+    from .models import Agent, Image, Kernel, Session, SessionPage, StatusChange, Vfolder, VfolderToken, WhoAmI
+    from .storage import StorageClient
     from .resources import build_resources
     from .sync import CorralClient
 

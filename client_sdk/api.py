@@ -19,7 +19,7 @@ import json
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
 from importlib import metadata
-from typing import Any, AsyncIterator, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, AsyncIterator, Iterable, Mapping, Sequence
 from urllib.parse import quote, urlencode
 
 import aiohttp
@@ -50,9 +50,14 @@ from .models import (
     Session,
     SessionPage,
     StatusChange,
+    Vfolder,
+    VfolderToken,
     WhoAmI,
 )
 from .streams import iter_lines, iter_ndjson, iter_sse
+
+if TYPE_CHECKING:
+    from .storage import StorageClient
 
 API_PREFIX = "/api/v1"
 UNSIGNED_PATHS = frozenset({f"{API_PREFIX}/health", f"{API_PREFIX}/openapi.json"})
@@ -246,8 +251,12 @@ class AsyncCorralClient:
         env: Mapping[str, str] | None = None,
         resources: Mapping[str, str | int | float] | None = None,
         mounts: Sequence[str] | None = None,
+        resource_group: str | None = None,
     ) -> Session:
-        """Ask for a new session; it comes back PENDING (use ``wait_for_status``)."""
+        """Ask for a new session; it comes back PENDING (use ``wait_for_status``).
+
+        ``mounts``: vfolders as ``NAME[:PATH][:ro]`` (default path ``/home/work/NAME``).
+        """
         body: dict[str, Any] = {"type": type, "resources": dict(resources or {})}
         if name:
             body["name"] = name
@@ -259,6 +268,8 @@ class AsyncCorralClient:
             body["env"] = dict(env)
         if mounts:
             body["mounts"] = list(mounts)
+        if resource_group:
+            body["resource_group"] = resource_group
         return Session.from_json(await self._json("POST", f"{API_PREFIX}/sessions", body=body))
 
     async def list_sessions(
@@ -431,3 +442,94 @@ class AsyncCorralClient:
     async def list_images(self) -> list[Image]:
         doc = await self._json("GET", f"{API_PREFIX}/images")
         return [Image.from_json(item) for item in doc.get("items", [])]
+
+    # -- vfolders ----------------------------------------------------------
+
+    async def create_vfolder(
+        self, name: str, *, quota: int | str | None = None, host: str | None = None, project: str | None = None
+    ) -> Vfolder:
+        """A new vfolder; ``quota`` in bytes or as a size (``"10g"``), ``host`` as ``PROXY:VOLUME``."""
+        body: dict[str, Any] = {"name": name}
+        for key, value in (("quota", quota), ("host", host), ("project", project)):
+            if value is not None:
+                body[key] = value
+        return Vfolder.from_json(await self._json("POST", f"{API_PREFIX}/vfolders", body=body))
+
+    async def list_vfolders(self, *, trashed: bool = False) -> list[Vfolder]:
+        """Your vfolders and those shared with you (or, with ``trashed``, yours in the trash)."""
+        doc = await self._json("GET", f"{API_PREFIX}/vfolders", query={"trashed": "1" if trashed else None})
+        return [Vfolder.from_json(item) for item in doc.get("items", [])]
+
+    async def get_vfolder(self, ref: str, *, usage: bool = True) -> Vfolder:
+        query = None if usage else {"usage": "0"}
+        return Vfolder.from_json(await self._json("GET", f"{API_PREFIX}/vfolders/{self._vref(ref)}", query=query))
+
+    async def update_vfolder(
+        self, ref: str, *, name: str | None = None, quota: int | str | None = None, unlimited: bool = False
+    ) -> Vfolder:
+        """Rename and/or change the quota (``unlimited=True`` removes it)."""
+        body: dict[str, Any] = {}
+        if name is not None:
+            body["name"] = name
+        if quota is not None:
+            body["quota"] = quota
+        if unlimited:
+            body["unlimited"] = True
+        return Vfolder.from_json(await self._json("PATCH", f"{API_PREFIX}/vfolders/{self._vref(ref)}", body=body))
+
+    async def rename_vfolder(self, ref: str, new_name: str) -> Vfolder:
+        return await self.update_vfolder(ref, name=new_name)
+
+    async def delete_vfolder(self, ref: str) -> Vfolder:
+        """Move to the trash (``restore_vfolder`` brings it back, ``purge_vfolder`` deletes its files)."""
+        return Vfolder.from_json(await self._json("DELETE", f"{API_PREFIX}/vfolders/{self._vref(ref)}"))
+
+    async def restore_vfolder(self, ref: str) -> Vfolder:
+        return Vfolder.from_json(await self._json("POST", f"{API_PREFIX}/vfolders/{self._vref(ref)}/restore"))
+
+    async def purge_vfolder(self, ref: str) -> Vfolder:
+        return Vfolder.from_json(await self._json("POST", f"{API_PREFIX}/vfolders/{self._vref(ref)}/purge"))
+
+    async def share_vfolder(self, ref: str, username: str, permission: str = "ro") -> Vfolder:
+        body = {"username": username, "permission": permission}
+        return Vfolder.from_json(
+            await self._json("POST", f"{API_PREFIX}/vfolders/{self._vref(ref)}/shares", body=body)
+        )
+
+    async def unshare_vfolder(self, ref: str, username: str) -> None:
+        await self._json("DELETE", f"{API_PREFIX}/vfolders/{self._vref(ref)}/shares/{quote(username, safe='')}")
+
+    async def vfolder_token(self, ref: str, permission: str = "ro") -> VfolderToken:
+        doc = await self._json("POST", f"{API_PREFIX}/vfolders/{self._vref(ref)}/token", body={"permission": permission})
+        return VfolderToken.from_json(doc)
+
+    async def storage(self, ref: str, permission: str = "rw", **options: Any) -> "StorageClient":
+        """A ready ``StorageClient`` for the vfolder's files (close it, or use ``async with``).
+
+        The token is short-lived (minutes): get a new client for long jobs.
+        ``options`` go to ``StorageClient`` (``chunk_size``, ``state_store`` …).
+        """
+        from .storage import StorageClient
+
+        grant = await self.vfolder_token(ref, permission)
+        return StorageClient(grant.client_url, grant.token, vfid=grant.vfid, **options)
+
+    async def list_storage_hosts(self) -> list[dict[str, Any]]:
+        doc = await self._json("GET", f"{API_PREFIX}/storage/hosts")
+        return list(doc.get("items", []))
+
+    @staticmethod
+    def _vref(ref: str) -> str:
+        if not ref:
+            raise InvalidRequest("a vfolder name or id is required")
+        return quote(ref, safe="")
+
+    # -- users (admin) ---------------------------------------------------------
+
+    async def create_user(self, username: str, role: str = "user") -> dict[str, Any]:
+        """A new user and keypair; the only time the secret key is shown."""
+        return await self._json("POST", f"{API_PREFIX}/users", body={"username": username, "role": role})
+
+    async def list_users(self) -> list[dict[str, Any]]:
+        doc = await self._json("GET", f"{API_PREFIX}/users")
+        return list(doc.get("items", []))

@@ -18,6 +18,8 @@ from corral.common.process import serve_until_signalled, setup_logging
 log = logging.getLogger("corral.up")
 
 STATE_FILE = "embedded.toml"
+STORAGE_PROXY = "local"
+STORAGE_VOLUME = "default"
 
 
 @dataclass(frozen=True)
@@ -63,14 +65,40 @@ class EmbeddedStack:
         self.write_client_config = write_client_config
         self.secrets = load_or_create_secrets(self.data_dir)
 
-    def manager_config(self) -> Any:
+    def storage_config(self) -> Any:
+        from corral.storage_proxy.config import load_storage_config
+
+        return load_storage_config(
+            None,
+            overrides={
+                "proxy_name": STORAGE_PROXY,
+                "manager_secret": self.secrets.storage_secret,
+                "jwt_secret": self.secrets.jwt_secret,
+                # The manager API stays on loopback; clients reach the file API where they reach the manager.
+                "manager_api": {"host": "127.0.0.1", "port": 0},
+                "client_api": {"host": self.host, "port": 0},
+                "volumes": [{"name": STORAGE_VOLUME, "backend": "vfs", "path": str(self.data_dir / "volumes" / STORAGE_VOLUME)}],
+            },
+        )
+
+    def manager_config(self, storage_manager_url: str = "", storage_client_url: str = "") -> Any:
         from corral.manager.config import load_manager_config
 
+        storage: dict[str, Any] = {}
+        if storage_manager_url:
+            storage = {
+                "proxies": [{
+                    "name": STORAGE_PROXY, "manager_url": storage_manager_url, "client_url": storage_client_url,
+                    "manager_secret": self.secrets.storage_secret, "jwt_secret": self.secrets.jwt_secret,
+                }],
+                "default_host": f"{STORAGE_PROXY}:{STORAGE_VOLUME}",
+            }
         return load_manager_config(
             None,
             api={"host": self.host, "port": self.port},
             db={"url": f"sqlite:///{self.data_dir / 'corral.db'}"},
             agents={"cluster_secret": self.secrets.cluster_secret, "heartbeat_timeout_s": 15},
+            storage=storage,
             admin_access_key=self.secrets.admin_access_key,
             admin_secret_key=self.secrets.admin_secret_key,
         )
@@ -93,8 +121,11 @@ class EmbeddedStack:
     async def start(self) -> None:
         from corral.agent.server import AgentServer
         from corral.manager.server import ManagerServer
+        from corral.storage_proxy.server import StorageProxyServer
 
-        self.manager = ManagerServer(self.manager_config())
+        self.storage = StorageProxyServer(self.storage_config())
+        await self.storage.start()
+        self.manager = ManagerServer(self.manager_config(self.storage.manager_url, self.storage.client_url))
         await self.manager.start()
         self.agent = AgentServer(self.agent_config(self.manager.url))
         await self.agent.start()
@@ -118,6 +149,8 @@ class EmbeddedStack:
             await self.agent.stop()
         if hasattr(self, "manager"):
             await self.manager.stop()
+        if hasattr(self, "storage"):
+            await self.storage.stop()
 
 
 def run_embedded(data_dir: Path | None, host: str, port: int, mock_gpus: Path | None) -> None:

@@ -233,3 +233,62 @@ class Health:
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> "Health":
         return cls(status=str(doc.get("status", "")), version=str(doc.get("version", "")), raw=dict(doc))
+
+
+@dataclass(frozen=True)
+class Vfolder:
+    id: str
+    name: str
+    owner: str
+    owner_kind: str
+    host: str
+    quota_bytes: int | None
+    status: str
+    permission: str  # the caller's: "ro" | "rw"
+    is_owner: bool
+    shared_with: list[dict[str, str]]
+    usage_bytes: int | None  # from `get_vfolder` (None where not asked or unavailable)
+    created_at: datetime | None
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> "Vfolder":
+        usage = doc.get("usage") if isinstance(doc.get("usage"), Mapping) else {}
+        return cls(
+            id=str(doc.get("id", "")),
+            name=str(doc.get("name", "")),
+            owner=str(doc.get("owner", "")),
+            owner_kind=str(doc.get("owner_kind", "user")),
+            host=str(doc.get("host", "")),
+            quota_bytes=_opt_int(doc.get("quota_bytes")),
+            status=str(doc.get("status", "")),
+            permission=str(doc.get("permission", "")),
+            is_owner=bool(doc.get("is_owner")),
+            shared_with=[dict(s) for s in doc.get("shared_with") or [] if isinstance(s, Mapping)],
+            usage_bytes=_opt_int(usage.get("bytes")) if usage else None,
+            created_at=parse_time(doc.get("created_at")),
+            raw=dict(doc),
+        )
+
+
+@dataclass(frozen=True)
+class VfolderToken:
+    """What the storage proxy's file API needs: where it is and a short-lived token."""
+
+    client_url: str
+    token: str
+    vfid: str
+    permission: str
+    expires_at: datetime | None
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> "VfolderToken":
+        return cls(
+            client_url=str(doc.get("client_url", "")),
+            token=str(doc.get("token", "")),
+            vfid=str(doc.get("vfid", "")),
+            permission=str(doc.get("permission", "")),
+            expires_at=parse_time(doc.get("expires_at")),
+            raw=dict(doc),
+        )

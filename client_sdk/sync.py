@@ -18,7 +18,7 @@ from typing import Any, AsyncIterator, Awaitable, Iterable, Iterator, Mapping, S
 
 from .api import AsyncCorralClient, ExecutionResult
 from .config import ClientConfig
-from .models import Agent, Health, Image, Session, SessionPage, StatusChange, WhoAmI
+from .models import Agent, Health, Image, Session, SessionPage, StatusChange, Vfolder, VfolderToken, WhoAmI
 
 T = TypeVar("T")
 
@@ -100,10 +100,12 @@ class CorralClient:
         env: Mapping[str, str] | None = None,
         resources: Mapping[str, str | int | float] | None = None,
         mounts: Sequence[str] | None = None,
+        resource_group: str | None = None,
     ) -> Session:
         return self._call(
             self._async.create_session(
-                image=image, type=type, name=name, command=command, env=env, resources=resources, mounts=mounts
+                image=image, type=type, name=name, command=command, env=env, resources=resources, mounts=mounts,
+                resource_group=resource_group,
             )
         )
 
@@ -150,3 +152,77 @@ class CorralClient:
 
     def list_images(self) -> list[Image]:
         return self._call(self._async.list_images())
+
+    # -- vfolders (file transfers: ``AsyncCorralClient.storage`` / ``StorageClient``) --
+
+    def create_vfolder(
+        self, name: str, *, quota: int | str | None = None, host: str | None = None, project: str | None = None
+    ) -> Vfolder:
+        return self._call(self._async.create_vfolder(name, quota=quota, host=host, project=project))
+
+    def list_vfolders(self, *, trashed: bool = False) -> list[Vfolder]:
+        return self._call(self._async.list_vfolders(trashed=trashed))
+
+    def get_vfolder(self, ref: str, *, usage: bool = True) -> Vfolder:
+        return self._call(self._async.get_vfolder(ref, usage=usage))
+
+    def update_vfolder(
+        self, ref: str, *, name: str | None = None, quota: int | str | None = None, unlimited: bool = False
+    ) -> Vfolder:
+        return self._call(self._async.update_vfolder(ref, name=name, quota=quota, unlimited=unlimited))
+
+    def rename_vfolder(self, ref: str, new_name: str) -> Vfolder:
+        return self._call(self._async.rename_vfolder(ref, new_name))
+
+    def delete_vfolder(self, ref: str) -> Vfolder:
+        return self._call(self._async.delete_vfolder(ref))
+
+    def restore_vfolder(self, ref: str) -> Vfolder:
+        return self._call(self._async.restore_vfolder(ref))
+
+    def purge_vfolder(self, ref: str) -> Vfolder:
+        return self._call(self._async.purge_vfolder(ref))
+
+    def share_vfolder(self, ref: str, username: str, permission: str = "ro") -> Vfolder:
+        return self._call(self._async.share_vfolder(ref, username, permission))
+
+    def unshare_vfolder(self, ref: str, username: str) -> None:
+        return self._call(self._async.unshare_vfolder(ref, username))
+
+    def vfolder_token(self, ref: str, permission: str = "ro") -> VfolderToken:
+        return self._call(self._async.vfolder_token(ref, permission))
+
+    def upload(self, ref: str, local_path: str, remote_path: str = "", **options: Any) -> Any:
+        """Upload a file or a directory tree into the vfolder (resumes an interrupted upload)."""
+        return self._call(_upload(self._async, ref, local_path, remote_path, **options))
+
+    def download(self, ref: str, remote_path: str, local_path: str, **options: Any) -> Any:
+        """Download a file, or a directory (unpacked into ``local_path``)."""
+        return self._call(_download(self._async, ref, remote_path, local_path, **options))
+
+    def list_storage_hosts(self) -> list[dict[str, Any]]:
+        return self._call(self._async.list_storage_hosts())
+
+    def create_user(self, username: str, role: str = "user") -> dict[str, Any]:
+        return self._call(self._async.create_user(username, role))
+
+    def list_users(self) -> list[dict[str, Any]]:
+        return self._call(self._async.list_users())
+
+
+async def _upload(client: AsyncCorralClient, ref: str, local_path: str, remote_path: str, **options: Any) -> Any:
+    from pathlib import Path
+
+    source = Path(local_path)
+    async with await client.storage(ref, "rw") as storage:
+        if source.is_dir():
+            return await storage.upload_tree(source, remote_path, **options)
+        return await storage.upload_file(source, remote_path or source.name, **options)
+
+
+async def _download(client: AsyncCorralClient, ref: str, remote_path: str, local_path: str, **options: Any) -> Any:
+    async with await client.storage(ref, "ro") as storage:
+        info = await storage.stat(remote_path) if remote_path not in ("", ".", "/") else {"type": "dir"}
+        if info.get("type") == "dir":
+            return await storage.download_dir(remote_path, local_path, **options)
+        return await storage.download_file(remote_path, local_path, **options)

@@ -40,6 +40,36 @@ class AgentsConfig(StrictModel):
     heartbeat_timeout_s: float = Field(15.0, gt=0)
 
 
+class StorageProxyEntry(StrictModel):
+    """One storage proxy the manager talks to (``[[storage.proxies]]``)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+    manager_url: str  # its manager API (Bearer manager_secret)
+    client_url: str  # its client API, handed to clients with their vfolder tokens
+    # Empty: the [storage] section's defaults.
+    manager_secret: str = ""
+    jwt_secret: str = ""
+
+
+class StorageConfig(StrictModel):
+    """``[storage]``: where vfolders live.
+
+    Proxies come from ``proxies`` and, when etcd is configured, from what the
+    proxies register under ``<etcd.prefix>/storage/``; those use the secrets
+    given here.
+    """
+
+    proxies: list[StorageProxyEntry] = []
+    manager_secret: str = ""
+    jwt_secret: str = ""
+    # "proxy:volume" new vfolders go to unless the request names one; empty:
+    # the first volume of the first proxy.
+    default_host: str = ""
+    token_ttl_s: int = Field(900, ge=30, le=24 * 3600)
+    request_timeout_s: float = Field(30.0, gt=0)
+    discovery_ttl_s: float = Field(5.0, gt=0)  # how long the etcd view is reused
+
+
 class ManagerConfig(StrictModel):
     id: str = "manager-1"
     api: ApiConfig = ApiConfig()
@@ -47,6 +77,7 @@ class ManagerConfig(StrictModel):
     etcd: EtcdConfig = EtcdConfig()
     scheduler: SchedulerConfig = SchedulerConfig()
     agents: AgentsConfig = AgentsConfig()
+    storage: StorageConfig = StorageConfig()
     default_image: str = "corral/python:latest"
     # Written by `corral up` / bootstrap: the first admin's credentials.
     admin_access_key: str = ""

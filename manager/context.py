@@ -13,6 +13,7 @@ from .events import EventHub
 if TYPE_CHECKING:
     from .agent_client import AgentClient
     from .scheduler.dispatcher import Scheduler
+    from .storage.vfolder_service import VfolderService
 
 
 @dataclass
@@ -24,6 +25,7 @@ class ManagerContext:
     authenticator: RequestAuthenticator = field(init=False)
     agent_client: "AgentClient" = field(init=False)
     scheduler: "Scheduler" = field(init=False)
+    vfolders: "VfolderService" = field(init=False)
 
     def __post_init__(self) -> None:
         self.authenticator = RequestAuthenticator(self.sessionmaker)

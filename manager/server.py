@@ -16,6 +16,9 @@ from .db.migrate import upgrade_to_head
 from .leader import EtcdLeaderElection, LeaderElection, SingleManager
 from .scheduler.dispatcher import Scheduler
 from .session_service import SessionService
+from .storage.proxies import StorageProxies
+from .storage.proxy_client import StorageProxyClient
+from .storage.vfolder_service import VfolderService
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +45,12 @@ class ManagerServer:
         await self.leader.start()
         ctx.agent_client = AgentClient(config.agents.cluster_secret)
         ctx.scheduler = Scheduler(ctx, self.leader)
+        storage = config.storage
+        ctx.vfolders = VfolderService(
+            ctx,
+            StorageProxies(storage, etcd=self._etcd, etcd_prefix=config.etcd.prefix),
+            StorageProxyClient(storage.request_timeout_s),
+        )
         self.ctx = ctx
         self.sessions = SessionService(ctx)
         self.registry = AgentRegistry(ctx, self.leader)
@@ -74,5 +83,6 @@ class ManagerServer:
         if self._etcd is not None:
             await self._etcd.close()  # type: ignore[attr-defined]
         await self.ctx.agent_client.close()
+        await self.ctx.vfolders.close()
         await self.ctx.engine.dispose()
         log.info("manager %s stopped", self.config.id)

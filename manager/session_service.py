@@ -38,6 +38,7 @@ class SessionService:
         argv = req.argv()
         if req.type == "batch" and not argv:
             raise InvalidRequest("a batch session needs a command")
+        mounts, mount_notes = await self.ctx.vfolders.resolve_mounts(user, req.mounts)
         async with self.ctx.sessionmaker() as db:
             await self._check_satisfiable(db, request, req.resource_group)
             name = req.name or f"s-{short_id(new_id())}"
@@ -60,7 +61,7 @@ class SessionService:
                 command=argv,
                 env=req.env,
                 requested_slots=request.to_json(),
-                mounts=req.mounts,
+                mounts=mounts,
                 resource_group=req.resource_group,
                 cluster_size=req.cluster_size,
                 created_at=now,
@@ -76,7 +77,8 @@ class SessionService:
                 )
             ]
             db.add(sess)
-            record_status(db, self.ctx.hub, sess, SessionStatus.PENDING, "queued for scheduling")
+            reason = "; ".join(["queued for scheduling", *mount_notes])
+            record_status(db, self.ctx.hub, sess, SessionStatus.PENDING, reason)
             await db.commit()
             log.info("session %s (%s) created by %s: %s", sess.name, sess.id, user.username, request)
         self.ctx.scheduler.trigger()

@@ -5,6 +5,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 from typing import AsyncIterator, Iterable, Literal
@@ -12,9 +13,10 @@ from typing import AsyncIterator, Iterable, Literal
 from aiohttp import web
 
 from corral.common.errors import CorralError
+from corral.common.process import setup_logging
 
 from .client_api import add_client_routes
-from .config import StorageProxyConfig, load_storage_config
+from .config import ListenConfig, StorageProxyConfig, load_storage_config
 from .context import CONTEXT_KEY, StorageContext, get_context
 from .manager_api import add_manager_routes, manager_auth_middleware
 from corral.common.http_problems import make_problem_middleware
@@ -79,36 +81,99 @@ def _presence_value(config: StorageProxyConfig) -> dict[str, object]:
     }
 
 
+class StorageProxyServer:
+    """A proxy serving in the current event loop: ``start()``, then ``stop()``.
+
+    Ports may be 0 (tests, the embedded stack): ``manager_url`` and
+    ``client_url`` give the bound addresses once started.
+    """
+
+    def __init__(self, config: StorageProxyConfig) -> None:
+        self.config = config
+        self.context = StorageContext.from_config(config)
+        self._runners: list[web.AppRunner] = []
+        self._presence: EtcdPresence | None = None
+        self._bound: dict[str, int] = {}
+
+    def _url(self, listen: ListenConfig, api: str) -> str:
+        return listen.model_copy(update={"port": self._bound.get(api, listen.port)}).advertised_url()
+
+    @property
+    def manager_url(self) -> str:
+        return self._url(self.config.manager_api, "manager")
+
+    @property
+    def client_url(self) -> str:
+        return self._url(self.config.client_api, "client")
+
+    async def start(self) -> None:
+        config, ctx = self.config, self.context
+        if config.shares_one_listener():
+            plan = [(("manager", "client"), create_app(config, context=ctx), config.manager_api)]
+        else:
+            plan = [
+                (("manager",), create_app(config, context=ctx, apis=("manager",)), config.manager_api),
+                (("client",), create_app(config, context=ctx, apis=("client",)), config.client_api),
+            ]
+        try:
+            for apis, app, listen in plan:
+                runner = web.AppRunner(
+                    app, shutdown_timeout=SHUTDOWN_GRACE_S, access_log=logging.getLogger("corral.storage_proxy.access")
+                )
+                await runner.setup()
+                self._runners.append(runner)
+                site = web.TCPSite(runner, listen.host, listen.port)
+                await site.start()
+                port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+                for api in apis:
+                    self._bound[api] = port
+                log.info("serving the %s API on http://%s:%d", "+".join(apis), listen.host, port)
+            if config.etcd is not None:
+                value = dict(_presence_value(config), manager_url=self.manager_url, client_url=self.client_url)
+                self._presence = EtcdPresence(config.etcd, config.proxy_name, value)
+                self._presence.start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def stop(self) -> None:
+        if self._presence is not None:
+            await self._presence.stop()
+            self._presence = None
+        for runner in reversed(self._runners):
+            await runner.cleanup()
+        if self._runners:
+            log.info("storage proxy stopped")
+        self._runners.clear()
+
+
 async def run(config: StorageProxyConfig, *, stop: asyncio.Event | None = None) -> None:
     """Serve until ``stop`` is set (or the task is cancelled)."""
-    ctx = StorageContext.from_config(config)
-    if config.shares_one_listener():
-        plan = [("manager+client", create_app(config, context=ctx), config.manager_api)]
-    else:
-        plan = [
-            ("manager", create_app(config, context=ctx, apis=("manager",)), config.manager_api),
-            ("client", create_app(config, context=ctx, apis=("client",)), config.client_api),
-        ]
-    runners: list[web.AppRunner] = []
-    presence: EtcdPresence | None = None
+    server = StorageProxyServer(config)
     try:
-        for label, app, listen in plan:
-            runner = web.AppRunner(app, shutdown_timeout=SHUTDOWN_GRACE_S, access_log=logging.getLogger("corral.storage_proxy.access"))
-            await runner.setup()
-            runners.append(runner)
-            site = web.TCPSite(runner, listen.host, listen.port)
-            await site.start()
-            log.info("serving the %s API on http://%s:%d", label, listen.host, listen.port)
-        if config.etcd is not None:
-            presence = EtcdPresence(config.etcd, config.proxy_name, _presence_value(config))
-            presence.start()
+        await server.start()
         await (stop.wait() if stop is not None else asyncio.Event().wait())
     finally:
-        if presence is not None:
-            await presence.stop()
-        for runner in reversed(runners):
-            await runner.cleanup()
-        log.info("storage proxy stopped")
+        await server.stop()
+
+
+def run_from_config_file(config_path: str | os.PathLike[str]) -> None:
+    """`corral storage start --config F`: serve in the foreground until Ctrl-C or SIGTERM."""
+    config = load_storage_config(config_path)
+    setup_logging(config.log_level)
+    asyncio.run(_serve_until_signalled(config))
+
+
+async def _serve_until_signalled(config: StorageProxyConfig) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await run(config, stop=stop)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -120,17 +185,6 @@ def main(argv: list[str] | None = None) -> int:
     except CorralError as exc:
         print(f"error: {exc.detail}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=getattr(logging, config.log_level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-
-    async def serve() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await run(config, stop=stop)
-
-    asyncio.run(serve())
+    setup_logging(config.log_level)
+    asyncio.run(_serve_until_signalled(config))
     return 0

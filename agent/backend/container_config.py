@@ -55,7 +55,12 @@ def build_container_config(
         "Memory": alloc.mem,
         "MemorySwap": alloc.mem,  # no swap beyond the limit
         "PidsLimit": config.docker.pids_limit,
-        "Binds": [f"{kernels_pkg_dir}:{KERNELS_MOUNT}:ro", f"{kernel_dir}:{RUNNER_DIR_MOUNT}:rw", *gpu.binds],
+        "Binds": [
+            f"{kernels_pkg_dir}:{KERNELS_MOUNT}:ro",
+            f"{kernel_dir}:{RUNNER_DIR_MOUNT}:rw",
+            *gpu.binds,
+            *(mount.bind() for mount in spec.mounts),  # vfolders, owned by the kernel user (1000)
+        ],
         "Privileged": False,
         "SecurityOpt": ["no-new-privileges"],
         "CapDrop": ["ALL"],

@@ -32,3 +32,53 @@ def agents_command(as_json: bool) -> None:
         click.echo("no agents registered", err=True)
     else:
         console().print(agent_table(agents))
+
+
+@admin_group.group("user")
+def user_group() -> None:
+    """Users and their keypairs."""
+
+
+@user_group.command("create")
+@click.argument("username")
+@click.option("--admin", "is_admin", is_flag=True, help="Give the user the admin role.")
+@json_option
+def user_create_command(username: str, is_admin: bool, as_json: bool) -> None:
+    """Create a user and print their new keypair (shown only this once)."""
+    client = cli_state().client()
+
+    async def create() -> dict:
+        async with client:
+            return await client.create_user(username, "admin" if is_admin else "user")
+
+    user = run_async(create())
+    if as_json:
+        print_json(user)
+        return
+    click.echo(f"user {user['username']} ({user['role']}) created; their keypair (shown only now):")
+    click.echo(f"CORRAL_ACCESS_KEY={user['access_key']}")
+    click.echo(f"CORRAL_SECRET_KEY={user['secret_key']}")
+
+
+@user_group.command("ls")
+@json_option
+def user_ls_command(as_json: bool) -> None:
+    """All users."""
+    client = cli_state().client()
+
+    async def fetch() -> list:
+        async with client:
+            return await client.list_users()
+
+    users = run_async(fetch())
+    if as_json:
+        print_json(users)
+        return
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold")
+    for column in ("USERNAME", "ROLE", "KEYPAIRS", "ID"):
+        table.add_column(column)
+    for user in users:
+        table.add_row(user["username"], user["role"], str(user.get("keypairs", "")), user["id"])
+    console().print(table)

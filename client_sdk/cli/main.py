@@ -18,6 +18,7 @@ from .image_cmd import image_group
 from .run_cmd import run_command
 from .server_cmd import agent_group, manager_group, storage_group, up_command
 from .session_cmd import session_group
+from .vfolder_cmd import vfolder_group
 
 
 def _version() -> str:
@@ -73,6 +74,7 @@ for command in (
     run_command,
     exec_command,
     session_group,
+    vfolder_group,
     image_group,
     admin_group,
     whoami_command,

@@ -11,12 +11,49 @@ from ..agent_registry import AgentRegistry
 from ..context import ManagerContext
 from ..session_requests import CreateSessionRequest
 from ..session_service import SessionService
-from . import cluster, internal, sessions
+from . import cluster, internal, sessions, users, vfolders
 from .context_access import CONTEXT_KEY, REGISTRY_KEY, SERVICE_KEY, USER_KEY, ctx_of
 from corral.common.http_problems import make_problem_middleware
 from .routes import Handler, Route, build_openapi
 
 API = "/api/v1"
+
+VF = f"{API}/vfolders"
+VFOLDER_ROUTES: list[Route] = [
+    Route("GET", f"{API}/storage/hosts", vfolders.list_vfolder_hosts, "Storage hosts (proxy:volume) for new vfolders",
+          tag="vfolders"),
+    Route("POST", VF, vfolders.create_vfolder, "Create a vfolder", tag="vfolders", body=vfolders.CreateVfolderRequest,
+          responses={201: "Created", 400: "Invalid request", 404: "No such storage host",
+                     409: "Name already in use", 503: "Storage proxy unreachable"}),
+    Route("GET", VF, vfolders.list_vfolders, "The caller's vfolders and those shared with them", tag="vfolders",
+          query=(("trashed", "1 to list the caller's vfolders in the trash instead"),)),
+    Route("GET", f"{VF}/{{ref}}", vfolders.get_vfolder, "Vfolder details with usage and quota", tag="vfolders",
+          query=(("usage", "0 to skip asking the storage proxy for usage"),),
+          responses={200: "OK", 403: "Not yours", 404: "No such vfolder"}),
+    Route("PATCH", f"{VF}/{{ref}}", vfolders.update_vfolder, "Rename a vfolder or change its quota", tag="vfolders",
+          body=vfolders.UpdateVfolderRequest,
+          responses={200: "OK", 400: "Invalid request", 403: "Not the owner", 404: "No such vfolder",
+                     409: "Name already in use"}),
+    Route("DELETE", f"{VF}/{{ref}}", vfolders.trash_vfolder, "Move a vfolder to the trash", tag="vfolders",
+          responses={200: "In the trash", 403: "Not the owner", 404: "No such vfolder",
+                     409: "Mounted by an active session"}),
+    Route("POST", f"{VF}/{{ref}}/restore", vfolders.restore_vfolder, "Bring a vfolder back from the trash",
+          tag="vfolders", responses={200: "OK", 403: "Not the owner", 404: "No such vfolder in the trash",
+                                     409: "Name taken meanwhile"}),
+    Route("POST", f"{VF}/{{ref}}/purge", vfolders.purge_vfolder, "Delete a trashed vfolder and its files for good",
+          tag="vfolders", responses={200: "Purged", 403: "Not the owner", 404: "No such vfolder",
+                                     409: "Not in the trash", 503: "Storage proxy unreachable"}),
+    Route("POST", f"{VF}/{{ref}}/shares", vfolders.share_vfolder, "Share a vfolder with a user (ro or rw)",
+          tag="vfolders", body=vfolders.ShareRequest,
+          responses={200: "OK", 400: "Invalid request", 403: "Not the owner", 404: "No such vfolder or user"}),
+    Route("DELETE", f"{VF}/{{ref}}/shares/{{username}}", vfolders.unshare_vfolder, "Stop sharing a vfolder with a user",
+          tag="vfolders", responses={200: "OK", 204: "Share dropped by its user", 403: "Not the owner",
+                                     404: "No such vfolder or share"}),
+    Route("POST", f"{VF}/{{ref}}/token", vfolders.vfolder_token,
+          "A short-lived token for the storage proxy's file API", tag="vfolders", body=vfolders.TokenRequest,
+          responses={200: "client_url, token, vfid, expires_at", 403: "Permission above what the caller holds",
+                     404: "No such vfolder"}),
+]
 
 PUBLIC_ROUTES: list[Route] = [
     Route("GET", f"{API}/health", cluster.health, "Liveness and version", signed=False, tag="cluster"),
@@ -41,6 +78,12 @@ PUBLIC_ROUTES: list[Route] = [
     Route("GET", f"{API}/agents", cluster.list_agents, "Agents and their resources (admin)", tag="cluster",
           responses={200: "OK", 403: "Not an admin"}),
     Route("GET", f"{API}/images", cluster.list_images, "Images available on agents", tag="cluster"),
+    Route("POST", f"{API}/users", users.create_user, "Create a user with a keypair (admin)", tag="users",
+          body=users.CreateUserRequest, responses={201: "Created; the only time the secret key is shown",
+                                                   403: "Not an admin", 409: "Username taken"}),
+    Route("GET", f"{API}/users", users.list_users, "List users (admin)", tag="users",
+          responses={200: "OK", 403: "Not an admin"}),
+    *VFOLDER_ROUTES,
 ]
 
 

@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 
-from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
@@ -127,3 +127,55 @@ class SessionStatusChange(Base):
     status: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str] = mapped_column(Text, default="")
     at: Mapped[datetime]
+
+
+class VFolder(Base):
+    """A persistent folder on a storage proxy's volume (DESIGN §6).
+
+    Owned by a user (``owner_kind`` "user", ``owner_id`` the user's id) or by a
+    project (``owner_kind`` "project", ``owner_id`` the project's name). Names
+    are unique per owner among vfolders that are not in the trash.
+    """
+
+    __tablename__ = "vfolders"
+    __table_args__ = (
+        Index(
+            "uq_vfolders_owner_name_ready", "owner_kind", "owner_id", "name", unique=True,
+            sqlite_where=text("status = 'ready'"), postgresql_where=text("status = 'ready'"),
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), index=True)
+    owner_kind: Mapped[str] = mapped_column(String(16))  # user | project
+    owner_id: Mapped[str] = mapped_column(String(64), index=True)
+    creator_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    proxy: Mapped[str] = mapped_column(String(128))
+    volume: Mapped[str] = mapped_column(String(64))
+    vfid: Mapped[str] = mapped_column(String(64), unique=True)
+    quota_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)  # ready | trashed
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    trashed_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+    shares: Mapped[list["VFolderShare"]] = relationship(
+        back_populates="vfolder", lazy="selectin", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+    @property
+    def host(self) -> str:
+        return f"{self.proxy}:{self.volume}"
+
+
+class VFolderShare(Base):
+    """Another user's access to a vfolder: ``ro`` or ``rw``."""
+
+    __tablename__ = "vfolder_shares"
+
+    vfolder_id: Mapped[str] = mapped_column(ForeignKey("vfolders.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True)
+    permission: Mapped[str] = mapped_column(String(2))
+    created_at: Mapped[datetime]
+
+    vfolder: Mapped[VFolder] = relationship(back_populates="shares")

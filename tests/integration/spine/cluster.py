@@ -37,12 +37,54 @@ class LiveCluster:
     clients: list[AsyncCorralClient] = field(default_factory=list)
     root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="ct-", dir="/tmp")))
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
+    storage: Any = None  # the in-process StorageProxyServer, once start_storage() ran
+    storage_manager_secret: str = field(default_factory=new_secret_key)
+    storage_jwt_secret: str = field(default_factory=new_secret_key)
 
     @property
     def manager(self) -> ManagerServer:
         return self.managers[0]
 
+    STORAGE_PROXY = "sp1"
+    STORAGE_VOLUME = "vol1"
+
+    def storage_entry(self) -> dict[str, Any]:
+        assert self.storage is not None
+        return {
+            "name": self.STORAGE_PROXY, "manager_url": self.storage.manager_url, "client_url": self.storage.client_url,
+            "manager_secret": self.storage_manager_secret, "jwt_secret": self.storage_jwt_secret,
+        }
+
+    async def start_storage(self) -> Any:
+        """A storage proxy in this process with one vfs volume under ``root``; managers
+        started before or after use it (default host ``sp1:vol1``)."""
+        from corral.manager.storage.proxies import ProxyInfo
+        from corral.storage_proxy.config import load_storage_config
+        from corral.storage_proxy.server import StorageProxyServer
+
+        config = load_storage_config(None, overrides={
+            "proxy_name": self.STORAGE_PROXY,
+            "manager_secret": self.storage_manager_secret,
+            "jwt_secret": self.storage_jwt_secret,
+            "manager_api": {"host": "127.0.0.1", "port": 0},
+            "client_api": {"host": "127.0.0.1", "port": 0},
+            "volumes": [{"name": self.STORAGE_VOLUME, "backend": "vfs", "path": str(self.volume_root)}],
+        })
+        self.storage = StorageProxyServer(config)
+        await self.storage.start()
+        for manager in self.managers:
+            manager.ctx.vfolders.proxies.register(ProxyInfo(**self.storage_entry()))
+        return self.storage
+
+    @property
+    def volume_root(self) -> Path:
+        return self.root / "volumes" / self.STORAGE_VOLUME
+
     async def start_manager(self, **overrides: Any) -> ManagerServer:
+        if self.storage is not None and "storage" not in overrides:
+            overrides["storage"] = {
+                "proxies": [self.storage_entry()], "default_host": f"{self.STORAGE_PROXY}:{self.STORAGE_VOLUME}",
+            }
         config = load_manager_config(
             None,
             id=f"manager-{len(self.managers) + 1}",
@@ -111,7 +153,10 @@ class LiveCluster:
                 await manager.stop()
             except Exception:  # noqa: BLE001
                 pass
-        await remove_test_containers(f"t{self.run_id}-")
+        if self.storage is not None:
+            await self.storage.stop()
+        if self.agents:
+            await remove_test_containers(f"t{self.run_id}-")
 
 
 async def remove_test_containers(agent_prefix: str) -> None:

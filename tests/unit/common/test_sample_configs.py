@@ -15,3 +15,14 @@ def test_manager_sample_loads() -> None:
 def test_agent_sample_loads() -> None:
     config = load_agent_config(CONFIGS / "agent.toml")
     assert config.gpu.plugin == "cuda" and config.rpc.port == 6001
+
+
+def test_storage_sample_loads() -> None:
+    from corral.storage_proxy.config import load_storage_config
+
+    config = load_storage_config(CONFIGS / "storage.toml")
+    assert config.volumes[0].backend == "vfs" and config.manager_api.port == 6021 and config.etcd is not None
+    manager = load_manager_config(CONFIGS / "manager.toml")
+    assert manager.storage.default_host == f"{config.proxy_name}:{config.volumes[0].name}"
+    assert manager.storage.manager_secret == config.manager_secret
+    assert manager.storage.jwt_secret == config.jwt_secret

@@ -1,0 +1,1 @@
+"""Vfolders in the manager: storage proxies, their client, vfolder use cases, session mounts."""
