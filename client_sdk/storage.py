@@ -28,7 +28,7 @@ from typing import Any, AsyncIterator, Callable
 import aiohttp
 from yarl import URL
 
-from corral.common.errors import CorralError, error_from_problem
+from corral.common.errors import CorralError, NotFound, error_from_problem
 
 from .upload_state import UploadKey, UploadStateStore
 
@@ -236,11 +236,11 @@ class StorageClient:
 
     # -- uploads ----------------------------------------------------------------------
 
-    async def _tus_create(self, remote_path: str, size: int) -> str:
-        metadata = ",".join(
-            f"{key} {base64.b64encode(value.encode()).decode()}"
-            for key, value in (("path", remote_path), ("filename", PurePosixPath(remote_path).name))
-        )
+    async def _tus_create(self, remote_path: str, size: int, mtime_ns: int | None = None) -> str:
+        fields = [("path", remote_path), ("filename", PurePosixPath(remote_path).name)]
+        if mtime_ns is not None:
+            fields.append(("mtime_ns", str(mtime_ns)))
+        metadata = ",".join(f"{key} {base64.b64encode(value.encode()).decode()}" for key, value in fields)
         headers = self._headers(**{"Tus-Resumable": TUS_VERSION, "Upload-Length": str(size), "Upload-Metadata": metadata})
         async with self.session.post(self._url("uploads"), headers=headers) as response:
             await _raise_for_problem(response)
@@ -276,7 +276,7 @@ class StorageClient:
                 upload_url = record.upload_url
                 log.info("resuming upload of %s at %d/%d bytes", path, offset, size)
         if upload_url is None:
-            upload_url = await self._tus_create(remote_path, size)
+            upload_url = await self._tus_create(remote_path, size, path.stat().st_mtime_ns)
             offset = 0
             self.state.put(key, upload_url)
         assert offset is not None
@@ -287,6 +287,24 @@ class StorageClient:
         sent = await self._send_chunks(path, upload_url, offset, size, progress)
         self.state.forget(key)
         return UploadResult(remote_path, size, upload_url, resumed_from, sent)
+
+    async def _changed_only(self, files: list[tuple[Path, str]], remote_dir: str) -> list[tuple[Path, str]]:
+        remote: dict[str, tuple[int, float]] = {}
+        base = remote_dir.strip("/")
+        try:
+            async for entry in self.walk(base):
+                if entry["type"] == "file":
+                    full = f"{base}/{entry['path']}" if base else entry["path"]
+                    remote[full] = (entry["size"], entry["mtime"])
+        except NotFound:
+            return files  # nothing there yet
+        changed = []
+        for local, remote_path in files:
+            st = local.stat()
+            seen = remote.get(remote_path.strip("/"))
+            if seen is None or seen[0] != st.st_size or abs(seen[1] - st.st_mtime) > 1e-3:
+                changed.append((local, remote_path))
+        return changed
 
     async def _send_chunks(self, path: Path, upload_url: str, offset: int, size: int, progress: Progress | None) -> int:
         """PATCH the file from ``offset`` chunk by chunk; returns the body bytes put on the wire."""
@@ -379,8 +397,14 @@ class StorageClient:
         *,
         progress: Progress | None = None,
         concurrency: int = 4,
+        skip_unchanged: bool = True,
     ) -> list[UploadResult]:
-        """Upload a directory tree (files in parallel, empty directories too)."""
+        """Upload a directory tree (files in parallel, empty directories too).
+
+        Like rsync's quick check, a file already on the proxy with the same size
+        and modification time is skipped (uploads keep the local mtime), so
+        running the same upload again only sends what is missing or changed.
+        """
         root = Path(local_dir)
         files: list[tuple[Path, str]] = []
         dirs: list[str] = []
@@ -396,6 +420,8 @@ class StorageClient:
         for remote in dirs:
             if remote not in ("", "."):
                 await self.mkdir(remote, parents=True, exist_ok=True)
+        if skip_unchanged:
+            files = await self._changed_only(files, remote_dir)
         total = sum(local.stat().st_size for local, _ in files)
         done_by_file: dict[str, int] = {}
         lock = threading.Lock()

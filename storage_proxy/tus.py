@@ -177,8 +177,21 @@ async def _body_pieces(request: web.Request) -> AsyncIterator[bytes]:
 
 async def _install(ctx: StorageContext, info: UploadInfo, staged: os.PathLike[str]) -> None:
     volume = ctx.volume(info.volume)
+    mtime_ns = _client_mtime_ns(info.metadata)
+    if mtime_ns is not None:
+        # Keep the client's modification time, so a re-upload can skip unchanged files.
+        await asyncio.to_thread(os.utime, staged, ns=(mtime_ns, mtime_ns))
     await asyncio.to_thread(volume.files(info.vfid).install, staged, info.parts())
     ctx.quota.add(info.volume, info.vfid, info.length)
+
+
+def _client_mtime_ns(metadata: dict[str, str]) -> int | None:
+    """The optional ``mtime_ns`` upload metadata, if it is a sane timestamp."""
+    raw = metadata.get("mtime_ns", "")
+    if not raw.isdigit():
+        return None
+    value = int(raw)
+    return value if 0 < value < 2**63 else None
 
 
 @tus_endpoint

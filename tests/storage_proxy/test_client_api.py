@@ -37,6 +37,21 @@ def make_local_tree(root: Path) -> dict[str, str]:
     return {rel: hashlib.sha256(content).hexdigest() for rel, content in files.items()}
 
 
+async def test_uploading_a_tree_again_sends_only_what_changed(proxy: Proxy, vfid: str, tmp_path: Path) -> None:
+    expected = make_local_tree(tmp_path / "src")
+    client = proxy.client(vfid, chunk_size=1 << 20)
+    first = await client.upload_tree(tmp_path / "src", "tree")
+    assert len(first) == len(expected)
+    local_top = tmp_path / "src" / "top.txt"
+    assert (proxy.host_path(vfid) / "tree/top.txt").stat().st_mtime_ns == local_top.stat().st_mtime_ns
+
+    assert await client.upload_tree(tmp_path / "src", "tree") == []
+    local_top.write_bytes(b"changed\n")
+    again = await client.upload_tree(tmp_path / "src", "tree")
+    assert [r.remote_path for r in again] == ["tree/top.txt"]
+    assert (proxy.host_path(vfid) / "tree/top.txt").read_bytes() == b"changed\n"
+
+
 async def test_upload_tree_then_download_back(proxy: Proxy, vfid: str, tmp_path: Path) -> None:
     expected = make_local_tree(tmp_path / "src")
     client = proxy.client(vfid, chunk_size=1 << 20)
