@@ -385,6 +385,9 @@ def upload_command(name: str, sources: tuple[Path, ...], remote_dir: str, chunk_
         if result.resumed_from:
             note(f"resumed {result.remote_path} at {format_size(result.resumed_from)} of {format_size(result.size)}")
     total = sum(r.size for r in results)
+    if not results:
+        click.echo(f"{name} is up to date: no new or changed files (same size and modification time)")
+        return
     click.echo(f"uploaded {len(results)} file{'s' if len(results) != 1 else ''} ({format_size(total)}) to {name}")
 
 
