@@ -37,6 +37,11 @@ class QuotaGuard:
         self.uploads = uploads
         self._usage: dict[tuple[str, str], _CachedUsage] = {}
         self._measuring: dict[tuple[str, str], asyncio.Lock] = {}
+        self._admitting: dict[tuple[str, str], asyncio.Lock] = {}
+
+    def admission(self, volume: str, vfid: str) -> asyncio.Lock:
+        """Hold while checking an upload against the quota and reserving its bytes."""
+        return self._admitting.setdefault((volume, vfid), asyncio.Lock())
 
     async def usage_bytes(self, volume: str, vfid: str) -> int:
         key = (volume, vfid)

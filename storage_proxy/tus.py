@@ -135,10 +135,12 @@ async def tus_create(request: web.Request) -> web.Response:
     volume = ctx.volume(claims.volume)
     files = volume.files(vfid)
     await asyncio.to_thread(files.check_upload_target, parts)
-    await ctx.quota.check_upload(claims.volume, vfid, length, claims.quota_bytes)
-    info = await ctx.uploads.create(
-        volume=claims.volume, vfid=vfid, path=join_parts(parts), length=length, user=claims.user, metadata=metadata
-    )
+    # Check and reserve under one lock, so two uploads created at once cannot both pass.
+    async with ctx.quota.admission(claims.volume, vfid):
+        await ctx.quota.check_upload(claims.volume, vfid, length, claims.quota_bytes)
+        info = await ctx.uploads.create(
+            volume=claims.volume, vfid=vfid, path=join_parts(parts), length=length, user=claims.user, metadata=metadata
+        )
     if length == 0:
         await ctx.uploads.complete(info, functools.partial(_install, ctx))
     location = f"/client/v1/vfolders/{vfid}/uploads/{info.id}"

@@ -336,6 +336,18 @@ async def test_unfinished_uploads_count_against_the_quota(proxy: Proxy) -> None:
     assert info.value.http_status == 413 and info.value.extra["reserved_bytes"] == 700
 
 
+async def test_uploads_created_at_once_cannot_overrun_the_quota_together(proxy: Proxy) -> None:
+    import asyncio
+
+    vfid = await proxy.create_vfolder(quota_bytes=1000)
+    client = proxy.client(vfid)
+    outcomes = await asyncio.gather(*(client._tus_create(f"f{i}.bin", 400) for i in range(6)), return_exceptions=True)
+    admitted = [o for o in outcomes if isinstance(o, str)]
+    refused = [o for o in outcomes if isinstance(o, CorralError)]
+    assert len(admitted) == 2 and len(refused) == 4
+    assert all(e.http_status == 413 for e in refused)
+
+
 # -- tus protocol details ----------------------------------------------------------------
 
 
