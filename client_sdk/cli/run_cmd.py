@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 
 import click
 
@@ -9,7 +10,6 @@ from corral.common.errors import Conflict, CorralError, NotFound
 
 from ..api import AsyncCorralClient
 from ..errors import SessionFailed
-from ..models import Session
 from .context import cli_state, note, run_async
 from .execution import stream_execution
 from .options import read_code, resources_from_options, session_spec_options
@@ -66,10 +66,16 @@ async def _run(
     keep: bool,
     timeout: float,
 ) -> int:
+    # Naming the session here means a Ctrl-C during the create call can still find it.
+    name = name or f"run-{secrets.token_hex(4)}"
     async with client:
-        session = await client.create_session(
-            image=image, type="interactive", name=name, env=env, resources=resources, mounts=mounts
-        )
+        try:
+            session = await client.create_session(
+                image=image, type="interactive", name=name, env=env, resources=resources, mounts=mounts
+            )
+        except asyncio.CancelledError:
+            await _destroy_quietly(client, name, name)
+            raise
         note(f"session {session.name} ({session.id}) created", verbose_only=True)
         ended = False
         try:
@@ -84,15 +90,15 @@ async def _run(
             if keep and not ended:
                 note(f"session {session.name} ({session.id}) kept")
             elif not keep and not ended:
-                await _destroy_quietly(client, session)
+                await _destroy_quietly(client, session.id, f"{session.name} ({session.id})")
 
 
-async def _destroy_quietly(client: AsyncCorralClient, session: Session) -> None:
+async def _destroy_quietly(client: AsyncCorralClient, ref: str, label: str) -> None:
     """Best effort: the run's outcome, not a cleanup hiccup, decides the exit status."""
     try:
-        await asyncio.wait_for(client.destroy_session(session.id), DESTROY_TIMEOUT)
-        note(f"session {session.name} destroyed", verbose_only=True)
+        await asyncio.wait_for(client.destroy_session(ref), DESTROY_TIMEOUT)
+        note(f"session {label} destroyed", verbose_only=True)
     except (NotFound, Conflict):
-        pass  # already gone or going
+        pass  # already gone or going (or never created)
     except (CorralError, asyncio.TimeoutError) as exc:
-        note(f"warning: could not destroy session {session.name} ({session.id}): {exc}")
+        note(f"warning: could not destroy session {label}: {exc}")
