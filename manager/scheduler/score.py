@@ -36,7 +36,9 @@ class TopologyScorer:
       chosen device has the least free share left, so partly used GPUs fill
       up and whole GPUs stay free everywhere. Above 1.0 the whole part is
       compared first, like a whole-GPU request.
-    - no GPUs: first-fit order.
+    - no GPUs: nodes whose GPUs are all busy (or that have none) first, so
+      CPU-only work does not take the cores and memory that GPU jobs on
+      idle GPUs will need; then first-fit order.
 
     Ties keep first-fit order (registration time, then agent id).
     """
@@ -50,7 +52,10 @@ def _preference(candidate: Candidate) -> tuple[object, ...]:
     """Smaller is better."""
     allocation = candidate.allocation
     gpus = candidate.node.state.gpus
-    if not allocation.gpu_shares or gpus is None:
+    if not allocation.gpu_shares:
+        idle_gpus = gpus is not None and any(share > 0 for share in gpus.free_shares.values())
+        return (1 if idle_gpus else 0,)
+    if gpus is None:
         return ()
     if allocation.gpu_whole:
         return _negated(score_whole_gpu_set(gpus.topology, allocation.gpu_shares, gpus.fully_free()).key())

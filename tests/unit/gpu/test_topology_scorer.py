@@ -64,7 +64,7 @@ def test_fractions_go_best_fit_across_nodes() -> None:
     assert ranked([a, b], cuda_shares="0.5") == ["a", "b"]
 
 
-def test_requests_without_gpus_keep_first_fit_order() -> None:
+def test_requests_without_gpus_prefer_gpu_less_nodes_then_first_fit_order() -> None:
     nodes = [node("late", "dgx-a100.toml", order=2), node("early", None, order=0), node("mid", "mock-2gpu.toml", order=1)]
     assert ranked(nodes) == ["early", "mid", "late"]
 
@@ -101,3 +101,13 @@ def test_agents_view_shows_gpus_free_shares_and_links() -> None:
     assert gpu_view(topology.to_json(), [])["gpus"][0]["free_share"] == "1"
     assert gpu_view(topology.to_json(), None)["gpus"][0]["free_share"] is None  # unknown without allocations
     assert gpu_view(None, None) == {"gpus": [], "gpu_links": []}
+
+
+def test_cpu_only_work_keeps_off_nodes_with_idle_gpus() -> None:
+    gpu_node = node("gpu", "mock-2gpu.toml", order=0)
+    cpu_node = node("cpu", None, order=1)
+    assert ranked([gpu_node, cpu_node]) == ["cpu", "gpu"]
+    # Once the GPUs are all busy, the GPU node's cores are fair game again (first-fit order).
+    assert gpu_node.state.gpus is not None
+    gpu_node.state.gpus.take({0: D(1), 1: D(1)})
+    assert ranked([gpu_node, cpu_node]) == ["gpu", "cpu"]
