@@ -24,6 +24,8 @@ _EXPORTS = {
     "Agent": ".models",
     "Image": ".models",
     "Kernel": ".models",
+    "Project": ".models",
+    "ProjectMember": ".models",
     "Session": ".models",
     "SessionPage": ".models",
     "StatusChange": ".models",
@@ -43,6 +45,8 @@ __all__ = [
     "ExecutionResult",
     "Image",
     "Kernel",
+    "Project",
+    "ProjectMember",
     "Session",
     "SessionFailed",
     "SessionPage",
@@ -61,7 +65,10 @@ if TYPE_CHECKING:
     from .api import AsyncCorralClient, ExecutionResult
     from .config import ClientConfig, load_client_config, write_client_config
     from .errors import SessionFailed, WaitTimeout
-    from .models import Agent, Image, Kernel, Session, SessionPage, StatusChange, Vfolder, VfolderToken, WhoAmI
+    from .models import (
+        Agent, Image, Kernel, Project, ProjectMember, Session, SessionPage, StatusChange, Vfolder, VfolderToken,
+        WhoAmI,
+    )
     from .storage import StorageClient
     from .resources import build_resources
     from .sync import CorralClient

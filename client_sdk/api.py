@@ -47,6 +47,7 @@ from .models import (
     Agent,
     Health,
     Image,
+    Project,
     Session,
     SessionPage,
     StatusChange,
@@ -533,3 +534,42 @@ class AsyncCorralClient:
     async def list_users(self) -> list[dict[str, Any]]:
         doc = await self._json("GET", f"{API_PREFIX}/users")
         return list(doc.get("items", []))
+
+    # -- projects ----------------------------------------------------------------
+
+    async def create_project(self, name: str, description: str = "") -> Project:
+        """A new project (admin only); add members with ``add_project_member``."""
+        body = {"name": name, "description": description}
+        return Project.from_json(await self._json("POST", f"{API_PREFIX}/projects", body=body))
+
+    async def list_projects(self) -> list[Project]:
+        """The caller's projects (every project for admins)."""
+        doc = await self._json("GET", f"{API_PREFIX}/projects")
+        return [Project.from_json(item) for item in doc.get("items", [])]
+
+    async def get_project(self, name: str) -> Project:
+        """A project with its members and vfolders (members and admins only)."""
+        return Project.from_json(await self._json("GET", f"{API_PREFIX}/projects/{self._pref(name)}"))
+
+    async def add_project_member(self, name: str, username: str, role: str = "member") -> Project:
+        """Add ``username`` as ``member`` or ``manager`` (admins and the project's managers)."""
+        body = {"username": username, "role": role}
+        return Project.from_json(
+            await self._json("POST", f"{API_PREFIX}/projects/{self._pref(name)}/members", body=body)
+        )
+
+    async def set_project_member_role(self, name: str, username: str, role: str) -> Project:
+        path = f"{API_PREFIX}/projects/{self._pref(name)}/members/{quote(username, safe='')}"
+        return Project.from_json(await self._json("PATCH", path, body={"role": role}))
+
+    async def remove_project_member(self, name: str, username: str) -> Project | None:
+        """Remove a member (or, as that member, leave); None when the caller can no longer see the project."""
+        path = f"{API_PREFIX}/projects/{self._pref(name)}/members/{quote(username, safe='')}"
+        doc = await self._json("DELETE", path)
+        return Project.from_json(doc) if doc else None
+
+    @staticmethod
+    def _pref(name: str) -> str:
+        if not name:
+            raise InvalidRequest("a project name is required")
+        return quote(name, safe="")

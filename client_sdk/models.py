@@ -250,6 +250,7 @@ class Vfolder:
     usage_bytes: int | None  # from `get_vfolder` (None where not asked or unavailable)
     created_at: datetime | None
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    project: str | None = None  # the owning project's name, for project vfolders
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> "Vfolder":
@@ -268,6 +269,7 @@ class Vfolder:
             usage_bytes=_opt_int(usage.get("bytes")) if usage else None,
             created_at=parse_time(doc.get("created_at")),
             raw=dict(doc),
+            project=_opt_str(doc.get("project")),
         )
 
 
@@ -290,5 +292,50 @@ class VfolderToken:
             vfid=str(doc.get("vfid", "")),
             permission=str(doc.get("permission", "")),
             expires_at=parse_time(doc.get("expires_at")),
+            raw=dict(doc),
+        )
+
+
+@dataclass(frozen=True)
+class ProjectMember:
+    username: str
+    role: str  # "member" | "manager"
+    since: datetime | None
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> "ProjectMember":
+        return cls(
+            username=str(doc.get("username", "")),
+            role=str(doc.get("role", "member")),
+            since=parse_time(doc.get("since")),
+        )
+
+
+@dataclass(frozen=True)
+class Project:
+    """A project: its members use its vfolders (``members`` and ``vfolders`` come with ``get_project``)."""
+
+    id: str
+    name: str
+    description: str
+    role: str | None  # the caller's: "member", "manager", or None (an admin who is not a member)
+    member_count: int
+    members: list[ProjectMember]
+    vfolders: list[dict[str, str]]
+    created_at: datetime | None
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> "Project":
+        members = [ProjectMember.from_json(m) for m in doc.get("members") or [] if isinstance(m, Mapping)]
+        return cls(
+            id=str(doc.get("id", "")),
+            name=str(doc.get("name", "")),
+            description=str(doc.get("description") or ""),
+            role=_opt_str(doc.get("role")),
+            member_count=int(doc.get("member_count") or len(members)),
+            members=members,
+            vfolders=[_str_map(v) for v in doc.get("vfolders") or [] if isinstance(v, Mapping)],
+            created_at=parse_time(doc.get("created_at")),
             raw=dict(doc),
         )

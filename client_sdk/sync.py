@@ -18,7 +18,9 @@ from typing import Any, AsyncIterator, Awaitable, Iterable, Iterator, Mapping, S
 
 from .api import AsyncCorralClient, ExecutionResult
 from .config import ClientConfig
-from .models import Agent, Health, Image, Session, SessionPage, StatusChange, Vfolder, VfolderToken, WhoAmI
+from .models import (
+    Agent, Health, Image, Project, Session, SessionPage, StatusChange, Vfolder, VfolderToken, WhoAmI,
+)
 
 T = TypeVar("T")
 
@@ -208,6 +210,26 @@ class CorralClient:
 
     def list_users(self) -> list[dict[str, Any]]:
         return self._call(self._async.list_users())
+
+    # -- projects ----------------------------------------------------------------
+
+    def create_project(self, name: str, description: str = "") -> Project:
+        return self._call(self._async.create_project(name, description))
+
+    def list_projects(self) -> list[Project]:
+        return self._call(self._async.list_projects())
+
+    def get_project(self, name: str) -> Project:
+        return self._call(self._async.get_project(name))
+
+    def add_project_member(self, name: str, username: str, role: str = "member") -> Project:
+        return self._call(self._async.add_project_member(name, username, role))
+
+    def set_project_member_role(self, name: str, username: str, role: str) -> Project:
+        return self._call(self._async.set_project_member_role(name, username, role))
+
+    def remove_project_member(self, name: str, username: str) -> Project | None:
+        return self._call(self._async.remove_project_member(name, username))
 
 
 async def _upload(client: AsyncCorralClient, ref: str, local_path: str, remote_path: str, **options: Any) -> Any:

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from .auth import RequestAuthenticator
 from .config import ManagerConfig
 from .events import EventHub
+from .project_service import ProjectService
 
 if TYPE_CHECKING:
     from .agent_client import AgentClient
@@ -26,6 +27,8 @@ class ManagerContext:
     agent_client: "AgentClient" = field(init=False)
     scheduler: "Scheduler" = field(init=False)
     vfolders: "VfolderService" = field(init=False)
+    projects: ProjectService = field(init=False)
 
     def __post_init__(self) -> None:
         self.authenticator = RequestAuthenticator(self.sessionmaker)
+        self.projects = ProjectService(self.sessionmaker)

@@ -7,6 +7,7 @@ from ..models import Agent
 from .context import cli_state, run_async
 from .output import console, print_json
 from .options import json_option
+from .project_cmd import admin_project_group
 from .render import agent_table
 
 
@@ -32,6 +33,9 @@ def agents_command(as_json: bool) -> None:
         click.echo("no agents registered", err=True)
     else:
         console().print(agent_table(agents))
+
+
+admin_group.add_command(admin_project_group)
 
 
 @admin_group.group("user")

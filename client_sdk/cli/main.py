@@ -15,6 +15,7 @@ from .context import CliState
 from .exec_cmd import exec_command
 from .exit_codes import EPILOG, INTERRUPTED, exit_code_for
 from .image_cmd import image_group
+from .project_cmd import project_group
 from .run_cmd import run_command
 from .server_cmd import agent_group, manager_group, storage_group, up_command
 from .session_cmd import session_group
@@ -75,6 +76,7 @@ for command in (
     exec_command,
     session_group,
     vfolder_group,
+    project_group,
     image_group,
     admin_group,
     whoami_command,

@@ -77,7 +77,7 @@ def _vfolder_table(vfolders: list[Vfolder]) -> Table:
 @click.argument("name")
 @click.option("--quota", callback=lambda c, p, v: _size_or_none(v), default=None, help="Size limit, e.g. 10g.")
 @click.option("--host", default=None, metavar="PROXY:VOLUME", help="Where to create it (see `corral vfolder hosts`).")
-@click.option("--project", default=None, help="Owned by this project instead of you.")
+@click.option("--project", default=None, help="Owned by this project (you must be a member; see `corral project ls`).")
 @json_option
 def create_command(name: str, quota: str | None, host: str | None, project: str | None, as_json: bool) -> None:
     """Create a vfolder NAME."""

@@ -11,7 +11,7 @@ from ..agent_registry import AgentRegistry
 from ..context import ManagerContext
 from ..session_requests import CreateSessionRequest
 from ..session_service import SessionService
-from . import cluster, internal, sessions, users, vfolders
+from . import cluster, internal, projects, sessions, users, vfolders
 from .context_access import CONTEXT_KEY, REGISTRY_KEY, SERVICE_KEY, USER_KEY, ctx_of
 from corral.common.http_problems import make_problem_middleware
 from .routes import Handler, Route, build_openapi
@@ -22,10 +22,13 @@ VF = f"{API}/vfolders"
 VFOLDER_ROUTES: list[Route] = [
     Route("GET", f"{API}/storage/hosts", vfolders.list_vfolder_hosts, "Storage hosts (proxy:volume) for new vfolders",
           tag="vfolders"),
-    Route("POST", VF, vfolders.create_vfolder, "Create a vfolder", tag="vfolders", body=vfolders.CreateVfolderRequest,
-          responses={201: "Created", 400: "Invalid request", 404: "No such storage host",
+    Route("POST", VF, vfolders.create_vfolder, "Create a vfolder (yours, or a project's you are a member of)",
+          tag="vfolders", body=vfolders.CreateVfolderRequest,
+          responses={201: "Created", 400: "Invalid request", 403: "Not a member of the project",
+                     404: "No such storage host, or no such project the caller is in",
                      409: "Name already in use", 503: "Storage proxy unreachable"}),
-    Route("GET", VF, vfolders.list_vfolders, "The caller's vfolders and those shared with them", tag="vfolders",
+    Route("GET", VF, vfolders.list_vfolders, "The caller's vfolders, their projects' and those shared with them",
+          tag="vfolders",
           query=(("trashed", "1 to list the caller's vfolders in the trash instead"),)),
     Route("GET", f"{VF}/{{ref}}", vfolders.get_vfolder, "Vfolder details with usage and quota", tag="vfolders",
           query=(("usage", "0 to skip asking the storage proxy for usage"),),
@@ -53,6 +56,28 @@ VFOLDER_ROUTES: list[Route] = [
           "A short-lived token for the storage proxy's file API", tag="vfolders", body=vfolders.TokenRequest,
           responses={200: "client_url, token, vfid, expires_at", 403: "Permission above what the caller holds",
                      404: "No such vfolder"}),
+]
+
+PJ = f"{API}/projects"
+PROJECT_ROUTES: list[Route] = [
+    Route("POST", PJ, projects.create_project, "Create a project (admin)", tag="projects",
+          body=projects.CreateProjectRequest,
+          responses={201: "Created", 400: "Invalid request", 403: "Not an admin", 409: "Name already in use"}),
+    Route("GET", PJ, projects.list_projects, "The caller's projects (every project for admins)", tag="projects"),
+    Route("GET", f"{PJ}/{{name}}", projects.get_project, "Project details with members and vfolders",
+          tag="projects", responses={200: "OK", 404: "No such project, or not a member"}),
+    Route("POST", f"{PJ}/{{name}}/members", projects.add_project_member,
+          "Add a member (admins and project managers)", tag="projects", body=projects.AddMemberRequest,
+          responses={201: "Added", 400: "Invalid request", 403: "Not a manager of the project",
+                     404: "No such project or user", 409: "Already a member"}),
+    Route("PATCH", f"{PJ}/{{name}}/members/{{username}}", projects.update_project_member,
+          "Change a member's role (admins and project managers)", tag="projects", body=projects.UpdateMemberRequest,
+          responses={200: "OK", 400: "Invalid request", 403: "Not a manager of the project",
+                     404: "No such project, user or member", 409: "Would leave the project without a manager"}),
+    Route("DELETE", f"{PJ}/{{name}}/members/{{username}}", projects.remove_project_member,
+          "Remove a member (admins and project managers), or leave a project", tag="projects",
+          responses={200: "OK", 204: "The caller left the project", 403: "Not a manager of the project",
+                     404: "No such project, user or member", 409: "Would leave the project without a manager"}),
 ]
 
 PUBLIC_ROUTES: list[Route] = [
@@ -84,6 +109,7 @@ PUBLIC_ROUTES: list[Route] = [
     Route("GET", f"{API}/users", users.list_users, "List users (admin)", tag="users",
           responses={200: "OK", 403: "Not an admin"}),
     *VFOLDER_ROUTES,
+    *PROJECT_ROUTES,
 ]
 
 

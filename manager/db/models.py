@@ -133,7 +133,7 @@ class VFolder(Base):
     """A persistent folder on a storage proxy's volume (DESIGN §6).
 
     Owned by a user (``owner_kind`` "user", ``owner_id`` the user's id) or by a
-    project (``owner_kind`` "project", ``owner_id`` the project's name). Names
+    project (``owner_kind`` "project", ``owner_id`` the project's id). Names
     are unique per owner among vfolders that are not in the trash.
     """
 
@@ -179,3 +179,32 @@ class VFolderShare(Base):
     created_at: Mapped[datetime]
 
     vfolder: Mapped[VFolder] = relationship(back_populates="shares")
+
+
+class Project(Base):
+    """A group of users sharing project vfolders; members are ``member`` or ``manager``."""
+
+    __tablename__ = "projects"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime]
+
+    members: Mapped[list["ProjectMember"]] = relationship(
+        back_populates="project", lazy="selectin", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class ProjectMember(Base):
+    """A user's membership of a project: ``member`` (uses its vfolders) or ``manager`` (also manages them and
+    the members)."""
+
+    __tablename__ = "project_members"
+
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True)
+    role: Mapped[str] = mapped_column(String(16))  # member | manager
+    created_at: Mapped[datetime]
+
+    project: Mapped[Project] = relationship(back_populates="members")

@@ -2,10 +2,18 @@
 
 Independent of HTTP. Who may do what:
 
-- a user vfolder's owner, a project vfolder's creator and admins *manage* it
-  (rename, quota, trash, restore, purge, share) and read and write it;
+- a user vfolder's owner, the managers of a project vfolder's project and
+  admins *manage* it (rename, quota, trash, restore, purge, share) and read
+  and write it;
+- the other members of the project read and write a project vfolder, and may
+  create new ones in the project; to anyone else it does not exist (404 by
+  name), unless shared with them;
 - a user it is shared with reads it (``ro``) or reads and writes it (``rw``),
   and may drop the share.
+
+Project roles are read from the database on every request, so a member who is
+removed loses access at once; storage tokens already issued live out their
+short TTL, and sessions already running keep their mounts.
 """
 from __future__ import annotations
 
@@ -13,7 +21,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Literal, Sequence
+from typing import Any, Literal, Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import delete, select
@@ -27,7 +35,8 @@ from corral.common.vfolder_token import issue_vfolder_token
 
 from ..auth import AuthUser
 from ..context import ManagerContext
-from ..db.models import Session, User, VFolder, VFolderShare
+from ..db.models import Project, Session, User, VFolder, VFolderShare
+from ..project_service import MANAGER, find_project, project_roles
 from ..states import TERMINAL
 from ..status_recorder import utcnow
 from .mounts import VFOLDER_NAME_RE, parse_mounts
@@ -65,7 +74,9 @@ class CreateVfolderRequest(BaseModel):
     name: str
     quota: int | str | None = Field(None, description="bytes, or a size like 10g; none = unlimited")
     host: str | None = Field(None, description="PROXY:VOLUME; default: the manager's [storage] default_host")
-    project: str | None = Field(None, description="owned by this project instead of the caller")
+    project: str | None = Field(
+        None, description="owned by this project (name or id) instead of the caller; needs membership"
+    )
 
     @field_validator("name", "project")
     @classmethod
@@ -132,40 +143,45 @@ class VfolderService:
         await self.client.close()
 
     # Access -------------------------------------------------------------------------
-    def _access(self, user: AuthUser, vf: VFolder) -> Access | None:
-        manages = user.is_admin or (
-            vf.owner_id == user.user_id if vf.owner_kind == "user" else vf.creator_id == user.user_id
-        )
-        if manages:
+    def _access(self, user: AuthUser, vf: VFolder, roles: Mapping[str, str]) -> Access | None:
+        """The caller's rights; ``roles`` are their projects (project id → role)."""
+        if vf.owner_kind == "user":
+            manages = vf.owner_id == user.user_id
+        else:
+            manages = roles.get(vf.owner_id) == MANAGER
+        if manages or user.is_admin:
             return Access(vf, "rw", True)
+        if vf.owner_kind == "project" and vf.owner_id in roles:
+            return Access(vf, "rw", False)
         for share in vf.shares:
             if share.user_id == user.user_id:
                 return Access(vf, "rw" if share.permission == "rw" else "ro", False)
         return None
 
     async def resolve(self, db: AsyncSession, user: AuthUser, ref: str, *, status: str = READY) -> Access:
-        """A vfolder by id, unique id prefix or name: own first, then project ones created, then shared."""
+        """A vfolder by id, unique id prefix or name: own first, then those of the caller's projects, then shared."""
         if not ref:
             raise InvalidRequest("a vfolder name or id is required")
+        roles = await project_roles(db, user.user_id)
         by_id = await db.get(VFolder, ref)
         if by_id is not None and by_id.status == status:
-            access = self._access(user, by_id)
+            access = self._access(user, by_id, roles)
             if access is None:
                 raise PermissionDenied(f"vfolder {ref} is not yours and not shared with you")
             return access
         own = (await db.scalars(select(VFolder).where(
             VFolder.name == ref, VFolder.status == status, VFolder.owner_kind == "user", VFolder.owner_id == user.user_id,
         ))).all()
-        created = (await db.scalars(select(VFolder).where(
+        in_projects = (await db.scalars(select(VFolder).where(
             VFolder.name == ref, VFolder.status == status, VFolder.owner_kind == "project",
-            VFolder.creator_id == user.user_id,
-        ))).all()
+            VFolder.owner_id.in_(list(roles)),
+        ))).all() if roles else []
         shared = (await db.scalars(select(VFolder).join(VFolderShare, VFolderShare.vfolder_id == VFolder.id).where(
             VFolder.name == ref, VFolder.status == status, VFolderShare.user_id == user.user_id,
         ))).all()
-        for tier in (own, created, shared):
+        for tier in (own, in_projects, shared):
             if len(tier) == 1:
-                access = self._access(user, tier[0])
+                access = self._access(user, tier[0], roles)
                 assert access is not None
                 return access
             if len(tier) > 1:
@@ -175,25 +191,34 @@ class VfolderService:
             matches = (await db.scalars(
                 select(VFolder).where(VFolder.id.startswith(ref.lower()), VFolder.status == status).limit(2)
             )).all()
-            visible = [a for a in (self._access(user, vf) for vf in matches) if a is not None]
+            visible = [a for a in (self._access(user, vf, roles) for vf in matches) if a is not None]
             if len(matches) == 1 and visible:
                 return visible[0]
             if len(matches) > 1:
                 raise Conflict(f"vfolder id prefix {ref!r} is ambiguous; give more characters")
         if status == READY:
-            trashed = (by_id is not None and self._access(user, by_id) is not None) or await db.scalar(
+            trashed = (by_id is not None and self._access(user, by_id, roles) is not None) or await db.scalar(
                 select(VFolder.id).where(
-                    VFolder.name == ref, VFolder.status == TRASHED, VFolder.owner_kind == "user",
-                    VFolder.owner_id == user.user_id,
+                    VFolder.name == ref, VFolder.status == TRASHED, self._owned_by(user, roles),
                 ).limit(1)
             )
             if trashed:
                 raise NotFound(f"vfolder {ref!r} is in the trash (`corral vfolder restore {ref}` brings it back)")
         raise NotFound(f"no {'vfolder' if status == READY else 'trashed vfolder'} {ref!r}")
 
+    @staticmethod
+    def _owned_by(user: AuthUser, roles: Mapping[str, str]) -> Any:
+        """A filter: the caller's own vfolders and those of their projects."""
+        own = (VFolder.owner_kind == "user") & (VFolder.owner_id == user.user_id)
+        if not roles:
+            return own
+        return own | ((VFolder.owner_kind == "project") & VFolder.owner_id.in_(list(roles)))
+
     def _require_manager(self, access: Access, what: str) -> None:
         if not access.manages:
-            raise PermissionDenied(f"only the owner of vfolder {access.vfolder.name} may {what} it")
+            vf = access.vfolder
+            who = "a manager of its project" if vf.owner_kind == "project" else "the owner"
+            raise PermissionDenied(f"only {who} may {what} vfolder {vf.name}")
 
     # Views ---------------------------------------------------------------------------
     async def _names(self, db: AsyncSession, user_ids: set[str]) -> dict[str, str]:
@@ -202,23 +227,32 @@ class VfolderService:
         rows = await db.execute(select(User.id, User.username).where(User.id.in_(user_ids)))
         return {uid: name for uid, name in rows}
 
+    async def _project_names(self, db: AsyncSession, project_ids: set[str]) -> dict[str, str]:
+        if not project_ids:
+            return {}
+        rows = await db.execute(select(Project.id, Project.name).where(Project.id.in_(project_ids)))
+        return {pid: name for pid, name in rows}
+
     async def _views(self, db: AsyncSession, user: AuthUser, accesses: Sequence[Access]) -> list[dict[str, Any]]:
         ids: set[str] = set()
+        project_ids: set[str] = set()
         for access in accesses:
             vf = access.vfolder
             ids.add(vf.creator_id)
-            if vf.owner_kind == "user":
-                ids.add(vf.owner_id)
+            (ids if vf.owner_kind == "user" else project_ids).add(vf.owner_id)
             ids.update(s.user_id for s in vf.shares)
         names = await self._names(db, ids)
+        projects = await self._project_names(db, project_ids)
         views = []
         for access in accesses:
             vf = access.vfolder
+            project = projects.get(vf.owner_id, vf.owner_id) if vf.owner_kind == "project" else None
             view: dict[str, Any] = {
                 "id": vf.id,
                 "name": vf.name,
-                "owner": names.get(vf.owner_id, vf.owner_id) if vf.owner_kind == "user" else vf.owner_id,
+                "owner": names.get(vf.owner_id, vf.owner_id) if vf.owner_kind == "user" else project,
                 "owner_kind": vf.owner_kind,
+                "project": project,
                 "creator": names.get(vf.creator_id, vf.creator_id),
                 "host": vf.host,
                 "vfid": vf.vfid,
@@ -272,9 +306,12 @@ class VfolderService:
         return proxy_name, volume
 
     async def create(self, user: AuthUser, req: CreateVfolderRequest) -> dict[str, Any]:
-        owner_kind, owner_id = ("project", req.project) if req.project else ("user", user.user_id)
         quota = _quota(req.quota)
         async with self.ctx.sessionmaker() as db:
+            if req.project:
+                owner_kind, owner_id = "project", await self._project_for_new_vfolder(db, user, req.project)
+            else:
+                owner_kind, owner_id = "user", user.user_id
             await self._check_free(db, owner_kind, owner_id, req.name)
         proxy_name, volume = await self._pick_host(req.host)
         proxy = await self.proxies.get(proxy_name)
@@ -297,13 +334,30 @@ class VfolderService:
         async with self.ctx.sessionmaker() as db:
             return await self._view(db, user, await self.resolve(db, user, vf.id))
 
+    async def _project_for_new_vfolder(self, db: AsyncSession, user: AuthUser, ref: str) -> str:
+        """The id of project ``ref`` if the caller may create vfolders in it: any member may, admins included."""
+        project = await find_project(db, ref)
+        roles = await project_roles(db, user.user_id)
+        if project is None or (project.id not in roles and not user.is_admin):
+            raise NotFound(f"no project {ref!r} that you are a member of")
+        if project.id not in roles:
+            raise PermissionDenied(
+                f"only members create vfolders in project {project.name}; "
+                f"add yourself first: corral project add-member {project.name} {user.username}"
+            )
+        return project.id
+
     async def _check_free(self, db: AsyncSession, owner_kind: str, owner_id: str, name: str) -> None:
         clash = await db.scalar(select(VFolder.id).where(
             VFolder.owner_kind == owner_kind, VFolder.owner_id == owner_id, VFolder.name == name,
             VFolder.status == READY,
         ))
         if clash:
-            whose = "you already have" if owner_kind == "user" else f"project {owner_id} already has"
+            if owner_kind == "user":
+                whose = "you already have"
+            else:
+                project = await db.get(Project, owner_id)
+                whose = f"project {project.name if project else owner_id} already has"
             raise Conflict(f"{whose} a vfolder named {name!r}", vfolder_id=clash)
 
     async def _drop_on_proxy(self, vf: VFolder) -> None:
@@ -315,17 +369,17 @@ class VfolderService:
     async def list(self, user: AuthUser, *, trashed: bool = False) -> list[dict[str, Any]]:
         status = TRASHED if trashed else READY
         async with self.ctx.sessionmaker() as db:
-            owned = (await db.scalars(select(VFolder).where(VFolder.status == status, (
-                ((VFolder.owner_kind == "user") & (VFolder.owner_id == user.user_id))
-                | ((VFolder.owner_kind == "project") & (VFolder.creator_id == user.user_id))
-            )))).all()
+            roles = await project_roles(db, user.user_id)
+            owned = (await db.scalars(
+                select(VFolder).where(VFolder.status == status, self._owned_by(user, roles))
+            )).all()
             shared = [] if trashed else (await db.scalars(
                 select(VFolder).join(VFolderShare, VFolderShare.vfolder_id == VFolder.id)
                 .where(VFolder.status == status, VFolderShare.user_id == user.user_id)
             )).all()
             seen: dict[str, Access] = {}
             for vf in [*owned, *shared]:
-                access = self._access(user, vf)
+                access = self._access(user, vf, roles)
                 if access is not None:
                     seen.setdefault(vf.id, access)
             ordered = sorted(seen.values(), key=lambda a: (not a.manages, a.vfolder.name, a.vfolder.created_at))
@@ -412,8 +466,10 @@ class VfolderService:
             try:
                 access = await self.resolve(db, user, ref, status=TRASHED)
             except NotFound:
-                ready = await db.scalar(select(VFolder.id).where(VFolder.name == ref, VFolder.status == READY,
-                                                                 VFolder.owner_id == user.user_id))
+                roles = await project_roles(db, user.user_id)
+                ready = await db.scalar(select(VFolder.id).where(
+                    VFolder.name == ref, VFolder.status == READY, self._owned_by(user, roles),
+                ).limit(1))
                 if ready or await db.get(VFolder, ref) is not None:
                     raise Conflict(f"vfolder {ref!r} is not in the trash; delete it first") from None
                 raise

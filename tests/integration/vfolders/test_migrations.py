@@ -1,7 +1,10 @@
-"""The vfolder migration (0002) goes up, down and up again, and leaves the schema
-the models describe, on SQLite and PostgreSQL."""
+"""The vfolder (0002) and project (0003) migrations go up, down and up again, leave
+the schema the models describe and carry the data across, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
+
+import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -32,7 +35,7 @@ async def test_vfolder_migration_up_down_up(db_url: str) -> None:
         async with engine.begin() as conn:
             await conn.run_sync(_migrate, "upgrade", "head")
             tables, diff, version = await conn.run_sync(_state)
-        assert {"vfolders", "vfolder_shares"} <= tables and version == "0002"
+        assert {"vfolders", "vfolder_shares", "projects", "project_members"} <= tables and version == "0003"
         assert diff == [], diff
 
         async with engine.begin() as conn:
@@ -43,6 +46,89 @@ async def test_vfolder_migration_up_down_up(db_url: str) -> None:
         async with engine.begin() as conn:
             await conn.run_sync(_migrate, "upgrade", "head")
             tables, diff, version = await conn.run_sync(_state)
-        assert {"vfolders", "vfolder_shares"} <= tables and version == "0002" and diff == []
+        assert {"vfolders", "vfolder_shares", "projects", "project_members"} <= tables
+        assert version == "0003" and diff == []
+    finally:
+        await engine.dispose()
+
+
+T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+_users = sa.table("users", sa.column("id", sa.String), sa.column("username", sa.String),
+                  sa.column("role", sa.String), sa.column("created_at", sa.DateTime(timezone=True)))
+_vfolders = sa.table(
+    "vfolders", *(sa.column(c, sa.String) for c in (
+        "id", "name", "owner_kind", "owner_id", "creator_id", "proxy", "volume", "vfid", "status")),
+    sa.column("created_at", sa.DateTime(timezone=True)), sa.column("updated_at", sa.DateTime(timezone=True)),
+)
+
+
+def _seed_0002(connection: Connection) -> None:
+    """Vfolders as 0002 knew them: project vfolders name their project in owner_id."""
+    connection.execute(_users.insert(), [
+        {"id": f"u-{name}", "username": name, "role": "user", "created_at": T0} for name in ("ann", "ben", "cy")
+    ])
+    rows = [
+        ("v1", "data", "project", "ml", "u-ann", "ready", 2),
+        ("v2", "ckpt", "project", "ml", "u-ben", "ready", 1),
+        ("v3", "old", "project", "ml", "u-ann", "trashed", 3),
+        ("v4", "docs", "project", "web", "u-cy", "ready", 4),
+        ("v5", "home", "user", "u-ann", "u-ann", "ready", 5),
+    ]
+    connection.execute(_vfolders.insert(), [
+        {"id": vid, "name": name, "owner_kind": kind, "owner_id": owner, "creator_id": creator, "proxy": "sp1",
+         "volume": "vol1", "vfid": f"fid-{vid}", "status": status,
+         "created_at": T0 + timedelta(days=day), "updated_at": T0 + timedelta(days=day)}
+        for vid, name, kind, owner, creator, status, day in rows
+    ])
+
+
+def _read(connection: Connection) -> tuple[dict[str, str], dict[str, tuple[str, datetime]], set[tuple[str, str, str]]]:
+    owners = dict(connection.execute(sa.text("SELECT id, owner_id FROM vfolders")).all())
+    tables = set(inspect(connection).get_table_names())
+    if "projects" not in tables:
+        return owners, {}, set()
+    projects = {
+        name: (pid, created if created.tzinfo else created.replace(tzinfo=timezone.utc))
+        for pid, name, created in connection.execute(
+            sa.select(sa.column("id"), sa.column("name"), sa.column("created_at", sa.DateTime(timezone=True)))
+            .select_from(sa.table("projects"))
+        ).all()
+    }
+    members = {
+        (project, user, role) for project, user, role in connection.execute(sa.text(
+            "SELECT p.name, m.user_id, m.role FROM project_members m JOIN projects p ON p.id = m.project_id"
+        )).all()
+    }
+    return owners, projects, members
+
+
+async def test_project_migration_adopts_existing_project_vfolders_and_gives_them_back(db_url: str) -> None:
+    engine = create_engine(db_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(_migrate, "upgrade", "0002")
+            await conn.run_sync(_seed_0002)
+            await conn.run_sync(_migrate, "upgrade", "0003")
+            owners, projects, members = await conn.run_sync(_read)
+        assert set(projects) == {"ml", "web"}
+        ml, web = projects["ml"][0], projects["web"][0]
+        assert projects["ml"][1] == T0 + timedelta(days=1)  # the first of its vfolders
+        # Every vfolder's creator manages its project; trashed vfolders count too.
+        assert members == {("ml", "u-ann", "manager"), ("ml", "u-ben", "manager"), ("web", "u-cy", "manager")}
+        assert owners == {"v1": ml, "v2": ml, "v3": ml, "v4": web, "v5": "u-ann"}
+
+        async with engine.begin() as conn:
+            await conn.run_sync(_migrate, "downgrade", "0002")
+            owners, projects, _ = await conn.run_sync(_read)
+            tables, _, version = await conn.run_sync(_state)
+        assert version == "0002" and not {"projects", "project_members"} & tables
+        assert owners == {"v1": "ml", "v2": "ml", "v3": "ml", "v4": "web", "v5": "u-ann"}
+
+        async with engine.begin() as conn:
+            await conn.run_sync(_migrate, "upgrade", "head")
+            owners, projects, members = await conn.run_sync(_read)
+            _, diff, version = await conn.run_sync(_state)
+        assert version == "0003" and diff == [] and set(projects) == {"ml", "web"} and len(members) == 3
+        assert owners["v1"] == projects["ml"][0] and owners["v5"] == "u-ann"
     finally:
         await engine.dispose()

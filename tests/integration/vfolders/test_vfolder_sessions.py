@@ -12,6 +12,7 @@ import pytest
 
 from corral.client.api import AsyncCorralClient
 from corral.client.upload_state import UploadStateStore
+from corral.common.errors import NotFound
 
 from tests.integration.spine.cluster import LiveCluster
 
@@ -163,3 +164,30 @@ async def test_read_only_share_and_over_quota_vfolder_mount_read_only(vf_cluster
         await owner.delete_vfolder("lab")
     await end(owner, session)
     await owner.delete_vfolder("lab")
+
+
+async def test_project_members_mount_the_project_vfolder_and_lose_it_when_removed(
+    vf_cluster: LiveCluster, tmp_path: Path
+) -> None:
+    admin = vf_cluster.client()
+    bob = vf_cluster.client(*(await vf_cluster.add_user("bob")))
+    carol = vf_cluster.client(*(await vf_cluster.add_user("carol")))
+    await admin.create_project("ml")
+    await admin.add_project_member("ml", "bob")
+    await admin.add_project_member("ml", "carol", "manager")
+    await carol.create_vfolder("shared", project="ml")
+
+    # bob, a plain member, mounts it read-write and writes; carol reads what he wrote.
+    session = await start(bob, mounts=["shared"])
+    [mount] = (await bob.get_session(session)).raw["mounts"]
+    assert (mount["name"], mount["read_only"], mount["permission"]) == ("shared", False, "rw")
+    await run_code(bob, session, "open('/home/work/shared/from-bob.txt', 'w').write('bob was here\\n')")
+    await end(bob, session)
+    async with await carol.storage("shared", "ro") as storage:
+        await storage.download_file("from-bob.txt", tmp_path / "from-bob.txt")
+    assert (tmp_path / "from-bob.txt").read_text() == "bob was here\n"
+
+    # Removed from the project, bob can no longer mount it.
+    await carol.remove_project_member("ml", "bob")
+    with pytest.raises(NotFound):
+        await bob.create_session(resources=RESOURCES, mounts=["shared"])
