@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any, Coroutine, TypeVar
+from typing import Any, Awaitable, Callable, Coroutine, TypeVar
 
 import click
 
@@ -43,3 +43,13 @@ def note(message: str, *, verbose_only: bool = False) -> None:
     if verbose_only and not cli_state().verbose:
         return
     click.echo(message, err=True)
+
+
+def call_api(operation: Callable[[AsyncCorralClient], Awaitable[T]]) -> T:
+    """Run one SDK call with a client made from the CLI's configuration."""
+
+    async def run() -> T:
+        async with cli_state().client() as client:
+            return await operation(client)
+
+    return run_async(run())

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from ..api import AsyncCorralClient
 from ..models import Project
-from .context import cli_state, note, run_async
+from .context import call_api, cli_state, note, run_async
 from .options import json_option
 from .output import console, print_json
 
@@ -34,11 +34,7 @@ def project_group() -> None:
 @json_option
 def ls_command(as_json: bool) -> None:
     """Your projects (every project, for admins)."""
-    async def fetch() -> list[Project]:
-        async with _client() as client:
-            return await client.list_projects()
-
-    projects = run_async(fetch())
+    projects = call_api(lambda client: client.list_projects())
     if as_json:
         print_json([p.raw for p in projects])
         return
@@ -59,11 +55,7 @@ def ls_command(as_json: bool) -> None:
 @json_option
 def info_command(name: str, as_json: bool) -> None:
     """A project's members and vfolders."""
-    async def fetch() -> Project:
-        async with _client() as client:
-            return await client.get_project(name)
-
-    project = run_async(fetch())
+    project = call_api(lambda client: client.get_project(name))
     if as_json:
         print_json(project.raw)
         return
@@ -90,11 +82,7 @@ def add_member_command(name: str, username: str, manager: bool) -> None:
     """Add USERNAME to project NAME (admins and the project's managers)."""
     role = "manager" if manager else "member"
 
-    async def add() -> Project:
-        async with _client() as client:
-            return await client.add_project_member(name, username, role)
-
-    project = run_async(add())
+    project = call_api(lambda client: client.add_project_member(name, username, role))
     click.echo(f"{username} is now a {role} of project {project.name}")
 
 
@@ -104,11 +92,7 @@ def add_member_command(name: str, username: str, manager: bool) -> None:
 @click.argument("role", type=click.Choice(["member", "manager"]))
 def set_role_command(name: str, username: str, role: str) -> None:
     """Make a member of project NAME a plain `member` or a `manager`."""
-    async def update() -> Project:
-        async with _client() as client:
-            return await client.set_project_member_role(name, username, role)
-
-    project = run_async(update())
+    project = call_api(lambda client: client.set_project_member_role(name, username, role))
     click.echo(f"{username} is now a {role} of project {project.name}")
 
 
@@ -140,11 +124,7 @@ def admin_project_group() -> None:
 @json_option
 def admin_create_command(name: str, description: str, as_json: bool) -> None:
     """Create project NAME."""
-    async def create() -> Project:
-        async with _client() as client:
-            return await client.create_project(name, description)
-
-    project = run_async(create())
+    project = call_api(lambda client: client.create_project(name, description))
     if as_json:
         print_json(project.raw)
         return

@@ -27,7 +27,7 @@ from corral.common.slots import format_size, parse_size
 from ..api import AsyncCorralClient
 from ..models import Vfolder
 from ..storage import StorageClient, UploadResult
-from .context import cli_state, note, run_async
+from .context import call_api, cli_state, note, run_async
 from .output import console, print_json
 from .options import json_option
 
@@ -81,11 +81,7 @@ def _vfolder_table(vfolders: list[Vfolder]) -> Table:
 @json_option
 def create_command(name: str, quota: str | None, host: str | None, project: str | None, as_json: bool) -> None:
     """Create a vfolder NAME."""
-    async def create() -> Vfolder:
-        async with _client() as client:
-            return await client.create_vfolder(name, quota=quota, host=host, project=project)
-
-    vf = run_async(create())
+    vf = call_api(lambda client: client.create_vfolder(name, quota=quota, host=host, project=project))
     if as_json:
         print_json(vf.raw)
     else:
@@ -97,11 +93,7 @@ def create_command(name: str, quota: str | None, host: str | None, project: str 
 @json_option
 def ls_command(trash: bool, as_json: bool) -> None:
     """Your vfolders and those shared with you."""
-    async def fetch() -> list[Vfolder]:
-        async with _client() as client:
-            return await client.list_vfolders(trashed=trash)
-
-    vfolders = run_async(fetch())
+    vfolders = call_api(lambda client: client.list_vfolders(trashed=trash))
     if as_json:
         print_json([vf.raw for vf in vfolders])
     elif not vfolders:
@@ -115,11 +107,7 @@ def ls_command(trash: bool, as_json: bool) -> None:
 @json_option
 def info_command(name: str, as_json: bool) -> None:
     """Owner, host, permission, shares, usage and quota."""
-    async def fetch() -> Vfolder:
-        async with _client() as client:
-            return await client.get_vfolder(name)
-
-    vf = run_async(fetch())
+    vf = call_api(lambda client: client.get_vfolder(name))
     if as_json:
         print_json(vf.raw)
         return
@@ -151,11 +139,7 @@ def info_command(name: str, as_json: bool) -> None:
 @click.argument("new_name")
 def rename_command(name: str, new_name: str) -> None:
     """Rename a vfolder (sessions mount it by its new name)."""
-    async def rename() -> Vfolder:
-        async with _client() as client:
-            return await client.rename_vfolder(name, new_name)
-
-    vf = run_async(rename())
+    vf = call_api(lambda client: client.rename_vfolder(name, new_name))
     click.echo(f"vfolder {name} is now {vf.name}")
 
 
@@ -168,11 +152,7 @@ def quota_command(name: str, size: str) -> None:
     if not unlimited:
         _size_or_none(size)
 
-    async def update() -> Vfolder:
-        async with _client() as client:
-            return await client.update_vfolder(name, quota=None if unlimited else size, unlimited=unlimited)
-
-    vf = run_async(update())
+    vf = call_api(lambda client: client.update_vfolder(name, quota=None if unlimited else size, unlimited=unlimited))
     click.echo(f"vfolder {vf.name}: quota {_quota_text(vf)}")
 
 
@@ -192,11 +172,7 @@ def rm_command(names: tuple[str, ...]) -> None:
 @click.argument("name")
 def restore_command(name: str) -> None:
     """Bring a vfolder back from the trash."""
-    async def restore() -> Vfolder:
-        async with _client() as client:
-            return await client.restore_vfolder(name)
-
-    vf = run_async(restore())
+    vf = call_api(lambda client: client.restore_vfolder(name))
     click.echo(f"vfolder {vf.name} ({vf.id[:8]}) restored")
 
 
@@ -208,11 +184,7 @@ def purge_command(name: str, yes: bool) -> None:
     if not yes:
         click.confirm(f"Delete vfolder {name} and all its files for good?", abort=True, err=True)
 
-    async def purge() -> Vfolder:
-        async with _client() as client:
-            return await client.purge_vfolder(name)
-
-    vf = run_async(purge())
+    vf = call_api(lambda client: client.purge_vfolder(name))
     click.echo(f"vfolder {vf.name} ({vf.id[:8]}) purged")
 
 
@@ -223,11 +195,7 @@ def purge_command(name: str, yes: bool) -> None:
 @click.option("--ro", "permission", flag_value="ro", default=True, help="Read only (default).")
 def share_command(name: str, username: str, permission: str) -> None:
     """Share a vfolder with another user (read-only unless --rw)."""
-    async def share() -> Vfolder:
-        async with _client() as client:
-            return await client.share_vfolder(name, username, permission)
-
-    vf = run_async(share())
+    vf = call_api(lambda client: client.share_vfolder(name, username, permission))
     click.echo(f"vfolder {vf.name} shared with {username} ({permission})")
 
 
@@ -248,11 +216,7 @@ def unshare_command(name: str, username: str) -> None:
 @json_option
 def hosts_command(as_json: bool) -> None:
     """Storage hosts (PROXY:VOLUME) new vfolders can go to."""
-    async def fetch() -> list[dict[str, Any]]:
-        async with _client() as client:
-            return await client.list_storage_hosts()
-
-    hosts = run_async(fetch())
+    hosts = call_api(lambda client: client.list_storage_hosts())
     if as_json:
         print_json(hosts)
         return
