@@ -1,6 +1,7 @@
 """What the manager asks an agent to run, and what the agent keeps per kernel."""
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,7 +53,9 @@ class KernelRecord:
     allocation: Allocation
     status: str = "preparing"  # preparing | running | terminating
     container_id: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    # The Docker create+start call while it runs: a destroy that arrives meanwhile
+    # waits for it, so it learns the container id instead of leaving a stray.
+    creating: "asyncio.Future[str] | None" = field(default=None, compare=False, repr=False)
 
     def report(self) -> dict[str, Any]:
         return {

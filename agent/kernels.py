@@ -78,7 +78,8 @@ class KernelManager:
             check_vfolder_mounts(spec)
             record.kernel_dir.mkdir(parents=True, exist_ok=True)
             os.chmod(record.kernel_dir, 0o777)  # the runner binds its socket here as the kernel user
-            record.container_id = await self.backend.start_kernel(spec, record.kernel_dir)
+            record.creating = asyncio.ensure_future(self.backend.start_kernel(spec, record.kernel_dir))
+            record.container_id = await asyncio.shield(record.creating)
 
             async def alive() -> bool:
                 return await self.backend.is_running(record.container_id or "")
@@ -138,19 +139,21 @@ class KernelManager:
                 self._destroying.pop(kernel_id, None)
 
     async def _teardown(self, record: KernelRecord, reason: str) -> dict[str, Any]:
+        # A runner still starting up may not handle SIGTERM yet (as PID 1 it would ignore it):
+        # a kernel that never ran has nothing to shut down gracefully.
+        grace_s = 3 if record.status == "running" else 0
         record.status = "terminating"
         starting = self._starting.get(record.kernel_id)
         if starting is not None:
             starting.cancel()
             await asyncio.gather(starting, return_exceptions=True)
+        if record.container_id is None and record.creating is not None:
+            # Cancelled while Docker was creating the container: let that call finish to learn its id.
+            done = await asyncio.gather(record.creating, return_exceptions=True)
+            record.container_id = done[0] if isinstance(done[0], str) else None
         exit_code, logs = (None, "")
-        if record.container_id is None:
-            # Cancelled mid-creation: the container may exist without us knowing its id yet.
-            record.container_id = next(
-                (k.container_id for k in await self.backend.existing_kernels() if k.kernel_id == record.kernel_id), None
-            )
         if record.container_id:
-            exit_code, logs = await self.backend.stop_kernel(record.container_id)
+            exit_code, logs = await self.backend.stop_kernel(record.container_id, grace_s)
         self._forget(record)
         log.info("kernel %s destroyed (%s)", record.kernel_id, reason)
         return {"kernel_id": record.kernel_id, "exit_code": exit_code, "logs": logs}

@@ -44,8 +44,8 @@ class ContainerBackend(Protocol):
     async def start_kernel(self, spec: KernelSpec, kernel_dir: Path) -> str:
         """Create and start the container; returns its id. Raises CorralError subclasses."""
 
-    async def stop_kernel(self, container_id: str) -> tuple[int | None, str]:
-        """Stop and remove the container; returns (exit code, last logs)."""
+    async def stop_kernel(self, container_id: str, grace_s: int = 3) -> tuple[int | None, str]:
+        """Stop (SIGTERM, then SIGKILL after ``grace_s``) and remove the container; returns (exit code, last logs)."""
 
     async def is_running(self, container_id: str) -> bool: ...
 

@@ -99,12 +99,12 @@ class DockerBackend:
             raise self._translate(exc, "starting the container") from None
         return container.id
 
-    async def stop_kernel(self, container_id: str) -> tuple[int | None, str]:
+    async def stop_kernel(self, container_id: str, grace_s: int = 3) -> tuple[int | None, str]:
         self._stopping.add(container_id)
         try:
             container = self.docker.containers.container(container_id)
             try:
-                await container.stop(t=3)
+                await container.stop(t=grace_s)
             except DockerError as exc:
                 if exc.status == 404:
                     return None, ""

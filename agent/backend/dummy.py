@@ -35,7 +35,7 @@ class DummyBackend:
         self._running.add(container_id)
         return container_id
 
-    async def stop_kernel(self, container_id: str) -> tuple[int | None, str]:
+    async def stop_kernel(self, container_id: str, grace_s: int = 3) -> tuple[int | None, str]:
         self._running.discard(container_id)
         return 0, ""
 

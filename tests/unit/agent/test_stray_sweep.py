@@ -16,7 +16,7 @@ class FakeBackend:
     async def existing_kernels(self) -> list[ExistingKernel]:
         return [k for k in self.found if k.container_id not in self.stopped]
 
-    async def stop_kernel(self, container_id: str) -> tuple[int | None, str]:
+    async def stop_kernel(self, container_id: str, grace_s: int = 3) -> tuple[int | None, str]:
         self.stopped.append(container_id)
         return 0, ""
 
