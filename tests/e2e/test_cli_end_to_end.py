@@ -136,3 +136,11 @@ def test_sessions_survive_an_up_restart(up: CorralUp) -> None:
     shown = up.corral("exec", "keep", "print(state)")
     assert shown.returncode == 0 and shown.stdout == "kept\n", shown.stderr
     assert up.corral("session", "rm", "keep").returncode == 0
+
+
+def test_image_build_reuses_and_lists(up: CorralUp) -> None:
+    built = up.corral("image", "build", "python")
+    assert built.returncode == 0, built.stderr
+    assert "already exists" in built.stdout + built.stderr
+    unknown = up.corral("image", "build", "no-such-recipe")
+    assert unknown.returncode == 4 and unknown.stderr.startswith("error:")
