@@ -7,8 +7,8 @@ import click
 
 from corral.common.errors import CorralError
 
-from ..models import Session
-from .context import cli_state, note, run_async
+from ..models import TERMINAL_STATUSES, Session
+from .context import call_api, cli_state, note, run_async
 from .exit_codes import UNREACHABLE, exit_code_for
 from .output import console, print_json, print_json_line
 from .options import json_option, resources_from_options, session_spec_options
@@ -186,3 +186,25 @@ def events_command(ref: str, as_json: bool) -> None:
                     out.print(status_change_line(change), soft_wrap=True)
 
     run_async(follow())
+
+
+@session_group.command("wait")
+@click.argument("ref", metavar="SESSION")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Give up after this many seconds (exit 1).")
+@json_option
+def wait_command(ref: str, timeout: float | None, as_json: bool) -> None:
+    """Wait until SESSION ends; exit with a batch command's exit code.
+
+    Exit status: the batch command's own code; 0 for any other session that
+    ended TERMINATED; 1 when it ended in ERROR or was CANCELLED.
+    """
+    ended = call_api(lambda client: client.wait_for_status(ref, TERMINAL_STATUSES, timeout))
+    if as_json:
+        print_json(ended.raw)
+    else:
+        click.echo(f"session {ended.name} ({ended.id}) is {ended.status}: {ended.status_reason or 'no reason given'}")
+    if ended.status != "TERMINATED":
+        click.get_current_context().exit(1)
+    code = ended.exit_code if ended.type == "batch" and ended.exit_code is not None else 0
+    click.get_current_context().exit(code)

@@ -144,3 +144,15 @@ def test_image_build_reuses_and_lists(up: CorralUp) -> None:
     assert "already exists" in built.stdout + built.stderr
     unknown = up.corral("image", "build", "no-such-recipe")
     assert unknown.returncode == 4 and unknown.stderr.startswith("error:")
+
+
+def test_session_wait_exits_with_the_batch_exit_code(up: CorralUp) -> None:
+    created = up.corral("session", "create", "--name", "job", "--type", "batch", "--no-wait", "--json",
+                        "--", "sh", "-c", "sleep 1; exit 3")
+    assert created.returncode == 0, created.stderr
+    waited = up.corral("session", "wait", "job")
+    assert waited.returncode == 3, waited.stderr
+    assert "TERMINATED" in waited.stdout and "exit code 3" in waited.stdout
+    broken = up.corral("session", "create", "--name", "bad", "--image", "corral/nope:1", "--no-wait")
+    assert broken.returncode == 0
+    assert up.corral("session", "wait", "bad").returncode == 1
