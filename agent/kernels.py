@@ -20,6 +20,7 @@ from .manager_link import ManagerLink
 log = logging.getLogger(__name__)
 
 RUNNER_READY_TIMEOUT_S = 60.0
+CLOSE_WAIT_FOR_DOCKER_S = 30.0
 
 
 class KernelManager:
@@ -237,6 +238,11 @@ class KernelManager:
         for task in list(self._starting.values()):
             task.cancel()
         await asyncio.gather(*self._starting.values(), return_exceptions=True)
+        # Let Docker calls already under way finish, so a container is never created after we
+        # stopped looking; the next start re-attaches or settles it like any other.
+        creating = [r.creating for r in self.records.values() if r.creating is not None and not r.creating.done()]
+        if creating:
+            await asyncio.wait(creating, timeout=CLOSE_WAIT_FOR_DOCKER_S)
 
 
 def _remove_dir(path: Path) -> None:
