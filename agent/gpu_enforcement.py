@@ -2,7 +2,7 @@
 
 Pure translation (`container_gpu_settings`, the MPS command builders) plus
 the two pieces with I/O: `MpsDaemons` (one MPS control daemon per GPU,
-started lazily) and `GpuEnforcingBackend`, which checks each kernel's GPUs
+started lazily) and `GpuEnforcer`, which the kernel manager asks to check each kernel's GPUs
 against this node's topology and prepares MPS before the container backend
 creates the container.
 
@@ -343,23 +343,6 @@ class GpuEnforcer:
             assert self.mps is not None
             await self.mps.ensure(device.uuid)
         return spec.model_copy(update={"allocation": allocation})
-
-
-class GpuEnforcingBackend:
-    """A container backend that runs `GpuEnforcer.prepare` before each kernel starts.
-
-    Everything else is the wrapped backend's.
-    """
-
-    def __init__(self, inner: Any, enforcer: GpuEnforcer) -> None:
-        self._inner = inner
-        self.enforcer = enforcer
-
-    async def start_kernel(self, spec: KernelSpec, kernel_dir: Path) -> str:
-        return await self._inner.start_kernel(await self.enforcer.prepare(spec), kernel_dir)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
 
 
 def _safe_name(uuid: str) -> str:

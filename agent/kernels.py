@@ -6,7 +6,7 @@ import logging
 import os
 import shutil
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import TYPE_CHECKING, Any, AsyncIterator
 
 from corral.common.allocator import NodeState
 from corral.common.errors import BackendError, Conflict, CorralError, NotFound
@@ -17,6 +17,9 @@ from .backend.base import ContainerBackend
 from .kernel_spec import KernelRecord, KernelSpec
 from .manager_link import ManagerLink
 
+if TYPE_CHECKING:
+    from .gpu_enforcement import GpuEnforcer
+
 log = logging.getLogger(__name__)
 
 RUNNER_READY_TIMEOUT_S = 60.0
@@ -24,8 +27,16 @@ CLOSE_WAIT_FOR_DOCKER_S = 30.0
 
 
 class KernelManager:
-    def __init__(self, data_dir: Path, backend: ContainerBackend, capacity: NodeCapacity, link: ManagerLink) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        backend: ContainerBackend,
+        capacity: NodeCapacity,
+        link: ManagerLink,
+        gpu_enforcer: "GpuEnforcer | None" = None,
+    ) -> None:
         self.kernels_root = data_dir / "k"
+        self.gpu_enforcer = gpu_enforcer
         self.backend = backend
         self.state = NodeState(capacity)
         self.link = link
@@ -79,6 +90,8 @@ class KernelManager:
             check_vfolder_mounts(spec)
             record.kernel_dir.mkdir(parents=True, exist_ok=True)
             os.chmod(record.kernel_dir, 0o777)  # the runner binds its socket here as the kernel user
+            if self.gpu_enforcer is not None and spec.resources.gpu_shares:
+                spec = await self.gpu_enforcer.prepare(spec)
             record.creating = asyncio.ensure_future(self.backend.start_kernel(spec, record.kernel_dir))
             record.container_id = await asyncio.shield(record.creating)
 

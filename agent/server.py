@@ -15,7 +15,7 @@ from corral.common.version import VERSION
 
 from .backend.base import ContainerBackend
 from .config import AgentConfig
-from .gpu_enforcement import GpuEnforcer, GpuEnforcingBackend, MpsDaemons, mps_root
+from .gpu_enforcement import GpuEnforcer, MpsDaemons, mps_root
 from .kernels import KernelManager
 from .manager_link import ManagerLink
 from .resources import detect_capacity
@@ -58,10 +58,10 @@ class AgentServer:
         self.gpu_topology, mock_cores = await self._discover_gpus()
         gpu_json = self.gpu_topology.to_json() if self.gpu_topology.devices else None
         self.capacity = detect_capacity(config.resources, gpu_json, mock_cores)
-        self.backend = self._with_gpu_enforcement(self._make_backend())
+        self.backend = self._make_backend()
         await self.backend.start()
         self.link = ManagerLink(config.manager, self._heartbeat_payload, self._destroy_requested)
-        self.kernels = KernelManager(config.data_dir, self.backend, self.capacity, self.link)
+        self.kernels = KernelManager(config.data_dir, self.backend, self.capacity, self.link, self._gpu_enforcer())
         if await self.backend.available():
             await self.kernels.reattach()
         self.backend.watch_exits(self.kernels.on_container_exit)
@@ -112,13 +112,13 @@ class AgentServer:
         )
         return topology, mock_cores
 
-    def _with_gpu_enforcement(self, backend: ContainerBackend) -> ContainerBackend:
-        """Wrap the backend so each GPU kernel is checked against this node (and MPS readied) first."""
+    def _gpu_enforcer(self) -> GpuEnforcer | None:
+        """Checks each GPU kernel against this node (and readies MPS) before it starts."""
         if not self.gpu_topology.devices or self.config.backend != "docker":
-            return backend
+            return None
         gpu = self.config.gpu
         mps = MpsDaemons(mps_root(self.config), gpu.mps_control) if gpu.sharing == "mps" and gpu.plugin == "cuda" else None
-        return GpuEnforcingBackend(backend, GpuEnforcer(self.gpu_topology, gpu, mps))  # type: ignore[return-value]
+        return GpuEnforcer(self.gpu_topology, gpu, mps)
 
     async def _heartbeat_payload(self) -> dict[str, Any]:
         if time.monotonic() - self._images_at > IMAGE_LIST_TTL_S:

@@ -10,7 +10,6 @@ import pytest
 from corral.agent.config import GpuConfig
 from corral.agent.gpu_enforcement import (
     GpuEnforcer,
-    GpuEnforcingBackend,
     MpsDaemons,
     assignments_from_allocation,
     mps_client_env,
@@ -142,30 +141,17 @@ def test_devices_that_changed_since_scheduling_are_refused() -> None:
         enforcer.local_allocation(spec_with({7: D(1)}).allocation)
 
 
-class RecordingBackend:
-    has_runner = True
-
-    def __init__(self) -> None:
-        self.started: list[KernelSpec] = []
-
-    async def start_kernel(self, spec: KernelSpec, kernel_dir: Path) -> str:
-        self.started.append(spec)
-        return "cid"
-
-
-async def test_enforcing_backend_starts_mps_only_for_a_cuda_fraction(tmp_path: Path) -> None:
+async def test_enforcer_starts_mps_only_for_a_cuda_fraction(tmp_path: Path) -> None:
     control = FakeMpsControl()
     uuid = TOPOLOGY.devices[1].uuid
     control.running.discard(uuid)
     daemons = MpsDaemons(tmp_path, "mps-control", run=control)
-    inner = RecordingBackend()
-    backend = GpuEnforcingBackend(inner, GpuEnforcer(TOPOLOGY, GpuConfig(plugin="cuda", sharing="mps"), daemons))
-    assert backend.has_runner  # everything else is the wrapped backend's
-    await backend.start_kernel(spec_with({0: D(1)}), tmp_path)  # whole GPU: no MPS
+    enforcer = GpuEnforcer(TOPOLOGY, GpuConfig(plugin="cuda", sharing="mps"), daemons)
+    await enforcer.prepare(spec_with({0: D(1)}))  # whole GPU: no MPS
     assert control.calls == []
-    await backend.start_kernel(spec_with({1: D("0.3")}), tmp_path)
+    prepared = await enforcer.prepare(spec_with({1: D("0.3")}))
     assert uuid in control.running
-    assert inner.started[-1].allocation["gpus"][0]["uuid"] == uuid
+    assert prepared.allocation["gpus"][0]["uuid"] == uuid
 
 
 async def test_mock_node_never_runs_mps(tmp_path: Path) -> None:
@@ -174,3 +160,55 @@ async def test_mock_node_never_runs_mps(tmp_path: Path) -> None:
     prepared = await enforcer.prepare(spec_with({1: D("0.3")}))
     assert control.calls == []
     assert prepared.allocation["gpus"][0]["index"] == 1
+
+
+class _Backend:
+    has_runner = False
+
+    def __init__(self) -> None:
+        self.started: list[KernelSpec] = []
+
+    async def start_kernel(self, spec: KernelSpec, kernel_dir: Path) -> str:
+        self.started.append(spec)
+        return "cid"
+
+    async def stop_kernel(self, container_id: str, grace_s: int = 3) -> tuple[int | None, str]:
+        return 0, ""
+
+
+class _Link:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, dict[str, Any]]] = []
+
+    def send_event(self, kind: str, kernel_id: str, **fields: Any) -> None:
+        self.events.append((kind, fields))
+
+
+async def _start_through_kernel_manager(tmp_path: Path, spec: KernelSpec) -> tuple[_Backend, _Link]:
+    import asyncio
+
+    from corral.agent.kernels import KernelManager
+    from corral.common.node_resources import NodeCapacity
+
+    backend, link = _Backend(), _Link()
+    capacity = NodeCapacity(cpu_cores=(0, 1), mem=2**30, gpu_topology=TOPOLOGY.to_json())
+    enforcer = GpuEnforcer(TOPOLOGY, GpuConfig(plugin="mock", topology="x"))
+    manager = KernelManager(tmp_path, backend, capacity, link, enforcer)  # type: ignore[arg-type]
+    await manager.create(spec)
+    while manager._starting:
+        await asyncio.sleep(0.01)
+    return backend, link
+
+
+async def test_kernel_manager_runs_the_enforcer_before_starting(tmp_path: Path) -> None:
+    backend, link = await _start_through_kernel_manager(tmp_path, spec_with({1: D("0.5")}))
+    assert backend.started[0].allocation["gpus"][0]["uuid"] == TOPOLOGY.devices[1].uuid
+    assert link.events[0][0] == "kernel.running"
+
+
+async def test_kernel_manager_refuses_gpus_that_are_not_the_scheduled_ones(tmp_path: Path) -> None:
+    wrong = [{"index": 1, "uuid": UUID}]
+    backend, link = await _start_through_kernel_manager(tmp_path, spec_with({1: D("0.5")}, wrong))
+    assert backend.started == []
+    kind, fields = link.events[0]
+    assert kind == "kernel.failed" and "UUIDs differ" in fields["reason"]
