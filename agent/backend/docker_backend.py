@@ -139,21 +139,27 @@ class DockerBackend:
         return "".join(lines)
 
     async def existing_kernels(self) -> list[ExistingKernel]:
+        """This agent's containers, from one list call; only exited ones are inspected (for their code)."""
         filters = json.dumps({"label": [f"{LABEL_AGENT}={self.agent_id}"]})
         found = []
         for container in await self.docker.containers.list(all=True, filters=filters):
-            info = await container.show()
-            labels = info["Config"].get("Labels") or {}
-            state = info["State"]
+            labels = container["Labels"] or {}
+            running = container["State"] == "running"
+            exit_code = None
+            if not running:
+                try:
+                    exit_code = (await container.show())["State"].get("ExitCode")
+                except DockerError:
+                    continue  # removed meanwhile
             found.append(
                 ExistingKernel(
                     kernel_id=labels[LABEL_KERNEL],
                     session_id=labels.get(LABEL_SESSION, ""),
-                    container_id=info["Id"],
+                    container_id=container.id,
                     kernel_dir=Path(labels.get(LABEL_KERNEL_DIR, "")),
                     allocation=json.loads(labels.get(LABEL_ALLOCATION, "{}")),
-                    running=bool(state.get("Running")),
-                    exit_code=state.get("ExitCode"),
+                    running=running,
+                    exit_code=exit_code,
                 )
             )
         return found
