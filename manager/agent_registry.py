@@ -101,19 +101,24 @@ class AgentRegistry:
         vanished: list[tuple[str, bool]] = []
         came_up: list[tuple[str, str | None]] = []
         async with self.ctx.sessionmaker() as db:
-            known = (
-                await db.scalars(select(Kernel).where(Kernel.agent_id == hb.agent_id, Kernel.status.in_(list(ACTIVE))))
+            # One query for the agent's live kernels with their sessions' status.
+            rows = (
+                await db.execute(
+                    select(Kernel, Session.status)
+                    .join(Session, Session.id == Kernel.session_id)
+                    .where(Kernel.agent_id == hb.agent_id, Kernel.status.in_(list(ACTIVE)))
+                )
             ).all()
-            for kernel in known:
+            for kernel, session_status in rows:
                 report = reported.get(kernel.id)
                 if report is None:
                     if utcnow() - kernel.status_changed_at > grace and kernel.status != SessionStatus.SCHEDULED:
                         vanished.append((kernel.id, kernel.status == SessionStatus.RUNNING))
                 elif report.status == "running" and kernel.status == SessionStatus.PREPARING:
                     came_up.append((kernel.id, report.container_id))
-                elif await self._termination_stalled(db, kernel, grace):
+                elif session_status == SessionStatus.TERMINATING and await self._termination_stalled(db, kernel, grace):
                     destroy.append(kernel.id)
-            known_ids = {k.id for k in known}
+            known_ids = {kernel.id for kernel, _ in rows}
             restored = False
             for kernel_id, report in reported.items():
                 if kernel_id in known_ids:
@@ -140,12 +145,9 @@ class AgentRegistry:
     @staticmethod
     async def _termination_stalled(db: Any, kernel: Kernel, grace: timedelta) -> bool:
         """A destroy that did not reach the agent a while ago: ask again (not while one is in flight)."""
-        sess = await db.get(Session, kernel.session_id)
-        if sess is None or sess.status != SessionStatus.TERMINATING:
-            return False
         last = await db.scalar(
             select(SessionStatusChange.at)
-            .where(SessionStatusChange.session_id == sess.id)
+            .where(SessionStatusChange.session_id == kernel.session_id)
             .order_by(SessionStatusChange.id.desc())
             .limit(1)
         )
