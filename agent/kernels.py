@@ -16,6 +16,7 @@ from . import runner_client
 from .backend.base import ContainerBackend
 from .kernel_spec import KernelRecord, KernelSpec
 from .manager_link import ManagerLink
+from .progress_throttle import ProgressThrottle
 
 if TYPE_CHECKING:
     from .gpu_enforcement import GpuEnforcer
@@ -92,8 +93,12 @@ class KernelManager:
             os.chmod(record.kernel_dir, 0o777)  # the runner binds its socket here as the kernel user
             if self.gpu_enforcer is not None and spec.resources.gpu_shares:
                 spec = await self.gpu_enforcer.prepare(spec)
-            record.creating = asyncio.ensure_future(self.backend.start_kernel(spec, record.kernel_dir))
+            progress = ProgressThrottle(
+                lambda message: self.link.send_event("kernel.progress", spec.kernel_id, reason=message)
+            )
+            record.creating = asyncio.ensure_future(self.backend.start_kernel(spec, record.kernel_dir, progress))
             record.container_id = await asyncio.shield(record.creating)
+            progress.flush()
 
             async def alive() -> bool:
                 return await self.backend.is_running(record.container_id or "")

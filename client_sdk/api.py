@@ -19,7 +19,7 @@ import json
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
 from importlib import metadata
-from typing import TYPE_CHECKING, Any, AsyncIterator, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Iterable, Mapping, Sequence
 from urllib.parse import quote, urlencode
 
 import aiohttp
@@ -360,20 +360,25 @@ class AsyncCorralClient:
             stderr="".join(err),
         )
 
-    async def watch_session(self, ref: str) -> AsyncIterator[StatusChange]:
-        """Status changes from the event stream: full history first, then live, until terminal."""
+    async def watch_session(self, ref: str, *, progress: bool = False) -> AsyncIterator[StatusChange]:
+        """Status changes from the event stream: full history first, then live, until terminal.
+
+        With ``progress=True`` also the ephemeral progress news of a starting session (an
+        image pull, say), as ``StatusChange`` objects whose ``kind`` is ``"progress"``.
+        """
         path = f"{API_PREFIX}/sessions/{self._ref(ref)}/events"
+        wanted = {"status", "progress"} if progress else {"status"}
         async with self._open("GET", path, streaming=True) as response:
             lines = iter_lines(response.content.iter_any())
             async for event in iter_sse(lines):
-                if event.event != "status":
+                if event.event not in wanted:
                     continue
                 try:
                     doc = event.json()
                 except ValueError:
                     continue
                 if isinstance(doc, dict):
-                    change = StatusChange.from_json(doc)
+                    change = StatusChange.from_json(doc, kind=event.event)
                     yield change
                     if change.is_terminal:
                         return
@@ -385,32 +390,46 @@ class AsyncCorralClient:
         timeout: float | None = None,
         *,
         poll_interval: float = 0.5,
+        on_progress: Callable[[StatusChange], None] | None = None,
     ) -> Session:
         """Wait until the session is in one of ``statuses``; return it then.
 
         Raises ``SessionFailed`` if it ends (ERROR, CANCELLED, TERMINATED) in a
         status not asked for, ``WaitTimeout`` after ``timeout`` seconds. Uses the
         event stream and falls back to polling when the stream is unavailable.
+        ``on_progress``, if given, sees every status change and progress line
+        (e.g. an image pull) while waiting, to show people what is happening.
         """
         targets = frozenset(s.upper() for s in statuses)
         last_seen: list[str] = []
         try:
             async with asyncio.timeout(timeout):
-                return await self._wait(ref, targets, poll_interval, last_seen)
+                return await self._wait(ref, targets, poll_interval, last_seen, on_progress)
         except TimeoutError:
             seen = f" (last status: {last_seen[-1]})" if last_seen else ""
             raise WaitTimeout(
                 f"session {ref} did not reach {'/'.join(sorted(targets))} within {timeout:g}s{seen}"
             ) from None
 
-    async def _wait(self, ref: str, targets: frozenset[str], poll_interval: float, last_seen: list[str]) -> Session:
+    async def _wait(
+        self,
+        ref: str,
+        targets: frozenset[str],
+        poll_interval: float,
+        last_seen: list[str],
+        on_progress: Callable[[StatusChange], None] | None = None,
+    ) -> Session:
         session = await self.get_session(ref)
         if (done := self._settled(session, targets, last_seen)) is not None:
             return done
         # Watch by id: a name may be reused by a later session.
         try:
-            async with aclosing(self.watch_session(session.id)) as changes:
+            async with aclosing(self.watch_session(session.id, progress=on_progress is not None)) as changes:
                 async for change in changes:
+                    if on_progress is not None:
+                        on_progress(change)
+                    if change.is_progress:
+                        continue
                     last_seen.append(change.status)
                     if change.status in targets or change.is_terminal:
                         break
@@ -425,6 +444,8 @@ class AsyncCorralClient:
             session = await self.get_session(session.id)
             if (done := self._settled(session, targets, last_seen)) is not None:
                 return done
+            if on_progress is not None and (news := _progress_in(session)) is not None:
+                on_progress(news)
             await asyncio.sleep(poll_interval)
 
     @staticmethod
@@ -573,3 +594,11 @@ class AsyncCorralClient:
         if not name:
             raise InvalidRequest("a project name is required")
         return quote(name, safe="")
+
+
+def _progress_in(session: Session) -> StatusChange | None:
+    """A reason newer than the session's last status change is progress news (e.g. a pull)."""
+    last = session.status_history[-1] if session.status_history else None
+    if not session.status_reason or (last is not None and last.reason == session.status_reason):
+        return None
+    return StatusChange(session.status, session.status_reason, None, session.id, kind="progress")

@@ -53,20 +53,28 @@ class StatusChange:
     at: datetime | None
     session_id: str | None = None
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    # "status": a stored status change; "progress": ephemeral news while the session
+    # starts (``reason`` says e.g. how far an image pull got; ``status`` is unchanged).
+    kind: str = "status"
 
     @classmethod
-    def from_json(cls, doc: Mapping[str, Any]) -> "StatusChange":
+    def from_json(cls, doc: Mapping[str, Any], kind: str = "status") -> "StatusChange":
         return cls(
             status=str(doc.get("status", "")),
             reason=_opt_str(doc.get("reason")),
             at=parse_time(doc.get("at")),
             session_id=_opt_str(doc.get("session_id")),
             raw=dict(doc),
+            kind=kind,
         )
 
     @property
+    def is_progress(self) -> bool:
+        return self.kind == "progress"
+
+    @property
     def is_terminal(self) -> bool:
-        return self.status in TERMINAL_STATUSES
+        return self.kind == "status" and self.status in TERMINAL_STATUSES
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from concurrent.futures import Future
-from typing import Any, AsyncIterator, Awaitable, Iterable, Iterator, Mapping, Sequence, TypeVar
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar
 
 from .api import AsyncCorralClient, ExecutionResult
 from .config import ClientConfig
@@ -141,13 +141,21 @@ class CorralClient:
     def execute_collect(self, ref: str, code: str) -> ExecutionResult:
         return self._call(self._async.execute_collect(ref, code))
 
-    def watch_session(self, ref: str) -> Iterator[StatusChange]:
-        return self._iterate(self._async.watch_session(ref))
+    def watch_session(self, ref: str, *, progress: bool = False) -> Iterator[StatusChange]:
+        return self._iterate(self._async.watch_session(ref, progress=progress))
 
     def wait_for_status(
-        self, ref: str, statuses: Iterable[str], timeout: float | None = None, *, poll_interval: float = 0.5
+        self,
+        ref: str,
+        statuses: Iterable[str],
+        timeout: float | None = None,
+        *,
+        poll_interval: float = 0.5,
+        on_progress: Callable[[StatusChange], None] | None = None,
     ) -> Session:
-        return self._call(self._async.wait_for_status(ref, statuses, timeout, poll_interval=poll_interval))
+        return self._call(
+            self._async.wait_for_status(ref, statuses, timeout, poll_interval=poll_interval, on_progress=on_progress)
+        )
 
     def list_agents(self) -> list[Agent]:
         return self._call(self._async.list_agents())

@@ -23,11 +23,29 @@ class SessionStatusEvent:
         return {"session_id": self.session_id, "status": self.status, "reason": self.reason, "at": self.at.isoformat()}
 
 
+@dataclass(frozen=True)
+class SessionProgressEvent:
+    """Ephemeral news while a session starts (an image pull, say): never stored in the
+    status history, only seen by listeners on the manager that heard it from the agent."""
+
+    session_id: str
+    owner_id: str
+    status: str
+    reason: str
+    at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        return {"session_id": self.session_id, "status": self.status, "reason": self.reason, "at": self.at.isoformat()}
+
+
+SessionEvent = SessionStatusEvent | SessionProgressEvent
+
+
 class EventHub:
     def __init__(self) -> None:
-        self._subscribers: set[asyncio.Queue[SessionStatusEvent]] = set()
+        self._subscribers: set[asyncio.Queue[SessionEvent]] = set()
 
-    def publish(self, event: SessionStatusEvent) -> None:
+    def publish(self, event: SessionEvent) -> None:
         for queue in list(self._subscribers):
             queue.put_nowait(event)
 
@@ -38,7 +56,7 @@ class EventHub:
 class Subscription:
     def __init__(self, hub: EventHub) -> None:
         self._hub = hub
-        self.queue: asyncio.Queue[SessionStatusEvent] = asyncio.Queue()
+        self.queue: asyncio.Queue[SessionEvent] = asyncio.Queue()
 
     def __enter__(self) -> "Subscription":
         self._hub._subscribers.add(self.queue)

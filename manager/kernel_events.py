@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from corral.common.allocator import NodeState
@@ -13,6 +13,7 @@ from corral.common.slots import ResourceSlot
 
 from .context import ManagerContext
 from .db.models import Agent, Kernel, Session
+from .events import SessionProgressEvent
 from .states import ACTIVE, TERMINAL, SessionStatus
 from .status_recorder import record_status, utcnow
 
@@ -55,6 +56,32 @@ async def mark_kernel_running(ctx: ManagerContext, kernel_id: str, container_id:
         ):
             record_status(db, ctx.hub, sess, SessionStatus.RUNNING, f"container started on agent {kernel.agent_id}")
         await db.commit()
+
+
+async def note_kernel_progress(ctx: ManagerContext, kernel_id: str, message: str) -> None:
+    """A starting kernel's agent reports progress (an image pull): show it as the session's
+    reason while it is SCHEDULED/PREPARING, without a status-history row, and tell listeners."""
+    if not message:
+        return
+    starting = [SessionStatus.SCHEDULED, SessionStatus.PREPARING]
+    async with ctx.sessionmaker() as db:
+        kernel = await db.get(Kernel, kernel_id)
+        if kernel is None or kernel.status in TERMINAL:
+            return
+        sess = await db.get(Session, kernel.session_id)
+        if sess is None or sess.status not in starting:
+            return
+        status, owner_id = sess.status, sess.owner_id
+        # Guarded on the status, so a transition committed meanwhile keeps its own reason.
+        result = await db.execute(
+            update(Session)
+            .where(Session.id == sess.id, Session.status.in_(starting))
+            .values(status_reason=message)
+            .execution_options(synchronize_session=False)
+        )
+        await db.commit()
+    if result.rowcount:  # type: ignore[attr-defined]
+        ctx.hub.publish(SessionProgressEvent(kernel.session_id, owner_id, str(status), message, utcnow()))
 
 
 async def mark_kernel_ended(

@@ -16,6 +16,7 @@ LABEL_KERNEL_DIR = f"{LABEL_PREFIX}.kernel-dir"
 LABEL_ALLOCATION = f"{LABEL_PREFIX}.allocation"
 
 ExitCallback = Callable[[str, int | None], Awaitable[None]]  # (kernel_id, exit code)
+ProgressCallback = Callable[[str], None]  # one human line, e.g. "pulling x:1 — 3/7 layers, 412/1,830 MB"
 
 
 @dataclass(frozen=True)
@@ -41,8 +42,11 @@ class ContainerBackend(Protocol):
 
     async def available(self) -> bool: ...
 
-    async def start_kernel(self, spec: KernelSpec, kernel_dir: Path) -> str:
-        """Create and start the container; returns its id. Raises CorralError subclasses."""
+    async def start_kernel(self, spec: KernelSpec, kernel_dir: Path, progress: ProgressCallback | None = None) -> str:
+        """Create and start the container; returns its id. Raises CorralError subclasses.
+
+        ``progress`` gets a line now and then while slow preparation (an image pull) runs;
+        it must not block, and may be called often (the caller throttles)."""
 
     async def stop_kernel(self, container_id: str, grace_s: int = 3) -> tuple[int | None, str]:
         """Stop (SIGTERM, then SIGKILL after ``grace_s``) and remove the container; returns (exit code, last logs)."""

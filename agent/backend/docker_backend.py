@@ -6,7 +6,7 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, AsyncIterator
 
 import aiodocker
 import aiohttp
@@ -18,13 +18,15 @@ from ..config import AgentConfig
 from ..kernel_spec import KernelSpec
 from .base import (
     LABEL_AGENT, LABEL_ALLOCATION, LABEL_KERNEL, LABEL_KERNEL_DIR, LABEL_MANAGED, LABEL_SESSION,
-    ExistingKernel, ExitCallback,
+    ExistingKernel, ExitCallback, ProgressCallback,
 )
 from .container_config import build_container_config
+from .pull_progress import PullFailed, PullProgress, is_missing_image_error
 
 log = logging.getLogger(__name__)
 
 LOG_TAIL_LINES = 5000
+PULL_TIMEOUT_S = 3600.0  # a multi-GB image over a slow link; progress shows it is moving
 # The engine itself unreachable (socket gone, daemon down).
 ENGINE_ERRORS = (aiohttp.ClientError, OSError)
 
@@ -70,8 +72,10 @@ class DockerBackend:
             return False
 
     # Kernels ---------------------------------------------------------------------------
-    async def start_kernel(self, spec: KernelSpec, kernel_dir: Path) -> str:
-        await self._ensure_image(spec.image)
+    async def start_kernel(
+        self, spec: KernelSpec, kernel_dir: Path, progress: ProgressCallback | None = None
+    ) -> str:
+        await self._ensure_image(spec.image, progress)
         labels = {
             LABEL_MANAGED: "1",
             LABEL_AGENT: self.agent_id,
@@ -205,7 +209,7 @@ class DockerBackend:
             await asyncio.sleep(2)
 
     # Helpers ----------------------------------------------------------------------------------
-    async def _ensure_image(self, image: str) -> None:
+    async def _ensure_image(self, image: str, progress: ProgressCallback | None = None) -> None:
         try:
             await self.docker.images.inspect(image)
             return
@@ -217,10 +221,31 @@ class DockerBackend:
         if self.config.docker.image_pull == "never":
             raise ImageNotFound(f"image {image!r} is not present on agent {self.agent_id} (pulling is disabled)")
         log.info("pulling image %s", image)
+        tracker = PullProgress(image)
         try:
-            await self.docker.images.pull(image, timeout=600)
-        except DockerError as exc:
-            raise ImageNotFound(f"image {image!r} is not on agent {self.agent_id} and could not be pulled: {exc.message}") from None
+            async for line in self._pull_stream(image):
+                tracker.feed(line)
+                if progress is not None:
+                    progress(tracker.summary())
+        except (PullFailed, DockerError) as exc:
+            # An error line in the stream (aiodocker raises DockerStreamError for it; the
+            # tracker catches one it let through), or the engine refusing the request.
+            message = exc.message
+            missing = exc.missing if isinstance(exc, PullFailed) else (
+                exc.status == 404 or is_missing_image_error(message)
+            )
+            if not missing:
+                raise BackendError(f"pulling image {image!r} on agent {self.agent_id} failed: {message}") from None
+            raise ImageNotFound(
+                f"image {image!r} is not on agent {self.agent_id} and could not be pulled: {message}"
+            ) from None
+        except ENGINE_ERRORS as exc:
+            raise ServiceUnavailable(f"Docker engine unavailable while pulling {image!r}: {exc}") from None
+        log.info("%s", tracker.summary())
+
+    def _pull_stream(self, image: str) -> AsyncIterator[dict[str, Any]]:
+        """The engine's pull progress objects (one seam, so tests can replay recorded ones)."""
+        return self.docker.images.pull(image, stream=True, timeout=PULL_TIMEOUT_S)
 
     async def _remove_quietly(self, container_id: str) -> None:
         try:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..kernel_spec import KernelSpec
-from .base import ExistingKernel, ExitCallback
+from .base import ExistingKernel, ExitCallback, ProgressCallback
 
 
 class DummyBackend:
@@ -30,7 +30,7 @@ class DummyBackend:
     async def available(self) -> bool:
         return True
 
-    async def start_kernel(self, spec: KernelSpec, kernel_dir: Path) -> str:
+    async def start_kernel(self, spec: KernelSpec, kernel_dir: Path, progress: ProgressCallback | None = None) -> str:
         container_id = f"dummy-{self.agent_id}-{next(self._ids)}"
         self._running.add(container_id)
         return container_id

@@ -201,7 +201,10 @@ def image_table(images: Sequence[Image]) -> Table:
 
 def status_change_line(change: StatusChange) -> Text:
     line = Text(f"{format_time(change.at)}  ")
-    line.append_text(status_text(change.status))
+    if change.is_progress:  # news within the current status, not a change of it
+        line.append(f"{change.status} …", style="dim")
+    else:
+        line.append_text(status_text(change.status))
     if change.reason:
         line.append(f"  {change.reason}")
     return line

@@ -13,6 +13,7 @@ from ..errors import SessionFailed
 from .context import cli_state, note, run_async
 from .execution import stream_execution
 from .options import read_code, resources_from_options, session_spec_options
+from .start_progress import StartProgress
 
 DESTROY_TIMEOUT = 15.0
 
@@ -80,7 +81,8 @@ async def _run(
         ended = False
         try:
             try:
-                await client.wait_for_status(session.id, {"RUNNING"}, timeout)
+                with StartProgress(f"session {session.name}") as progress:
+                    await client.wait_for_status(session.id, {"RUNNING"}, timeout, on_progress=progress.on_change)
             except SessionFailed:
                 ended = True  # nothing left to destroy; the error says why
                 raise

@@ -13,6 +13,7 @@ from .exit_codes import UNREACHABLE, exit_code_for
 from .output import console, print_json, print_json_line
 from .options import json_option, resources_from_options, session_spec_options
 from .render import session_panel, session_table, status_change_line
+from .start_progress import StartProgress
 
 WAIT_TARGETS = {
     "interactive": {"RUNNING"},
@@ -72,7 +73,10 @@ def create_command(
             if not wait:
                 return session
             note(f"session {session.name} ({session.id}) created; waiting for it to start…", verbose_only=True)
-            return await client.wait_for_status(session.id, WAIT_TARGETS[session_type], timeout)
+            with StartProgress(f"session {session.name}") as progress:
+                return await client.wait_for_status(
+                    session.id, WAIT_TARGETS[session_type], timeout, on_progress=progress.on_change
+                )
 
     session = run_async(create())
     if as_json:
@@ -173,15 +177,16 @@ def rm_command(refs: Sequence[str], as_json: bool) -> None:
 @click.argument("ref", metavar="SESSION")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line (NDJSON).")
 def events_command(ref: str, as_json: bool) -> None:
-    """Follow the session's status changes until it ends (history first)."""
+    """Follow the session's status changes until it ends (history first), with
+    progress lines (e.g. an image pull) while it starts."""
     client = cli_state().client()
 
     async def follow() -> None:
         out = console()
         async with client:
-            async for change in client.watch_session(ref):
+            async for change in client.watch_session(ref, progress=True):
                 if as_json:
-                    print_json_line(change.raw)
+                    print_json_line({"event": change.kind, **change.raw})
                 else:
                     out.print(status_change_line(change), soft_wrap=True)
 

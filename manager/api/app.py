@@ -98,8 +98,14 @@ PUBLIC_ROUTES: list[Route] = [
           responses={200: "Output lines, then a result line", 409: "Session not running"}),
     Route("GET", f"{API}/sessions/{{ref}}/logs", sessions.session_logs, "Container output",
           responses={200: "OK", 404: "No such session"}),
-    Route("GET", f"{API}/sessions/{{ref}}/events", sessions.session_events, "Status changes as server-sent events",
-          response_type="text/event-stream", responses={200: "Event stream", 404: "No such session"}),
+    Route("GET", f"{API}/sessions/{{ref}}/events", sessions.session_events,
+          "Status changes and start-up progress as server-sent events",
+          response_type="text/event-stream",
+          responses={200: "Event stream. `event: status` (with `id:`): each status change, history first, until "
+                          "the session ends. `event: progress` (no `id:`): news while it is SCHEDULED/PREPARING, "
+                          "e.g. an image pull; data {session_id, status, reason, at}; ephemeral, never in the "
+                          "status history, and only from the manager the agent reported to",
+                     404: "No such session"}),
     Route("GET", f"{API}/agents", cluster.list_agents, "Agents and their resources (admin)", tag="cluster",
           responses={200: "OK", 403: "Not an admin"}),
     Route("GET", f"{API}/images", cluster.list_images, "Images available on agents", tag="cluster"),

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict
 
 from ..agent_registry import Heartbeat
 from ..auth import check_cluster_secret
-from ..kernel_events import mark_kernel_ended, mark_kernel_running
+from ..kernel_events import mark_kernel_ended, mark_kernel_running, note_kernel_progress
 from .context_access import ctx_of, registry_of
 from corral.common.request_body import parse_body
 
@@ -16,7 +16,7 @@ from corral.common.request_body import parse_body
 class KernelEvent(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    kind: Literal["kernel.running", "kernel.failed", "kernel.terminated"]
+    kind: Literal["kernel.running", "kernel.progress", "kernel.failed", "kernel.terminated"]
     kernel_id: str
     container_id: str | None = None
     exit_code: int | None = None
@@ -47,6 +47,8 @@ async def kernel_events(request: web.Request) -> web.Response:
     for event in batch.events:
         if event.kind == "kernel.running":
             await mark_kernel_running(ctx, event.kernel_id, event.container_id)
+        elif event.kind == "kernel.progress":
+            await note_kernel_progress(ctx, event.kernel_id, event.reason)
         else:
             await mark_kernel_ended(
                 ctx, event.kernel_id, event.exit_code, event.reason or event.kind, event.logs,

@@ -13,6 +13,7 @@ from corral.common.errors import Conflict, InvalidRequest
 from corral.common.ndjson_response import stream_ndjson
 
 from ..db.models import Agent, Kernel, SessionStatusChange
+from ..events import SessionProgressEvent
 from ..session_requests import CreateSessionRequest
 from ..session_service import SessionService
 from ..session_views import status_change_view
@@ -131,15 +132,22 @@ async def _stream_status_changes(ctx: Any, session_id: str, response: web.Stream
             if changes:
                 idle = 0.0
             try:
-                await _wait_for_session(subscription.queue, session_id, SSE_POLL_S)
+                event = await _wait_for_session(subscription.queue, session_id, SSE_POLL_S)
             except TimeoutError:
                 idle += SSE_POLL_S
                 if idle >= SSE_KEEPALIVE_S:
                     await response.write(b": keepalive\n\n")
                     idle = 0.0
+                continue
+            if isinstance(event, SessionProgressEvent):
+                # Ephemeral, so no ``id:`` (a reconnect resumes from the last status change).
+                await response.write(f"event: progress\ndata: {json.dumps(event.to_json())}\n\n".encode())
+                idle = 0.0
 
 
-async def _wait_for_session(queue: asyncio.Queue[Any], session_id: str, timeout: float) -> None:
+async def _wait_for_session(queue: asyncio.Queue[Any], session_id: str, timeout: float) -> Any:
+    """The next hub event about this session (a status change is read back from the table)."""
     async with asyncio.timeout(timeout):
-        while (await queue.get()).session_id != session_id:
+        while (event := await queue.get()).session_id != session_id:
             pass
+        return event

@@ -72,7 +72,10 @@ class FakeManager:
     keys: dict[str, tuple[str, str]] = field(
         default_factory=lambda: {ACCESS_KEY: (SECRET_KEY, "admin"), USER_ACCESS_KEY: (USER_SECRET_KEY, "user")}
     )
+    # Progress lines (e.g. an image pull) sent as ``event: progress`` while PREPARING.
+    progress_lines: list[str] = field(default_factory=list)
     _changed: dict[str, asyncio.Event] = field(default_factory=dict)
+    _sse_log: dict[str, list[tuple[str, dict[str, Any]]]] = field(default_factory=dict)
 
     # -- app ------------------------------------------------------------
 
@@ -136,6 +139,9 @@ class FakeManager:
         session["status_reason"] = reason
         at = _now()
         session["status_history"].append({"status": status, "reason": reason, "at": at})
+        self._sse_log.setdefault(session["id"], []).append(
+            ("status", {"session_id": session["id"], "status": status, "reason": reason, "at": at})
+        )
         if status == "RUNNING":
             session["started_at"] = at
             session["kernels"][0]["status"] = "RUNNING"
@@ -147,12 +153,25 @@ class FakeManager:
         event.set()
         self._changed[session["id"]] = asyncio.Event()
 
+    def _add_progress(self, session: dict[str, Any], reason: str) -> None:
+        """Like the real manager: the reason changes, the history does not."""
+        session["status_reason"] = reason
+        self._sse_log.setdefault(session["id"], []).append(
+            ("progress", {"session_id": session["id"], "status": session["status"], "reason": reason, "at": _now()})
+        )
+        event = self._changed.setdefault(session["id"], asyncio.Event())
+        event.set()
+        self._changed[session["id"]] = asyncio.Event()
+
     async def _lifecycle(self, session: dict[str, Any]) -> None:
         for status, reason in (("SCHEDULED", "placed on agent i-fake"), ("PREPARING", "creating container")):
             await asyncio.sleep(self.step_delay)
             if session["status"] in TERMINAL or session["status"] == "TERMINATING":
                 return
             self._set_status(session, status, reason)
+        for line in self.progress_lines:
+            await asyncio.sleep(self.step_delay)
+            self._add_progress(session, line)
         await asyncio.sleep(self.step_delay)
         if session["status"] in TERMINAL or session["status"] == "TERMINATING":
             return
@@ -206,6 +225,7 @@ class FakeManager:
             "status_history": [{"status": "PENDING", "reason": "created", "at": _now()}],
         }
         self.sessions[session_id] = session
+        self._sse_log[session_id] = [("status", {"session_id": session_id, **session["status_history"][0]})]
         asyncio.get_running_loop().create_task(self._lifecycle(session))
         return web.json_response(session, status=201)
 
@@ -285,15 +305,20 @@ class FakeManager:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
         await response.prepare(request)
         await response.write(b": keep-alive comment\n\n")
+        # One ordered log per session: status changes replayed from the start, progress
+        # (e.g. an image pull) only from now on, like the real manager.
+        log = self._sse_log.setdefault(session["id"], [])
         sent = 0
+        progress_from = len(log)
         while True:
             waiter = self._changed.setdefault(session["id"], asyncio.Event())
-            history = session["status_history"]
-            while sent < len(history):
-                change = {"session_id": session["id"], **history[sent]}
-                await response.write(f"event: status\ndata: {json.dumps(change)}\n\n".encode())
+            while sent < len(log):
+                kind, doc = log[sent]
                 sent += 1
-                if change["status"] in TERMINAL:
+                if kind == "progress" and sent <= progress_from:
+                    continue
+                await response.write(f"event: {kind}\ndata: {json.dumps(doc)}\n\n".encode())
+                if kind == "status" and doc["status"] in TERMINAL:
                     await response.write_eof()
                     return response
             await waiter.wait()

@@ -168,7 +168,7 @@ class _Backend:
     def __init__(self) -> None:
         self.started: list[KernelSpec] = []
 
-    async def start_kernel(self, spec: KernelSpec, kernel_dir: Path) -> str:
+    async def start_kernel(self, spec: KernelSpec, kernel_dir: Path, progress: Any = None) -> str:
         self.started.append(spec)
         return "cid"
 
