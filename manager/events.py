@@ -12,7 +12,7 @@ from typing import Any
 
 
 @dataclass(frozen=True)
-class SessionStatusEvent:
+class SessionEventBase:
     session_id: str
     owner_id: str
     status: str
@@ -24,18 +24,14 @@ class SessionStatusEvent:
 
 
 @dataclass(frozen=True)
-class SessionProgressEvent:
+class SessionStatusEvent(SessionEventBase):
+    """A state transition, also stored in the status history."""
+
+
+@dataclass(frozen=True)
+class SessionProgressEvent(SessionEventBase):
     """Ephemeral news while a session starts (an image pull, say): never stored in the
     status history, only seen by listeners on the manager that heard it from the agent."""
-
-    session_id: str
-    owner_id: str
-    status: str
-    reason: str
-    at: datetime
-
-    def to_json(self) -> dict[str, Any]:
-        return {"session_id": self.session_id, "status": self.status, "reason": self.reason, "at": self.at.isoformat()}
 
 
 SessionEvent = SessionStatusEvent | SessionProgressEvent
