@@ -219,7 +219,9 @@ class DockerBackend:
         except ENGINE_ERRORS as exc:
             raise ServiceUnavailable(f"Docker engine unavailable: {exc}") from None
         if self.config.docker.image_pull == "never":
-            raise ImageNotFound(f"image {image!r} is not present on agent {self.agent_id} (pulling is disabled)")
+            raise ImageNotFound(
+                f"image {image!r} is not present on agent {self.agent_id} (pulling is disabled){_build_hint(image)}"
+            )
         log.info("pulling image %s", image)
         tracker = PullProgress(image)
         try:
@@ -237,7 +239,7 @@ class DockerBackend:
             if not missing:
                 raise BackendError(f"pulling image {image!r} on agent {self.agent_id} failed: {message}") from None
             raise ImageNotFound(
-                f"image {image!r} is not on agent {self.agent_id} and could not be pulled: {message}"
+                f"image {image!r} is not on agent {self.agent_id} and could not be pulled: {message}{_build_hint(image)}"
             ) from None
         except ENGINE_ERRORS as exc:
             raise ServiceUnavailable(f"Docker engine unavailable while pulling {image!r}: {exc}") from None
@@ -259,3 +261,15 @@ class DockerBackend:
         if exc.status == 404:
             return ImageNotFound(f"{doing}: {exc.message}")
         return BackendError(f"Docker failed while {doing}: {exc.message}")
+
+
+def _build_hint(image: str) -> str:
+    """Corral's own images are built locally, never pulled: say how."""
+    if not image.startswith("corral/"):
+        return ""
+    from corral.kernels.recipe import list_recipes
+
+    recipe = image.split("/", 1)[1].split(":", 1)[0]
+    if recipe in {r.name for r in list_recipes()}:
+        return f"; build it on the agent's host with `corral image build {recipe}`"
+    return ""

@@ -175,3 +175,11 @@ async def test_backend_pull_errors_become_corral_errors(tmp_path: Path) -> None:
         await _backend(
             tmp_path, RECORDED_PULL[:3], DockerStreamError("pull access denied for x", error_detail={})
         )._ensure_image(IMAGE, None)
+
+
+def test_missing_corral_images_come_with_a_build_hint() -> None:
+    from corral.agent.backend.docker_backend import _build_hint
+
+    assert "corral image build python" in _build_hint("corral/python:latest")
+    assert _build_hint("corral/unknown:1") == ""
+    assert _build_hint("registry.example/team/img:1") == ""
