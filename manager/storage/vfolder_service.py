@@ -21,9 +21,9 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Literal, Mapping, Sequence
+from typing import Annotated, Any, Literal, Mapping, Sequence
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -68,45 +68,33 @@ def _quota(value: int | str | None) -> int | None:
     return quota
 
 
+def _checked_quota(value: int | str) -> int | str:
+    _quota(value)
+    return value
+
+
+# Request fields: checked where they are declared, so every request model shares the rules.
+VfolderName = Annotated[str, AfterValidator(_check_name)]
+QuotaSpec = Annotated[int | str, AfterValidator(_checked_quota)]
+
+
 class CreateVfolderRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str
-    quota: int | str | None = Field(None, description="bytes, or a size like 10g; none = unlimited")
+    name: VfolderName
+    quota: QuotaSpec | None = Field(None, description="bytes, or a size like 10g; none = unlimited")
     host: str | None = Field(None, description="PROXY:VOLUME; default: the manager's [storage] default_host")
-    project: str | None = Field(
+    project: VfolderName | None = Field(
         None, description="owned by this project (name or id) instead of the caller; needs membership"
     )
-
-    @field_validator("name", "project")
-    @classmethod
-    def _names(cls, value: str | None) -> str | None:
-        return _check_name(value)
-
-    @field_validator("quota")
-    @classmethod
-    def _quota(cls, value: int | str | None) -> int | str | None:
-        _quota(value)
-        return value
 
 
 class UpdateVfolderRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(None, description="new name")
-    quota: int | str | None = Field(None, description="new quota (bytes or a size like 10g)")
+    name: VfolderName | None = Field(None, description="new name")
+    quota: QuotaSpec | None = Field(None, description="new quota (bytes or a size like 10g)")
     unlimited: bool = Field(False, description="remove the quota")
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str | None) -> str | None:
-        return _check_name(value)
-
-    @field_validator("quota")
-    @classmethod
-    def _quota(cls, value: int | str | None) -> int | str | None:
-        _quota(value)
-        return value
 
 
 class ShareRequest(BaseModel):
