@@ -11,10 +11,12 @@ from typing import TYPE_CHECKING, Any, AsyncIterator
 from corral.common.allocator import NodeState
 from corral.common.errors import BackendError, Conflict, CorralError, NotFound
 from corral.common.node_resources import Allocation, NodeCapacity
+from corral.kernels import contract
 
 from . import runner_client
 from .backend.base import ContainerBackend
 from .kernel_spec import KernelRecord, KernelSpec
+from .kernel_tombstones import DESTROYED_BEFORE_CREATED, KernelTombstones
 from .manager_link import ManagerLink
 from .progress_throttle import ProgressThrottle
 
@@ -43,8 +45,11 @@ class KernelManager:
         self.link = link
         self.records: dict[str, KernelRecord] = {}
         self._starting: dict[str, asyncio.Task[None]] = {}
+        # Set by the engine's exit event for a container whose kernel is still starting.
+        self._exited_while_starting: dict[str, asyncio.Event] = {}
         self._destroying: dict[str, asyncio.Task[dict[str, Any]]] = {}
         self._stray_candidates: set[str] = set()
+        self.tombstones = KernelTombstones()
 
     # Start-up: re-attach ----------------------------------------------------------------
     async def reattach(self) -> None:
@@ -61,6 +66,7 @@ class KernelManager:
             else:
                 exit_code, logs = await self.backend.stop_kernel(found.container_id)
                 _remove_dir(found.kernel_dir)
+                self.tombstones.bury(found.kernel_id, "already ended (its container exited while the agent was down)")
                 self.link.send_event(
                     "kernel.terminated", found.kernel_id, exit_code=found.exit_code if exit_code is None else exit_code,
                     reason="container exited while the agent was down", logs=logs,
@@ -72,6 +78,7 @@ class KernelManager:
         existing = self.records.get(spec.kernel_id)
         if existing is not None:
             return existing  # the manager retried: creation is idempotent
+        self.tombstones.refuse_create(spec.kernel_id)
         allocation = spec.resources
         if not self.state.can_take(allocation):
             raise Conflict(
@@ -81,16 +88,22 @@ class KernelManager:
         record = KernelRecord(spec.kernel_id, spec.session_id, kernel_dir, allocation)
         self.records[spec.kernel_id] = record
         self.state.add(allocation)
-        task = asyncio.get_running_loop().create_task(self._start(spec, record), name=f"start-{spec.kernel_id[:8]}")
+        exited = self._exited_while_starting[spec.kernel_id] = asyncio.Event()
+        task = asyncio.get_running_loop().create_task(
+            self._start(spec, record, exited), name=f"start-{spec.kernel_id[:8]}"
+        )
         self._starting[spec.kernel_id] = task
-        task.add_done_callback(lambda _: self._starting.pop(spec.kernel_id, None))
+        task.add_done_callback(lambda _: self._started(spec.kernel_id))
         return record
 
-    async def _start(self, spec: KernelSpec, record: KernelRecord) -> None:
+    def _started(self, kernel_id: str) -> None:
+        self._starting.pop(kernel_id, None)
+        self._exited_while_starting.pop(kernel_id, None)
+
+    async def _start(self, spec: KernelSpec, record: KernelRecord, exited: asyncio.Event) -> None:
         try:
             check_vfolder_mounts(spec)
-            record.kernel_dir.mkdir(parents=True, exist_ok=True)
-            os.chmod(record.kernel_dir, 0o777)  # the runner binds its socket here as the kernel user
+            socket_path = contract.prepare_runner_dir(record.kernel_dir)
             if self.gpu_enforcer is not None and spec.resources.gpu_shares:
                 spec = await self.gpu_enforcer.prepare(spec)
             progress = ProgressThrottle(
@@ -104,28 +117,25 @@ class KernelManager:
                 return await self.backend.is_running(record.container_id or "")
 
             if self.backend.has_runner:
-                await runner_client.wait_until_ready(
-                    record.kernel_dir / runner_client.SOCKET_NAME, RUNNER_READY_TIMEOUT_S, alive
-                )
+                await runner_client.wait_until_ready(socket_path, RUNNER_READY_TIMEOUT_S, alive, exited)
         except asyncio.CancelledError:
             raise
         except runner_client.ContainerExitedEarly:
-            if spec.type == "batch":
-                # A batch command may finish before we ever saw the runner: that is a run, not a failure.
-                record.status = "running"
-                self.link.send_event("kernel.running", spec.kernel_id, container_id=record.container_id)
-                self._starting.pop(spec.kernel_id, None)
-                await self.on_container_exit(spec.kernel_id, None)
+            if spec.type != "batch":
+                await self._fail_start(spec, record, "the container exited before its runner came up")
                 return
-            await self._fail_start(spec, record, "the container exited before its runner came up")
-            return
+            # A batch command may finish before we ever saw the runner: that is a run, not a failure.
+            exited.set()
         except Exception as exc:  # noqa: BLE001 - report any failure with its reason
             reason = exc.detail if isinstance(exc, CorralError) else f"{type(exc).__name__}: {exc}"
             await self._fail_start(spec, record, reason)
             return
         record.status = "running"
-        log.info("kernel %s running in container %s", spec.kernel_id, record.container_id[:12])
+        self._started(spec.kernel_id)  # from here on, an exit event goes to on_container_exit
+        log.info("kernel %s running in container %s", spec.kernel_id, (record.container_id or "")[:12])
         self.link.send_event("kernel.running", spec.kernel_id, container_id=record.container_id)
+        if exited.is_set():  # it ran, and already ended: settle it like any other exit
+            await self.on_container_exit(spec.kernel_id, None)
 
     async def _fail_start(self, spec: KernelSpec, record: KernelRecord, reason: str) -> None:
         logs = ""
@@ -136,7 +146,7 @@ class KernelManager:
                 pass
             if logs.strip():
                 reason = f"{reason}; container output: {logs.strip()[-500:]}"
-        self._forget(record)
+        self._forget(record, "already ended (it failed to start)")
         log.warning("kernel %s failed to start: %s", spec.kernel_id, reason)
         self.link.send_event("kernel.failed", spec.kernel_id, reason=reason, logs=logs)
 
@@ -148,6 +158,8 @@ class KernelManager:
             return await asyncio.shield(in_flight)
         record = self.records.get(kernel_id)
         if record is None:
+            # Perhaps its create is still on the way: make sure it never starts.
+            self.tombstones.bury(kernel_id, DESTROYED_BEFORE_CREATED)
             raise NotFound(f"no kernel {kernel_id} on this agent")
         task = asyncio.get_running_loop().create_task(self._teardown(record, reason))
         self._destroying[kernel_id] = task
@@ -173,7 +185,7 @@ class KernelManager:
         exit_code, logs = (None, "")
         if record.container_id:
             exit_code, logs = await self.backend.stop_kernel(record.container_id, grace_s)
-        self._forget(record)
+        self._forget(record, "was already destroyed")
         log.info("kernel %s destroyed (%s)", record.kernel_id, reason)
         return {"kernel_id": record.kernel_id, "exit_code": exit_code, "logs": logs}
 
@@ -192,6 +204,10 @@ class KernelManager:
 
     async def on_container_exit(self, kernel_id: str, exit_code: int | None) -> None:
         """A container ended by itself (batch command done, crash, OOM kill)."""
+        exited_while_starting = self._exited_while_starting.get(kernel_id)
+        if exited_while_starting is not None:
+            exited_while_starting.set()  # its start settles it
+            return
         record = self.records.get(kernel_id)
         if record is None or record.status == "terminating" or kernel_id in self._starting:
             return
@@ -203,19 +219,23 @@ class KernelManager:
                 exit_code = exit_code if exit_code is not None else code
             except Exception as exc:  # noqa: BLE001
                 log.warning("could not clean up container of kernel %s: %s", kernel_id, exc)
-        self._forget(record)
+        self._forget(record, "already ended (its container exited)")
         log.info("kernel %s exited with code %s", kernel_id, exit_code)
         self.link.send_event("kernel.terminated", kernel_id, exit_code=exit_code, reason="container exited", logs=logs)
 
     async def sweep_strays(self) -> list[str]:
         """Remove this agent's containers that belong to no kernel it knows (e.g. created
         while their kernel was being destroyed). A container must look stray on two
-        sweeps in a row, so one still being set up is never touched."""
+        sweeps in a row, so one still being set up is never touched, unless its kernel
+        had ended before the sweep began (a kernel is forgotten only after its container
+        was removed, so one still listed then is left over)."""
+        sweep_started = self.tombstones.now()
         found = {k.container_id: k for k in await self.backend.existing_kernels()}
         known = {r.container_id for r in self.records.values() if r.container_id}
         strays = {cid for cid, k in found.items() if cid not in known and k.kernel_id not in self.records}
+        doomed = {cid for cid in strays if self.tombstones.buried_before(found[cid].kernel_id, sweep_started)}
         removed = []
-        for container_id in strays & self._stray_candidates:
+        for container_id in strays & (self._stray_candidates | doomed):
             await self.backend.stop_kernel(container_id)
             _remove_dir(found[container_id].kernel_dir)
             removed.append(container_id)
@@ -223,9 +243,10 @@ class KernelManager:
         self._stray_candidates = strays - set(removed)
         return removed
 
-    def _forget(self, record: KernelRecord) -> None:
+    def _forget(self, record: KernelRecord, how_it_ended: str) -> None:
         if self.records.pop(record.kernel_id, None) is not None:
             self.state.release(record.allocation)
+        self.tombstones.bury(record.kernel_id, how_it_ended)
         _remove_dir(record.kernel_dir)
 
     # Use ------------------------------------------------------------------------------------
@@ -241,7 +262,7 @@ class KernelManager:
         record = self.running(kernel_id)
         if not self.backend.has_runner:
             return _no_runner_result()
-        return runner_client.execute(record.kernel_dir / runner_client.SOCKET_NAME, code)
+        return runner_client.execute_events(contract.runner_socket_path(record.kernel_dir), code)
 
     async def logs(self, kernel_id: str) -> str:
         record = self.records.get(kernel_id)

@@ -23,15 +23,18 @@ class ManagerLink:
     def __init__(
         self,
         config: ManagerLinkConfig,
+        agent_id: str,
         heartbeat_payload: Callable[[], Awaitable[dict[str, Any]]],
         on_destroy: Callable[[list[str]], Awaitable[None]],
     ) -> None:
         self.config = config
+        self._agent_id = agent_id
         self._payload = heartbeat_payload
         self._on_destroy = on_destroy
         self._events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._http: aiohttp.ClientSession | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._destroys: set[asyncio.Task[None]] = set()
         self._connected = False
         self.registered = asyncio.Event()
 
@@ -56,6 +59,7 @@ class ManagerLink:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._flush_events()
+        await asyncio.gather(*self._destroys, return_exceptions=True)
         if self._http is not None:
             await self._http.close()
 
@@ -109,9 +113,17 @@ class ManagerLink:
                     delay = min(delay * 2, 10)
 
     async def _post_events(self, batch: list[dict[str, Any]]) -> None:
-        async with self.http.post(f"{self.config.url}/internal/v1/kernel-events", json={"events": batch}) as resp:
+        payload = {"agent_id": self._agent_id, "events": batch}
+        async with self.http.post(f"{self.config.url}/internal/v1/kernel-events", json=payload) as resp:
             if resp.status != 200:
                 raise RuntimeError(f"manager answered {resp.status}: {(await resp.text())[:300]}")
+            answer = await resp.json()
+        # Kernels that came up although their session was destroyed meanwhile: remove them now (not at the
+        # next heartbeat), without holding up the events behind them.
+        if answer.get("destroy"):
+            task = asyncio.get_running_loop().create_task(self._on_destroy(answer["destroy"]), name="destroy-unwanted")
+            self._destroys.add(task)
+            task.add_done_callback(self._destroys.discard)
 
     async def _flush_events(self) -> None:
         batch = []

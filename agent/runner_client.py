@@ -1,101 +1,243 @@
-"""Talks to the in-container runner over its Unix socket (newline-delimited JSON)."""
+"""The host side of the runner protocol (see ``kernels/runner.py``): newline-delimited
+JSON over the kernel's Unix socket.
+
+One ``RunnerClient`` is one connection; requests carry ids, so an ``interrupt``
+or ``ping`` can be sent while an ``execute`` streams. ``wait_until_ready`` and
+``execute_events`` are what the agent uses per kernel. This module lives with
+the agent, not in ``kernels/``, because only the host speaks it: the runner
+needs nothing from here, and nothing here is mounted into containers.
+"""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import json
 import os
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 from corral.common.errors import BackendError
 
-SOCKET_NAME = "runner.sock"
+MAX_LINE_BYTES = 64 << 20
+# Unix socket paths are limited to 108 bytes (with the NUL); longer ones are reached through the directory.
+MAX_SOCKET_PATH = 100
+
+# Readiness polling: the socket usually appears within ~100-300 ms of the container starting,
+# but takes seconds when many start at once. Polling (a stat) every 5% of the time waited so far,
+# within these bounds, costs at most ~5% in latency and few wake-ups either way.
+FAST_POLL_S = 0.01
+SLOW_POLL_S = 0.1
+POLL_FRACTION_OF_WAIT = 0.05
+PING_TIMEOUT_S = 5.0
+# How often to ask the engine whether a container that is not up yet died (a Docker inspect each,
+# on an engine busy starting containers). An exit event, when the caller has one, ends the wait sooner.
+LIVENESS_CHECK_EVERY_S = 2.0
+
+
+class RunnerUnavailable(BackendError):
+    """The runner's socket did not appear, refused, or closed mid-request."""
 
 
 class ContainerExitedEarly(BackendError):
     """The container ended before its runner answered (a quick batch job, or a crash)."""
 
-LINE_LIMIT = 64 << 20
+
+@dataclass(frozen=True)
+class ExecutionResult:
+    status: str  # "ok" | "error" | "interrupted"
+    exit_code: int
+    error: str | None
+    stdout: str
+    stderr: str
 
 
-async def _open(socket_path: Path) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    # Unix socket paths are limited to ~107 bytes; connect relative to the directory when long.
-    path = str(socket_path)
-    if len(path) > 100:
-        fd = os.open(socket_path.parent, os.O_RDONLY)
+async def open_connection(socket_path: str | os.PathLike[str]) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    path = Path(socket_path)
+    if len(str(path)) <= MAX_SOCKET_PATH:
+        return await asyncio.open_unix_connection(str(path), limit=MAX_LINE_BYTES)
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        return await asyncio.open_unix_connection(f"/proc/self/fd/{fd}/{path.name}", limit=MAX_LINE_BYTES)
+    finally:
+        os.close(fd)
+
+
+class RunnerClient:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._reader = reader
+        self._writer = writer
+        self._ids = itertools.count(1)
+        self._queues: dict[int, asyncio.Queue[dict[str, Any] | None]] = {}
+        self._disconnected = False
+        self._dispatcher = asyncio.create_task(self._dispatch())
+
+    @classmethod
+    async def connect(cls, socket_path: str | os.PathLike[str], *, timeout: float = 10.0) -> RunnerClient:
+        """Waits up to ``timeout`` seconds for the socket to appear and accept."""
+        deadline = time.monotonic() + timeout
+        last_error: OSError | None = None
+        while True:
+            try:
+                return cls(*await open_connection(socket_path))
+            except (FileNotFoundError, ConnectionRefusedError) as error:
+                last_error = error
+            if time.monotonic() >= deadline:
+                raise RunnerUnavailable(f"runner socket {socket_path} not ready after {timeout} s: {last_error}")
+            await asyncio.sleep(FAST_POLL_S)
+
+    async def close(self) -> None:
+        self._writer.close()
+        with contextlib.suppress(Exception):
+            await self._writer.wait_closed()
+        self._dispatcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._dispatcher
+
+    async def __aenter__(self) -> RunnerClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def ping(self) -> dict[str, Any]:
+        return await self._request_one({"op": "ping"})
+
+    async def interrupt(self) -> dict[str, Any]:
+        return await self._request_one({"op": "interrupt"})
+
+    async def shutdown(self) -> dict[str, Any]:
+        return await self._request_one({"op": "shutdown"})
+
+    async def execute_stream(self, code: str) -> AsyncIterator[dict[str, Any]]:
+        """Yields ``output`` messages as they arrive, then the ``result`` (or ``error``) message.
+
+        Ends without a result if the runner goes away."""
+        async for message in self._request({"op": "execute", "code": code}):
+            yield message
+            if message.get("op") in ("result", "error"):
+                return
+
+    async def execute(
+        self, code: str, *, on_output: Callable[[str, str], None] | None = None
+    ) -> ExecutionResult:
+        """Runs ``code``; ``on_output(stream, text)`` sees output live."""
+        collected: dict[str, list[str]] = {"stdout": [], "stderr": []}
+        async for message in self.execute_stream(code):
+            if message["op"] == "output":
+                collected[message["stream"]].append(message["data"])
+                if on_output is not None:
+                    on_output(message["stream"], message["data"])
+            elif message["op"] == "result":
+                return ExecutionResult(
+                    status=message["status"],
+                    exit_code=int(message["exit_code"]),
+                    error=message.get("error"),
+                    stdout="".join(collected["stdout"]),
+                    stderr="".join(collected["stderr"]),
+                )
+            else:
+                raise RunnerUnavailable(f"runner refused execute: {message.get('error')}")
+        raise RunnerUnavailable("runner closed the connection before the result")
+
+    # -- plumbing -------------------------------------------------------------
+
+    async def _request_one(self, request: dict[str, Any]) -> dict[str, Any]:
+        async for message in self._request(request):
+            return message
+        raise RunnerUnavailable(f"runner closed the connection before answering {request['op']}")
+
+    async def _request(self, request: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        if self._disconnected:
+            raise RunnerUnavailable("the runner connection is closed")
+        request_id = next(self._ids)
+        queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        self._queues[request_id] = queue
         try:
-            path = f"/proc/self/fd/{fd}/{socket_path.name}"
-            return await asyncio.open_unix_connection(path, limit=LINE_LIMIT)
+            self._writer.write(json.dumps({**request, "id": request_id}).encode() + b"\n")
+            await self._writer.drain()
+            while (message := await queue.get()) is not None:
+                yield message
         finally:
-            os.close(fd)
-    return await asyncio.open_unix_connection(path, limit=LINE_LIMIT)
+            self._queues.pop(request_id, None)
+
+    async def _dispatch(self) -> None:
+        try:
+            async for line in self._reader:
+                message = json.loads(line)
+                queue = self._queues.get(message.get("id"))
+                if queue is not None:
+                    queue.put_nowait(message)
+        except (ConnectionError, OSError, ValueError):
+            pass
+        finally:
+            self._disconnected = True
+            for queue in self._queues.values():
+                queue.put_nowait(None)
 
 
-async def wait_until_ready(socket_path: Path, timeout: float, is_alive: Any = None) -> None:
-    """Poll for the runner's socket and ping it; ``is_alive`` aborts early if the container died.
+# -- what the agent uses per kernel ----------------------------------------------
 
-    The socket usually appears within ~100 ms of the container starting, so
-    polling is a cheap ``stat`` every 10 ms at first; the (costlier) liveness
-    check asks the engine only every quarter second.
+
+async def wait_until_ready(
+    socket_path: Path,
+    timeout: float,
+    is_alive: Callable[[], Awaitable[bool]] | None = None,
+    exited: asyncio.Event | None = None,
+) -> None:
+    """Polls for the runner's socket and pings it. Raises ``ContainerExitedEarly`` at the next
+    poll once ``exited`` is set, or when ``is_alive`` (asked every ``LIVENESS_CHECK_EVERY_S``) says no.
+
+    The runner binds its socket atomically (it is listening once the path
+    exists), so the poll is a cheap ``stat``.
     """
     started = time.monotonic()
     deadline = started + timeout
-    next_liveness_check = started + 0.25
+    next_liveness_check = started + LIVENESS_CHECK_EVERY_S
     while True:
         if socket_path.exists() and await _answers_ping(socket_path):
             return
+        if exited is not None and exited.is_set():
+            raise ContainerExitedEarly("the container exited before its runner came up")
         now = time.monotonic()
         if is_alive is not None and now >= next_liveness_check:
             if not await is_alive():
                 raise ContainerExitedEarly("the container exited before its runner came up")
-            next_liveness_check = now + 0.25
+            next_liveness_check = time.monotonic() + LIVENESS_CHECK_EVERY_S
         if now > deadline:
             raise BackendError(f"the runner did not come up within {timeout:.0f} s")
-        await asyncio.sleep(0.01 if now - started < 2 else 0.1)
+        await asyncio.sleep(min(max((now - started) * POLL_FRACTION_OF_WAIT, FAST_POLL_S), SLOW_POLL_S))
 
 
 async def _answers_ping(socket_path: Path) -> bool:
     try:
-        reader, writer = await _open(socket_path)
+        client = RunnerClient(*await open_connection(socket_path))
     except OSError:
         return False
     try:
-        writer.write(b'{"op":"ping"}\n')
-        await writer.drain()
-        line = await asyncio.wait_for(reader.readline(), 5)
-        return json.loads(line).get("op") == "pong"
-    except (OSError, ValueError, TimeoutError):
+        return (await asyncio.wait_for(client.ping(), PING_TIMEOUT_S)).get("op") == "pong"
+    except (RunnerUnavailable, TimeoutError):
         return False
     finally:
-        writer.close()
+        await client.close()
 
 
-async def execute(socket_path: Path, code: str) -> AsyncIterator[dict[str, Any]]:
-    """Run code in the kernel's interpreter; yields output events, then the result."""
+async def execute_events(socket_path: Path, code: str) -> AsyncIterator[dict[str, Any]]:
+    """Runs code on a connection of its own; yields the runner's messages without their
+    request ids, and always ends with a ``result`` (made up here if the runner went away)."""
     try:
-        reader, writer = await _open(socket_path)
+        client = RunnerClient(*await open_connection(socket_path))
     except OSError as exc:
         raise BackendError(f"cannot reach the kernel's runner: {exc}") from None
     try:
-        writer.write(json.dumps({"op": "execute", "code": code}).encode() + b"\n")
-        await writer.drain()
-        while True:
-            line = await reader.readline()
-            if not line:
-                yield {"op": "result", "status": "error", "exit_code": 1, "error": "the kernel's runner went away"}
+        async for message in client.execute_stream(code):
+            message.pop("id", None)
+            yield message
+            if message.get("op") in ("result", "error"):
                 return
-            event = json.loads(line)
-            yield event
-            if event.get("op") in ("result", "error"):
-                return
+        yield {"op": "result", "status": "error", "exit_code": 1, "error": "the kernel's runner went away"}
     finally:
-        writer.close()
-
-
-async def interrupt(socket_path: Path) -> None:
-    reader, writer = await _open(socket_path)
-    writer.write(b'{"op":"interrupt"}\n')
-    await writer.drain()
-    await reader.readline()
-    writer.close()
+        await client.close()

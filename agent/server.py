@@ -1,6 +1,7 @@
 """A running agent: container backend, kernel manager, RPC server, manager link."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import time
@@ -38,6 +39,9 @@ class AgentServer:
         self._runner: web.AppRunner | None = None
         self._images: list[dict[str, Any]] = []
         self._images_at = 0.0
+        # What start() got running, undone in reverse by stop(): safe after a partial start.
+        self._started = contextlib.AsyncExitStack()
+        self._serving = False
 
     @property
     def address(self) -> str:
@@ -53,21 +57,33 @@ class AgentServer:
         return DummyBackend(self.agent_id)
 
     async def start(self) -> None:
-        config = self.config
+        try:
+            await self._start()
+        except BaseException as exc:
+            await _undo_quietly(self._started, exc)
+            raise
+        self._serving = True
+
+    async def _start(self) -> None:
+        config, started = self.config, self._started
         config.data_dir.mkdir(parents=True, exist_ok=True)
         self.gpu_topology, mock_cores = await self._discover_gpus()
         gpu_json = self.gpu_topology.to_json() if self.gpu_topology.devices else None
         self.capacity = detect_capacity(config.resources, gpu_json, mock_cores)
         self.backend = self._make_backend()
+        started.push_async_callback(self.backend.close)
         await self.backend.start()
-        self.link = ManagerLink(config.manager, self._heartbeat_payload, self._destroy_requested)
+        self.link = ManagerLink(config.manager, config.id, self._heartbeat_payload, self._destroy_requested)
+        started.push_async_callback(self.link.stop)
         self.kernels = KernelManager(config.data_dir, self.backend, self.capacity, self.link, self._gpu_enforcer())
+        started.push_async_callback(self.kernels.close)
         if await self.backend.available():
             await self.kernels.reattach()
         self.backend.watch_exits(self.kernels.on_container_exit)
         app = create_rpc_app(self.kernels, config.manager.cluster_secret)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=2)
         await self._runner.setup()
+        started.push_async_callback(self._runner.cleanup)
         site = web.TCPSite(self._runner, config.rpc.host, config.rpc.port)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
@@ -142,14 +158,26 @@ class AgentServer:
         await self.kernels.destroy_many(kernel_ids)
 
     async def stop(self) -> None:
-        """Stop serving; running containers stay up and are re-attached on the next start."""
-        if self._runner is not None:
-            await self._runner.cleanup()
-        await self.link.stop()
-        await self.kernels.close()
-        await self.backend.close()
+        """Stop serving; running containers stay up and are re-attached on the next start.
+
+        Undoes only what start() got running, so it is safe after a failed or
+        partial start, and a second call does nothing.
+        """
+        was_serving, self._serving = self._serving, False
+        await self._started.aclose()
+        if not was_serving:
+            return
         left = len(self.kernels.records)
         if left:
             log.info("agent %s stopped; %d kernel container(s) keep running and are re-attached on restart", self.agent_id, left)
         else:
             log.info("agent %s stopped", self.agent_id)
+
+
+async def _undo_quietly(started: contextlib.AsyncExitStack, error: BaseException) -> None:
+    """Undo a failed start without letting a second failure hide ``error``, the one to report."""
+    try:
+        await started.aclose()
+    except Exception as cleanup_error:  # noqa: BLE001 - logged and noted; ``error`` is re-raised
+        log.debug("cleaning up after the failed start also failed", exc_info=True)
+        error.add_note(f"cleaning up after this also failed: {type(cleanup_error).__name__}: {cleanup_error}")

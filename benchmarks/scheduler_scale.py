@@ -23,16 +23,15 @@ from corral.common.gpu.topo_parser import load_topology_file
 from corral.common.ids import new_id
 from corral.common.node_resources import NodeCapacity
 from corral.manager.config import load_manager_config
-from corral.manager.context import ManagerContext
 from corral.manager.db.engine import create_engine, make_sessionmaker
 from corral.manager.db.migrate import upgrade_to_head
 from corral.manager.db.models import Agent, Kernel, Session, User
 from corral.manager.leader import SingleManager
 from corral.manager.scheduler import dispatcher
-from corral.manager.scheduler.dispatcher import Scheduler
+from corral.manager.server import build_core
 from corral.manager.scheduler.node_view import load_node_views
 from corral.manager.states import SessionStatus
-from corral.manager.status_recorder import utcnow
+from corral.manager.clock import utcnow
 
 TOPOLOGIES = Path(__file__).resolve().parent.parent / "configs" / "gpus"
 REQUESTS: list[dict[str, str]] = [
@@ -54,10 +53,20 @@ def capacities() -> list[dict[str, Any]]:
     return result
 
 
-async def populate(ctx: ManagerContext, agents: int, sessions: int) -> None:
+class UnusedAgents:
+    """The agent RPC is not the scheduler's cost: binds are not started in this benchmark."""
+
+    async def create_kernel(self, address: str, spec: dict[str, Any]) -> Any:
+        raise AssertionError("not reached")
+
+    async def destroy_kernel(self, address: str, kernel_id: str, reason: str) -> Any:
+        raise AssertionError("not reached")
+
+
+async def populate(sessionmaker: Any, agents: int, sessions: int) -> None:
     now = utcnow()
     caps = capacities()
-    async with ctx.sessionmaker() as db:
+    async with sessionmaker() as db:
         user = User(id=new_id(), username="bench", role="user", created_at=now)
         db.add(user)
         await db.flush()
@@ -74,6 +83,7 @@ async def populate(ctx: ManagerContext, agents: int, sessions: int) -> None:
             db.add(Session(
                 id=sid, name=f"s{i}", owner_id=user.id, access_key="AK", type="batch", status=SessionStatus.PENDING,
                 image="x", command=["true"], env={}, requested_slots=request, mounts=[], created_at=now,
+                status_changed_at=now,
             ))
             db.add(Kernel(id=new_id(), session_id=sid, status=SessionStatus.PENDING, requested_slots=request,
                           status_changed_at=now))
@@ -84,22 +94,18 @@ async def measure(agents: int, sessions: int) -> dict[str, float]:
     root = Path(tempfile.mkdtemp(prefix="sched-"))
     engine = create_engine(f"sqlite:///{root / 'bench.db'}")
     await upgrade_to_head(engine)
-    ctx = ManagerContext(config=load_manager_config(None), engine=engine, sessionmaker=make_sessionmaker(engine))
-    scheduler = Scheduler(ctx, SingleManager())
-    ctx.scheduler = scheduler
-    await populate(ctx, agents, sessions)
-
-    async def no_bind(*_: Any) -> None:
-        return None
-
-    dispatcher.bind = no_bind  # type: ignore[assignment] - the agent RPC is not the scheduler's cost
+    sessionmaker = make_sessionmaker(engine)
+    core = build_core(load_manager_config(None), sessionmaker, SingleManager(), UnusedAgents())
+    scheduler = core.scheduler
+    await populate(sessionmaker, agents, sessions)
+    core.binder.spawn = lambda session_id: True  # type: ignore[method-assign] - placement only
     dispatcher.BATCH = sessions
     started = time.perf_counter()
     placed = await scheduler.run_pass()
     pass_s = time.perf_counter() - started
 
     started = time.perf_counter()
-    async with ctx.sessionmaker() as db:
+    async with sessionmaker() as db:
         await load_node_views(db)
     load_s = time.perf_counter() - started
     await engine.dispose()

@@ -19,10 +19,11 @@ import json
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
 from importlib import metadata
-from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Iterable, Mapping, Sequence, TypeVar
 from urllib.parse import quote, urlencode
 
 import aiohttp
+from pydantic import ValidationError
 from yarl import URL
 
 from corral.common.errors import (
@@ -42,16 +43,27 @@ from corral.common.signing import sign_request
 
 from .config import ClientConfig, load_client_config
 from .errors import ExecutionStreamBroken, SessionFailed, WaitTimeout
+from corral.common.api_models import ExecuteOutput, ExecuteResult
+
 from .models import (
     TERMINAL_STATUSES,
     Agent,
+    AgentList,
+    ApiModel,
     Health,
     Image,
+    ImageList,
+    NewUser,
     Project,
+    ProjectList,
     Session,
+    SessionLogs,
     SessionPage,
     StatusChange,
+    StorageHostList,
+    UserList,
     Vfolder,
+    VfolderList,
     VfolderToken,
     WhoAmI,
 )
@@ -64,6 +76,8 @@ API_PREFIX = "/api/v1"
 UNSIGNED_PATHS = frozenset({f"{API_PREFIX}/health", f"{API_PREFIX}/openapi.json"})
 DEFAULT_REQUEST_TIMEOUT = 60.0
 DEFAULT_CONNECT_TIMEOUT = 10.0
+
+Model = TypeVar("Model", bound=ApiModel)
 
 # For error responses that are not problem+json (a proxy's HTML page, say).
 _ERROR_BY_STATUS: dict[int, type[CorralError]] = {
@@ -228,6 +242,12 @@ class AsyncCorralClient:
         except ValueError:
             raise CorralError(f"the manager sent invalid JSON for {method} {path}") from None
 
+    async def _model(
+        self, model: type[Model], method: str, path: str, *, query: Mapping[str, Any] | None = None, body: Any = None
+    ) -> Model:
+        """The answer parsed by ``model``, the same model the manager built it with."""
+        return _parse(model, await self._json(method, path, query=query, body=body), f"{method} {path}")
+
     @staticmethod
     def _ref(ref: str) -> str:
         if not ref:
@@ -237,10 +257,10 @@ class AsyncCorralClient:
     # -- API -------------------------------------------------------------
 
     async def health(self) -> Health:
-        return Health.from_json(await self._json("GET", f"{API_PREFIX}/health"))
+        return await self._model(Health, "GET", f"{API_PREFIX}/health")
 
     async def whoami(self) -> WhoAmI:
-        return WhoAmI.from_json(await self._json("GET", f"{API_PREFIX}/whoami"))
+        return await self._model(WhoAmI, "GET", f"{API_PREFIX}/whoami")
 
     async def create_session(
         self,
@@ -271,7 +291,7 @@ class AsyncCorralClient:
             body["mounts"] = list(mounts)
         if resource_group:
             body["resource_group"] = resource_group
-        return Session.from_json(await self._json("POST", f"{API_PREFIX}/sessions", body=body))
+        return await self._model(Session, "POST", f"{API_PREFIX}/sessions", body=body)
 
     async def list_sessions(
         self,
@@ -288,12 +308,7 @@ class AsyncCorralClient:
             "limit": limit,
             "cursor": cursor,
         }
-        doc = await self._json("GET", f"{API_PREFIX}/sessions", query=query)
-        return SessionPage(
-            items=[Session.from_json(item) for item in doc.get("items", [])],
-            next_cursor=doc.get("next_cursor") or None,
-            raw=doc,
-        )
+        return await self._model(SessionPage, "GET", f"{API_PREFIX}/sessions", query=query)
 
     async def iter_session_pages(
         self, *, status: Iterable[str] | None = None, all: bool = False, page_size: int = 100
@@ -316,14 +331,13 @@ class AsyncCorralClient:
                 yield session
 
     async def get_session(self, ref: str) -> Session:
-        return Session.from_json(await self._json("GET", f"{API_PREFIX}/sessions/{self._ref(ref)}"))
+        return await self._model(Session, "GET", f"{API_PREFIX}/sessions/{self._ref(ref)}")
 
     async def destroy_session(self, ref: str) -> Session:
-        return Session.from_json(await self._json("DELETE", f"{API_PREFIX}/sessions/{self._ref(ref)}"))
+        return await self._model(Session, "DELETE", f"{API_PREFIX}/sessions/{self._ref(ref)}")
 
     async def logs(self, ref: str) -> str:
-        doc = await self._json("GET", f"{API_PREFIX}/sessions/{self._ref(ref)}/logs")
-        return str(doc.get("logs", "")) if isinstance(doc, dict) else ""
+        return (await self._model(SessionLogs, "GET", f"{API_PREFIX}/sessions/{self._ref(ref)}/logs")).logs
 
     async def execute(self, ref: str, code: str) -> AsyncIterator[dict[str, Any]]:
         """Run ``code`` in the session's interpreter, yielding its events as they come.
@@ -346,16 +360,17 @@ class AsyncCorralClient:
         """``execute`` without streaming: gather the output, return it with the result."""
         out: list[str] = []
         err: list[str] = []
-        result: dict[str, Any] = {}
+        result = ExecuteResult()
         async for event in self.execute(ref, code):
             if event.get("op") == "output":
-                (err if event.get("stream") == "stderr" else out).append(str(event.get("data", "")))
+                output = _parse(ExecuteOutput, event, "an execute output line")
+                (err if output.stream == "stderr" else out).append(output.data)
             elif event.get("op") == "result":
-                result = event
+                result = _parse(ExecuteResult, event, "the execute result line")
         return ExecutionResult(
-            status=str(result.get("status", "")),
-            exit_code=int(result.get("exit_code") or 0),
-            error=result.get("error"),
+            status=result.status,
+            exit_code=result.exit_code,
+            error=result.error,
             stdout="".join(out),
             stderr="".join(err),
         )
@@ -458,12 +473,10 @@ class AsyncCorralClient:
         return None
 
     async def list_agents(self) -> list[Agent]:
-        doc = await self._json("GET", f"{API_PREFIX}/agents")
-        return [Agent.from_json(item) for item in doc.get("items", [])]
+        return (await self._model(AgentList, "GET", f"{API_PREFIX}/agents")).items
 
     async def list_images(self) -> list[Image]:
-        doc = await self._json("GET", f"{API_PREFIX}/images")
-        return [Image.from_json(item) for item in doc.get("items", [])]
+        return (await self._model(ImageList, "GET", f"{API_PREFIX}/images")).items
 
     # -- vfolders ----------------------------------------------------------
 
@@ -475,16 +488,16 @@ class AsyncCorralClient:
         for key, value in (("quota", quota), ("host", host), ("project", project)):
             if value is not None:
                 body[key] = value
-        return Vfolder.from_json(await self._json("POST", f"{API_PREFIX}/vfolders", body=body))
+        return await self._model(Vfolder, "POST", f"{API_PREFIX}/vfolders", body=body)
 
     async def list_vfolders(self, *, trashed: bool = False) -> list[Vfolder]:
         """Your vfolders and those shared with you (or, with ``trashed``, yours in the trash)."""
-        doc = await self._json("GET", f"{API_PREFIX}/vfolders", query={"trashed": "1" if trashed else None})
-        return [Vfolder.from_json(item) for item in doc.get("items", [])]
+        query = {"trashed": "1" if trashed else None}
+        return (await self._model(VfolderList, "GET", f"{API_PREFIX}/vfolders", query=query)).items
 
     async def get_vfolder(self, ref: str, *, usage: bool = True) -> Vfolder:
         query = None if usage else {"usage": "0"}
-        return Vfolder.from_json(await self._json("GET", f"{API_PREFIX}/vfolders/{self._vref(ref)}", query=query))
+        return await self._model(Vfolder, "GET", f"{API_PREFIX}/vfolders/{self._vref(ref)}", query=query)
 
     async def update_vfolder(
         self, ref: str, *, name: str | None = None, quota: int | str | None = None, unlimited: bool = False
@@ -497,33 +510,31 @@ class AsyncCorralClient:
             body["quota"] = quota
         if unlimited:
             body["unlimited"] = True
-        return Vfolder.from_json(await self._json("PATCH", f"{API_PREFIX}/vfolders/{self._vref(ref)}", body=body))
+        return await self._model(Vfolder, "PATCH", f"{API_PREFIX}/vfolders/{self._vref(ref)}", body=body)
 
     async def rename_vfolder(self, ref: str, new_name: str) -> Vfolder:
         return await self.update_vfolder(ref, name=new_name)
 
     async def delete_vfolder(self, ref: str) -> Vfolder:
         """Move to the trash (``restore_vfolder`` brings it back, ``purge_vfolder`` deletes its files)."""
-        return Vfolder.from_json(await self._json("DELETE", f"{API_PREFIX}/vfolders/{self._vref(ref)}"))
+        return await self._model(Vfolder, "DELETE", f"{API_PREFIX}/vfolders/{self._vref(ref)}")
 
     async def restore_vfolder(self, ref: str) -> Vfolder:
-        return Vfolder.from_json(await self._json("POST", f"{API_PREFIX}/vfolders/{self._vref(ref)}/restore"))
+        return await self._model(Vfolder, "POST", f"{API_PREFIX}/vfolders/{self._vref(ref)}/restore")
 
     async def purge_vfolder(self, ref: str) -> Vfolder:
-        return Vfolder.from_json(await self._json("POST", f"{API_PREFIX}/vfolders/{self._vref(ref)}/purge"))
+        return await self._model(Vfolder, "POST", f"{API_PREFIX}/vfolders/{self._vref(ref)}/purge")
 
     async def share_vfolder(self, ref: str, username: str, permission: str = "ro") -> Vfolder:
         body = {"username": username, "permission": permission}
-        return Vfolder.from_json(
-            await self._json("POST", f"{API_PREFIX}/vfolders/{self._vref(ref)}/shares", body=body)
-        )
+        return await self._model(Vfolder, "POST", f"{API_PREFIX}/vfolders/{self._vref(ref)}/shares", body=body)
 
     async def unshare_vfolder(self, ref: str, username: str) -> None:
         await self._json("DELETE", f"{API_PREFIX}/vfolders/{self._vref(ref)}/shares/{quote(username, safe='')}")
 
     async def vfolder_token(self, ref: str, permission: str = "ro") -> VfolderToken:
-        doc = await self._json("POST", f"{API_PREFIX}/vfolders/{self._vref(ref)}/token", body={"permission": permission})
-        return VfolderToken.from_json(doc)
+        path = f"{API_PREFIX}/vfolders/{self._vref(ref)}/token"
+        return await self._model(VfolderToken, "POST", path, body={"permission": permission})
 
     async def storage(self, ref: str, permission: str = "rw", **options: Any) -> "StorageClient":
         """A ready ``StorageClient`` for the vfolder's files (close it, or use ``async with``).
@@ -537,8 +548,8 @@ class AsyncCorralClient:
         return StorageClient(grant.client_url, grant.token, vfid=grant.vfid, **options)
 
     async def list_storage_hosts(self) -> list[dict[str, Any]]:
-        doc = await self._json("GET", f"{API_PREFIX}/storage/hosts")
-        return list(doc.get("items", []))
+        hosts = await self._model(StorageHostList, "GET", f"{API_PREFIX}/storage/hosts")
+        return list(hosts.raw.get("items", []))
 
     @staticmethod
     def _vref(ref: str) -> str:
@@ -550,50 +561,61 @@ class AsyncCorralClient:
 
     async def create_user(self, username: str, role: str = "user") -> dict[str, Any]:
         """A new user and keypair; the only time the secret key is shown."""
-        return await self._json("POST", f"{API_PREFIX}/users", body={"username": username, "role": role})
+        body = {"username": username, "role": role}
+        return (await self._model(NewUser, "POST", f"{API_PREFIX}/users", body=body)).raw
 
     async def list_users(self) -> list[dict[str, Any]]:
-        doc = await self._json("GET", f"{API_PREFIX}/users")
-        return list(doc.get("items", []))
+        users = await self._model(UserList, "GET", f"{API_PREFIX}/users")
+        return list(users.raw.get("items", []))
 
     # -- projects ----------------------------------------------------------------
 
     async def create_project(self, name: str, description: str = "") -> Project:
         """A new project (admin only); add members with ``add_project_member``."""
         body = {"name": name, "description": description}
-        return Project.from_json(await self._json("POST", f"{API_PREFIX}/projects", body=body))
+        return await self._model(Project, "POST", f"{API_PREFIX}/projects", body=body)
 
     async def list_projects(self) -> list[Project]:
         """The caller's projects (every project for admins)."""
-        doc = await self._json("GET", f"{API_PREFIX}/projects")
-        return [Project.from_json(item) for item in doc.get("items", [])]
+        return (await self._model(ProjectList, "GET", f"{API_PREFIX}/projects")).items
 
     async def get_project(self, name: str) -> Project:
         """A project with its members and vfolders (members and admins only)."""
-        return Project.from_json(await self._json("GET", f"{API_PREFIX}/projects/{self._pref(name)}"))
+        return await self._model(Project, "GET", f"{API_PREFIX}/projects/{self._pref(name)}")
 
     async def add_project_member(self, name: str, username: str, role: str = "member") -> Project:
         """Add ``username`` as ``member`` or ``manager`` (admins and the project's managers)."""
         body = {"username": username, "role": role}
-        return Project.from_json(
-            await self._json("POST", f"{API_PREFIX}/projects/{self._pref(name)}/members", body=body)
-        )
+        return await self._model(Project, "POST", f"{API_PREFIX}/projects/{self._pref(name)}/members", body=body)
 
     async def set_project_member_role(self, name: str, username: str, role: str) -> Project:
         path = f"{API_PREFIX}/projects/{self._pref(name)}/members/{quote(username, safe='')}"
-        return Project.from_json(await self._json("PATCH", path, body={"role": role}))
+        return await self._model(Project, "PATCH", path, body={"role": role})
 
     async def remove_project_member(self, name: str, username: str) -> Project | None:
         """Remove a member (or, as that member, leave); None when the caller can no longer see the project."""
         path = f"{API_PREFIX}/projects/{self._pref(name)}/members/{quote(username, safe='')}"
         doc = await self._json("DELETE", path)
-        return Project.from_json(doc) if doc else None
+        return _parse(Project, doc, f"DELETE {path}") if doc else None
 
     @staticmethod
     def _pref(name: str) -> str:
         if not name:
             raise InvalidRequest("a project name is required")
         return quote(name, safe="")
+
+
+def _parse(model: type[Model], doc: Any, what: str) -> Model:
+    if not isinstance(doc, Mapping):
+        raise CorralError(f"the manager answered {what} with {type(doc).__name__}, not a JSON object")
+    try:
+        return model.from_json(doc)
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        where = ".".join(str(part) for part in problem["loc"]) or "the document"
+        raise CorralError(
+            f"the manager's answer to {what} is not a {model.__name__}: {where}: {problem['msg']}"
+        ) from None
 
 
 def _progress_in(session: Session) -> StatusChange | None:

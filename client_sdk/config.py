@@ -60,14 +60,14 @@ def _read_file(path: Path) -> dict[str, str]:
     except FileNotFoundError:
         return {}
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"invalid client config {path}: {exc}") from None
+        raise ConfigError(f"invalid client config: {path} is corrupt: {exc}; fix or delete it") from None
     except OSError as exc:
         raise ConfigError(f"cannot read client config {path}: {exc.strerror}") from None
     values: dict[str, str] = {}
     for key in ("endpoint", "access_key", "secret_key"):
         if key in data:
             if not isinstance(data[key], str):
-                raise ConfigError(f"invalid client config {path}: {key} must be a string")
+                raise ConfigError(f"invalid client config: {path} is corrupt: {key} must be a string; fix or delete it")
             values[key] = data[key]
     return values
 

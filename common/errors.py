@@ -90,6 +90,14 @@ class QuotaExceeded(CorralError):
     title = "Quota exceeded"
 
 
+class KernelDestroyed(CorralError):
+    """An agent refuses to create a kernel it already destroyed (or saw end): the create came too late."""
+
+    type_suffix = "kernel-destroyed"
+    status = 410
+    title = "Kernel already destroyed"
+
+
 class ServiceUnavailable(CorralError):
     type_suffix = "service-unavailable"
     status = 503

@@ -8,8 +8,9 @@ A signed request carries::
     X-Corral-Content-SHA256: <hex sha256 of the body>
 
 The signature covers method, path+query, date, nonce and body hash. The
-server rejects clock skew above ``MAX_SKEW`` and nonces it has already seen
-inside that window (replays).
+server rejects clock skew above ``MAX_SKEW`` and nonces already used while
+their request's date is inside that window (replays): the manager records
+each nonce until ``nonce_expiry`` in the database all managers share.
 """
 from __future__ import annotations
 
@@ -27,6 +28,10 @@ DATE_HEADER = "X-Corral-Date"
 NONCE_HEADER = "X-Corral-Nonce"
 BODY_HASH_HEADER = "X-Corral-Content-SHA256"
 MAX_SKEW = timedelta(minutes=15)
+# Managers' clocks differ a little; a nonce outlives its window by this much so
+# that one manager's purge cannot forget it while another still accepts its date.
+NONCE_CLOCK_MARGIN = timedelta(minutes=5)
+MAX_NONCE_LENGTH = 64
 _DATE_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 
@@ -89,6 +94,8 @@ def parse_signed_headers(headers: Mapping[str, str]) -> SignedParts:
     body_hash = headers.get(BODY_HASH_HEADER, "")
     if not date_text or not nonce or not body_hash:
         raise AuthenticationFailed(f"missing {DATE_HEADER}, {NONCE_HEADER} or {BODY_HASH_HEADER} header")
+    if len(nonce) > MAX_NONCE_LENGTH:
+        raise AuthenticationFailed(f"{NONCE_HEADER} is longer than {MAX_NONCE_LENGTH} characters")
     try:
         date = datetime.strptime(date_text, _DATE_FORMAT).replace(tzinfo=timezone.utc)
     except ValueError:
@@ -109,19 +116,6 @@ def verify_signature(
         raise AuthenticationFailed("signature does not match")
 
 
-class NonceCache:
-    """Remembers nonces seen inside the skew window, to refuse replays."""
-
-    def __init__(self, window: timedelta = MAX_SKEW * 2) -> None:
-        self._window = window
-        self._seen: dict[str, datetime] = {}
-
-    def check_and_remember(self, access_key: str, nonce: str, now: datetime | None = None) -> None:
-        now = now or datetime.now(timezone.utc)
-        if len(self._seen) > 10_000:
-            cutoff = now - self._window
-            self._seen = {k: t for k, t in self._seen.items() if t > cutoff}
-        key = f"{access_key}:{nonce}"
-        if key in self._seen:
-            raise AuthenticationFailed("replayed request (nonce already used)")
-        self._seen[key] = now
+def nonce_expiry(request_date: datetime) -> datetime:
+    """Until when a request's nonce must be remembered: later, its date fails the skew check anyway."""
+    return request_date + MAX_SKEW + NONCE_CLOCK_MARGIN

@@ -5,6 +5,9 @@ The agent bind-mounts ``KERNELS_PACKAGE_DIR`` read-only at
 ``prepare_runner_dir``) at ``CONTAINER_RUNNER_DIR``; the runner listens on
 ``RUNNER_SOCKET_NAME`` inside it, so the host reaches it at
 ``<host dir>/runner.sock``.
+
+Stdlib only and Python 3.9-compatible: ``runner.py`` imports it inside
+containers, where it is a sibling module under ``CONTAINER_KERNELS_DIR``.
 """
 from __future__ import annotations
 
@@ -14,15 +17,23 @@ from pathlib import Path
 KERNELS_PACKAGE_DIR = Path(__file__).resolve().parent
 CONTAINER_KERNELS_DIR = "/opt/corral"
 CONTAINER_RUNNER_DIR = "/run/corral"
+RUNNER_SCRIPT = f"{CONTAINER_KERNELS_DIR}/runner.py"
 RUNNER_SOCKET_NAME = "runner.sock"
-RUNNER_SOCKET_ENV = "CORRAL_RUNNER_SOCKET"
-SESSION_ID_ENV = "CORRAL_SESSION_ID"
-KERNEL_ID_ENV = "CORRAL_KERNEL_ID"
+CONTAINER_RUNNER_SOCKET = f"{CONTAINER_RUNNER_DIR}/{RUNNER_SOCKET_NAME}"
+RUNNER_SOCKET_ENV = "CORRAL_RUNNER_SOCKET"  # overrides CONTAINER_RUNNER_SOCKET (tests run the runner on the host)
 RUNNER_DIR_MODE = 0o777
+
+# What every kernel finds in its environment.
+SESSION_ID_ENV = "CORRAL_SESSION_ID"
+SESSION_NAME_ENV = "CORRAL_SESSION_NAME"
+KERNEL_ID_ENV = "CORRAL_KERNEL_ID"
+CPU_ENV = "CORRAL_CPU"
+MEM_ENV = "CORRAL_MEM"
+CPU_CORES_ENV = "CORRAL_CPU_CORES"
 
 
 def interactive_command() -> list[str]:
-    return ["python3", f"{CONTAINER_KERNELS_DIR}/runner.py"]
+    return ["python3", RUNNER_SCRIPT]
 
 
 def batch_command(command: str | list[str]) -> list[str]:
@@ -30,7 +41,7 @@ def batch_command(command: str | list[str]) -> list[str]:
     argv = ["sh", "-c", command] if isinstance(command, str) else list(command)
     if not argv:
         raise ValueError("a batch session needs a command")
-    return ["python3", f"{CONTAINER_KERNELS_DIR}/runner.py", "--batch", "--", *argv]
+    return ["python3", RUNNER_SCRIPT, "--batch", "--", *argv]
 
 
 def prepare_runner_dir(host_dir: Path) -> Path:
@@ -44,13 +55,18 @@ def prepare_runner_dir(host_dir: Path) -> Path:
     """
     host_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(host_dir, RUNNER_DIR_MODE)
-    return host_dir / RUNNER_SOCKET_NAME
+    return runner_socket_path(host_dir)
 
 
-def bind_mounts(host_runner_dir: Path) -> list[str]:
+def runner_socket_path(host_runner_dir: Path) -> Path:
+    """Where the host reaches the runner of the kernel whose runner directory this is."""
+    return host_runner_dir / RUNNER_SOCKET_NAME
+
+
+def bind_mounts(host_runner_dir: Path, kernels_package_dir: Path = KERNELS_PACKAGE_DIR) -> list[str]:
     """Docker ``HostConfig.Binds`` entries for the contract."""
     return [
-        f"{KERNELS_PACKAGE_DIR}:{CONTAINER_KERNELS_DIR}:ro",
+        f"{kernels_package_dir}:{CONTAINER_KERNELS_DIR}:ro",
         f"{host_runner_dir}:{CONTAINER_RUNNER_DIR}:rw",
     ]
 

@@ -32,8 +32,28 @@ import subprocess
 import sys
 from typing import Any, Callable, Dict, List, Optional
 
-DEFAULT_SOCKET_PATH = "/run/corral/runner.sock"
-SOCKET_ENV = "CORRAL_RUNNER_SOCKET"
+
+def _load_contract() -> Any:
+    """``contract.py`` next to this file, whether imported from the corral package or run
+    as ``/opt/corral/runner.py``. Loaded by path and kept out of ``sys.modules``, so it
+    works whatever ``sys.path`` is (``PYTHONSAFEPATH``) and never shadows a user's module."""
+    if __package__:
+        from . import contract
+
+        return contract
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "contract.py")
+    spec = importlib.util.spec_from_file_location("corral_runner_contract", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+contract = _load_contract()
+DEFAULT_SOCKET_PATH = contract.CONTAINER_RUNNER_SOCKET
+SOCKET_ENV = contract.RUNNER_SOCKET_ENV
 INTERRUPT_GRACE_ENV = "CORRAL_INTERRUPT_GRACE"  # seconds before an unresponsive worker is killed
 DEFAULT_INTERRUPT_GRACE = 5.0
 MAX_REQUEST_BYTES = 64 * 1024 * 1024

@@ -1,5 +1,11 @@
 """Agent presence: heartbeats in, lost agents out, and reconciliation of the
-kernels an agent reports with what the database expects."""
+kernels an agent reports with what the database expects.
+
+A lost agent (no heartbeat for ``heartbeat_timeout_s``) is marked ``LOST``:
+its sessions that were still starting go back to the queue; its running
+sessions keep running, saying so, for ``[lifecycle] lost_grace_s`` (then they
+fail, see `Recovery`); if it returns with their containers they carry on.
+"""
 from __future__ import annotations
 
 import asyncio
@@ -9,17 +15,22 @@ from datetime import timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from corral.common.node_resources import NodeCapacity
 
-from .context import ManagerContext
-from .db.models import Agent, Kernel, Session, SessionStatusChange
-from .kernel_events import mark_kernel_ended, mark_kernel_running, recalc_occupied
+from .clock import utcnow
+from .config import AgentsConfig
+from .db.models import Agent, Kernel, Session
 from .leader import LeaderElection
+from .lifecycle.kernel_events import KernelEvents
+from .lifecycle.moves import set_reason
+from .lifecycle.terminator import Terminator
+from .scheduler.bind import Binder
+from .scheduler.wakeup import Wakeup
 from .states import ACTIVE, AgentStatus, SessionStatus
-from .status_recorder import record_status, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +59,25 @@ class Heartbeat(BaseModel):
 
 
 class AgentRegistry:
-    def __init__(self, ctx: ManagerContext, leader: LeaderElection) -> None:
-        self.ctx = ctx
-        self.leader = leader
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        leader: LeaderElection,
+        kernel_events: KernelEvents,
+        binder: Binder,
+        terminator: Terminator,
+        wakeup: Wakeup,
+        config: AgentsConfig,
+        lost_grace_s: float,
+    ) -> None:
+        self._sessionmaker = sessionmaker
+        self._leader = leader
+        self._kernel_events = kernel_events
+        self._binder = binder
+        self._terminator = terminator
+        self._wakeup = wakeup
+        self._config = config
+        self._lost_grace_s = lost_grace_s
         self._started = time.monotonic()
         self._task: asyncio.Task[None] | None = None
 
@@ -58,21 +85,23 @@ class AgentRegistry:
     async def heartbeat(self, hb: Heartbeat) -> dict[str, Any]:
         """Record a heartbeat; answer with the kernels the agent should destroy."""
         try:
-            capacity_changed = await self._record_heartbeat(hb)
+            capacity_changed, returned = await self._record_heartbeat(hb)
         except IntegrityError:
             # Two first heartbeats raced to insert the agent; the row exists now.
-            capacity_changed = await self._record_heartbeat(hb)
-        destroy = await self._reconcile(hb)
+            capacity_changed, returned = await self._record_heartbeat(hb)
+        destroy = await self._reconcile(hb, returned)
         if capacity_changed:
-            self.ctx.scheduler.trigger()  # pending sessions may fit now
+            self._wakeup.trigger()  # pending sessions may fit now
         return {"destroy": destroy}
 
-    async def _record_heartbeat(self, hb: Heartbeat) -> bool:
+    async def _record_heartbeat(self, hb: Heartbeat) -> tuple[bool, bool]:
+        """(capacity changed, agent came back from LOST)."""
         now = utcnow()
         capacity = NodeCapacity.from_json(hb.capacity)
-        async with self.ctx.sessionmaker() as db:
-            agent = await db.get(Agent, hb.agent_id)
-            capacity_changed = agent is None or agent.status != AgentStatus.ALIVE or agent.capacity != capacity.to_json()
+        async with self._sessionmaker() as db:
+            agent = await db.get(Agent, hb.agent_id, with_for_update=True)
+            returned = agent is not None and agent.status != AgentStatus.ALIVE
+            capacity_changed = agent is None or returned or agent.capacity != capacity.to_json()
             if agent is None:
                 agent = Agent(
                     id=hb.agent_id, status=AgentStatus.ALIVE, first_contact=now, occupied_slots={},
@@ -80,7 +109,7 @@ class AgentRegistry:
                 )
                 db.add(agent)
                 log.info("agent %s joined from %s with %s", hb.agent_id, hb.address, capacity.slots())
-            elif agent.status != AgentStatus.ALIVE:
+            elif returned:
                 log.info("agent %s is back (was %s)", hb.agent_id, agent.status)
                 agent.status = AgentStatus.ALIVE
                 agent.status_reason = "heartbeat resumed"
@@ -92,76 +121,60 @@ class AgentRegistry:
             agent.images = hb.images
             agent.last_heartbeat = now
             await db.commit()
-        return capacity_changed
+        return capacity_changed, returned
 
-    async def _reconcile(self, hb: Heartbeat) -> list[str]:
+    async def _reconcile(self, hb: Heartbeat, returned: bool) -> list[str]:
         reported = {k.kernel_id: k for k in hb.kernels}
-        grace = timedelta(seconds=self.ctx.config.agents.heartbeat_timeout_s)
-        destroy: list[str] = []
+        grace = timedelta(seconds=self._config.heartbeat_timeout_s)
+        now = utcnow()
         vanished: list[tuple[str, bool]] = []
+        not_there: list[str] = []
         came_up: list[tuple[str, str | None]] = []
-        async with self.ctx.sessionmaker() as db:
+        back: list[str] = []
+        async with self._sessionmaker() as db:
             # One query for the agent's live kernels with their sessions' status.
             rows = (
                 await db.execute(
-                    select(Kernel, Session.status)
+                    select(Kernel.id, Kernel.status, Kernel.status_changed_at, Session.id, Session.status)
                     .join(Session, Session.id == Kernel.session_id)
                     .where(Kernel.agent_id == hb.agent_id, Kernel.status.in_(list(ACTIVE)))
                 )
             ).all()
-            for kernel, session_status in rows:
-                report = reported.get(kernel.id)
-                if report is None:
-                    if utcnow() - kernel.status_changed_at > grace and kernel.status != SessionStatus.SCHEDULED:
-                        vanished.append((kernel.id, kernel.status == SessionStatus.RUNNING))
-                elif report.status == "running" and kernel.status == SessionStatus.PREPARING:
-                    came_up.append((kernel.id, report.container_id))
-                elif session_status == SessionStatus.TERMINATING and await self._termination_stalled(db, kernel, grace):
-                    destroy.append(kernel.id)
-            known_ids = {kernel.id for kernel, _ in rows}
-            restored = False
-            for kernel_id, report in reported.items():
-                if kernel_id in known_ids:
-                    continue
-                kernel = await db.get(Kernel, kernel_id)
-                if kernel is not None and kernel.status == SessionStatus.ERROR and kernel.status_reason.startswith(AGENT_LOST_PREFIX):
-                    await self._restore(db, kernel, hb.agent_id)
-                    restored = True
+        for kernel_id, kernel_status, changed_at, session_id, session_status in rows:
+            report = reported.get(kernel_id)
+            if report is None:
+                if kernel_status == SessionStatus.SCHEDULED or now - changed_at <= grace:
+                    continue  # not asked for yet, or asked for a moment ago
+                if kernel_status == SessionStatus.PREPARING and session_status == SessionStatus.PREPARING:
+                    not_there.append(session_id)
                 else:
-                    destroy.append(kernel_id)
-            if restored:
-                await db.flush()
-                await recalc_occupied(db, hb.agent_id)
-            await db.commit()
+                    failed = kernel_status == SessionStatus.RUNNING and session_status == SessionStatus.RUNNING
+                    vanished.append((kernel_id, failed))
+            elif report.status == "running" and kernel_status == SessionStatus.PREPARING:
+                came_up.append((kernel_id, report.container_id))
+            elif returned and session_status == SessionStatus.RUNNING:
+                back.append(session_id)
+        known = {row[0] for row in rows}
+        destroy = [kernel_id for kernel_id in reported if kernel_id not in known]
         for kernel_id, container_id in came_up:
-            await mark_kernel_running(self.ctx, kernel_id, container_id)
-        for kernel_id, was_running in vanished:
-            reason = f"container vanished from agent {hb.agent_id}"
-            await mark_kernel_ended(self.ctx, kernel_id, None, reason, None, failed=was_running)
+            await self._kernel_events.running(kernel_id, container_id, agent_id=hb.agent_id)
+        for kernel_id, failed in vanished:
+            await self._kernel_events.ended(
+                kernel_id, None, f"container vanished from agent {hb.agent_id}", None, failed=failed,
+                agent_id=hb.agent_id,
+            )
+        for session_id in not_there:
+            await self._binder.requeue(
+                session_id, f"agent {hb.agent_id} does not have the container it was asked for; back in the queue"
+            )
+        if back:
+            async with self._sessionmaker() as db:
+                for session_id in back:
+                    await set_reason(db, session_id, f"agent {hb.agent_id} is back", while_in={SessionStatus.RUNNING})
+                await db.commit()
         if destroy:
-            log.info("asking agent %s to remove orphaned or terminating kernels: %s", hb.agent_id, destroy)
+            log.info("asking agent %s to remove kernels nobody wants: %s", hb.agent_id, destroy)
         return destroy
-
-    @staticmethod
-    async def _termination_stalled(db: Any, kernel: Kernel, grace: timedelta) -> bool:
-        """A destroy that did not reach the agent a while ago: ask again (not while one is in flight)."""
-        last = await db.scalar(
-            select(SessionStatusChange.at)
-            .where(SessionStatusChange.session_id == kernel.session_id)
-            .order_by(SessionStatusChange.id.desc())
-            .limit(1)
-        )
-        return last is not None and utcnow() - last > grace
-
-    async def _restore(self, db: Any, kernel: Kernel, agent_id: str) -> None:
-        sess = await db.get(Session, kernel.session_id)
-        kernel.status = SessionStatus.RUNNING
-        kernel.status_reason = ""
-        kernel.status_changed_at = utcnow()
-        if sess is not None and sess.status == SessionStatus.ERROR:
-            sess.terminated_at = None
-            record_status(db, self.ctx.hub, sess, SessionStatus.RUNNING, f"agent {agent_id} is back; kernel re-attached")
-        log.info("kernel %s re-attached after agent %s came back", kernel.id, agent_id)
 
     # Lost agents ---------------------------------------------------------------------
     def start(self) -> None:
@@ -173,11 +186,11 @@ class AgentRegistry:
             await asyncio.gather(self._task, return_exceptions=True)
 
     async def _watch_lost(self) -> None:
-        timeout = self.ctx.config.agents.heartbeat_timeout_s
+        timeout = self._config.heartbeat_timeout_s
         while True:
             await asyncio.sleep(min(2.0, timeout / 3))
             # Right after start-up agents have not had a chance to reach us yet.
-            if not self.leader.is_leader or time.monotonic() - self._started < timeout:
+            if not self._leader.is_leader or time.monotonic() - self._started < timeout:
                 continue
             try:
                 await self.mark_lost_agents(timeout)
@@ -188,28 +201,44 @@ class AgentRegistry:
 
     async def mark_lost_agents(self, timeout: float) -> list[str]:
         cutoff = utcnow() - timedelta(seconds=timeout)
-        lost: list[str] = []
-        async with self.ctx.sessionmaker() as db:
-            agents = (
-                await db.scalars(select(Agent).where(Agent.status == AgentStatus.ALIVE, Agent.last_heartbeat < cutoff))
+        reason_of: dict[str, str] = {}
+        async with self._sessionmaker() as db:
+            candidates = (
+                await db.scalars(select(Agent.id).where(Agent.status == AgentStatus.ALIVE, Agent.last_heartbeat < cutoff))
             ).all()
-            for agent in agents:
-                reason = f"{AGENT_LOST_PREFIX}: no heartbeat from {agent.id} for {timeout:.0f} s"
-                agent.status = AgentStatus.LOST
-                agent.status_reason = reason
-                lost.append(agent.id)
-                log.warning("%s", reason)
-                kernels = (
-                    await db.scalars(select(Kernel).where(Kernel.agent_id == agent.id, Kernel.status.in_(list(ACTIVE))))
-                ).all()
-                for kernel in kernels:
-                    kernel.status = SessionStatus.ERROR
-                    kernel.status_reason = reason
-                    kernel.status_changed_at = utcnow()
-                    sess = await db.get(Session, kernel.session_id)
-                    if sess is not None and sess.status in ACTIVE:
-                        record_status(db, self.ctx.hub, sess, SessionStatus.ERROR, reason)
-                await db.flush()
-                await recalc_occupied(db, agent.id)
+            for agent_id in candidates:
+                reason = f"{AGENT_LOST_PREFIX}: no heartbeat from {agent_id} for {timeout:.0f} s"
+                # Guarded: a heartbeat that landed meanwhile keeps the agent ALIVE.
+                result = await db.execute(
+                    update(Agent)
+                    .where(Agent.id == agent_id, Agent.status == AgentStatus.ALIVE, Agent.last_heartbeat < cutoff)
+                    .values(status=AgentStatus.LOST, status_reason=reason)
+                )
+                if result.rowcount:  # type: ignore[attr-defined]
+                    reason_of[agent_id] = reason
             await db.commit()
-        return lost
+        for agent_id, reason in reason_of.items():
+            log.warning("%s", reason)
+            await self._settle_sessions_of_lost(agent_id, reason)
+        return list(reason_of)
+
+    async def _settle_sessions_of_lost(self, agent_id: str, reason: str) -> None:
+        async with self._sessionmaker() as db:
+            rows = (
+                await db.execute(
+                    select(Session.id, Session.status)
+                    .join(Kernel, Kernel.session_id == Session.id)
+                    .where(Kernel.agent_id == agent_id, Kernel.status.in_(list(ACTIVE)))
+                    .distinct()
+                )
+            ).all()
+        grace = f"waiting up to {self._lost_grace_s:.0f} s for it to come back"
+        for session_id, status in rows:
+            if status in (SessionStatus.SCHEDULED, SessionStatus.PREPARING):
+                await self._binder.requeue(session_id, f"{reason} before the session started; back in the queue")
+            elif status == SessionStatus.TERMINATING:
+                self._terminator.spawn(session_id)
+            elif status == SessionStatus.RUNNING:
+                async with self._sessionmaker() as db:
+                    await set_reason(db, session_id, f"{reason}; {grace}", while_in={SessionStatus.RUNNING})
+                    await db.commit()

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from corral.common.ids import new_id
 
 from .db.models import Keypair, User
-from .status_recorder import utcnow
+from .clock import utcnow
 
 log = logging.getLogger(__name__)
 

@@ -33,6 +33,28 @@ class SchedulerConfig(StrictModel):
     # "topology" (GPU requests by the allocator's objective, else first-fit) or "first-fit".
     score: str = "topology"
     interval_s: float = Field(1.0, gt=0)  # periodic pass besides event triggers
+    # An agent the bind stage could not reach is skipped this long (its sessions wait in the queue).
+    unreachable_backoff_s: float = Field(5.0, ge=0)
+
+
+class LifecycleConfig(StrictModel):
+    """``[lifecycle]``: how long each intermediate session state may last before the leader acts.
+
+    The leader checks every ``interval_s``, and once right after it takes the lead (when sessions
+    that a crashed manager left SCHEDULED are bound at once).
+    """
+
+    interval_s: float = Field(5.0, gt=0)
+    # SCHEDULED this long with no bind under way: bind again.
+    bind_retry_s: float = Field(10.0, gt=0)
+    # PREPARING this long: send the (idempotent) creation to the agent again, at most this often.
+    prepare_retry_s: float = Field(30.0, gt=0)
+    # PREPARING this long (image pulls included): the session fails with that reason.
+    prepare_timeout_s: float = Field(1800.0, gt=0)
+    # TERMINATING this long: ask the agent to remove the containers again, at most this often.
+    terminate_retry_s: float = Field(15.0, gt=0)
+    # RUNNING on an agent that is LOST for this long: the session fails; back in time, it carries on.
+    lost_grace_s: float = Field(300.0, ge=0)
 
 
 class AgentsConfig(StrictModel):
@@ -77,6 +99,7 @@ class ManagerConfig(StrictModel):
     etcd: EtcdConfig = EtcdConfig()
     scheduler: SchedulerConfig = SchedulerConfig()
     agents: AgentsConfig = AgentsConfig()
+    lifecycle: LifecycleConfig = LifecycleConfig()
     storage: StorageConfig = StorageConfig()
     default_image: str = "corral/python:latest"
     # Written by `corral up` / bootstrap: the first admin's credentials.

@@ -17,6 +17,12 @@ class LeaderElection(Protocol):
     @property
     def is_leader(self) -> bool: ...
 
+    @property
+    def term(self) -> int | None:
+        """Identifies the current leadership and only grows across leaders (the fencing token's source);
+        None where there is one manager only."""
+        ...
+
     async def start(self) -> None: ...
 
     async def stop(self) -> None: ...
@@ -24,6 +30,7 @@ class LeaderElection(Protocol):
 
 class SingleManager:
     is_leader = True
+    term = None
 
     async def start(self) -> None:
         return None
@@ -40,11 +47,16 @@ class EtcdLeaderElection:
         self._ttl = ttl
         self._lease: object | None = None
         self._leading = False
+        self._term: int | None = None
         self._task: asyncio.Task[None] | None = None
 
     @property
     def is_leader(self) -> bool:
         return self._leading
+
+    @property
+    def term(self) -> int | None:
+        return self._term if self._leading else None
 
     async def start(self) -> None:
         await self._try_acquire()
@@ -71,16 +83,16 @@ class EtcdLeaderElection:
                 self._lease = await client.lease(self._ttl)  # type: ignore[attr-defined]
                 self._set_leading(False)
         tx = client.transactions  # type: ignore[attr-defined]
-        won, _ = await client.transaction(  # type: ignore[attr-defined]
+        await client.transaction(  # type: ignore[attr-defined]
             compare=[tx.version(self._key) == 0],
             success=[tx.put(self._key, self._me, self._lease)],
             failure=[],
         )
-        if won:
-            self._set_leading(True)
-            return
         current = await client.get(self._key)  # type: ignore[attr-defined]
-        self._set_leading(current is not None and current.value == self._me)
+        mine = current is not None and current.value == self._me
+        # The revision that created the key: a new leader's is always higher than the last one's.
+        self._term = int(current.create_revision) if mine else None
+        self._set_leading(mine)
 
     def _set_leading(self, leading: bool) -> None:
         if leading != self._leading:

@@ -22,12 +22,13 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from corral.common import api_models as api
 from corral.common.errors import Conflict, NotFound, PermissionDenied
 from corral.common.ids import new_id
 
 from .auth import AuthUser, require_admin
 from .db.models import Project, ProjectMember, User, VFolder
-from .status_recorder import utcnow
+from .clock import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -111,30 +112,31 @@ class ProjectService:
 
     # Views -----------------------------------------------------------------------------
     async def _view(self, db: AsyncSession, user: AuthUser, project: Project, *, detail: bool) -> dict[str, Any]:
-        view: dict[str, Any] = {
-            "id": project.id,
-            "name": project.name,
-            "description": project.description,
-            "created_at": project.created_at.isoformat(),
-            "role": _role_of(project, user.user_id),
-            "member_count": len(project.members),
-        }
+        details: dict[str, Any] = {}
         if detail:
             ids = [m.user_id for m in project.members]
             rows = await db.execute(select(User.id, User.username).where(User.id.in_(ids))) if ids else []
             names = {uid: name for uid, name in rows}
-            view["members"] = sorted(
-                ({"username": names.get(m.user_id, m.user_id), "role": m.role, "since": m.created_at.isoformat()}
+            details["members"] = sorted(
+                (api.ProjectMember(username=names.get(m.user_id, m.user_id), role=m.role, since=m.created_at)
                  for m in project.members),
-                key=lambda m: (m["role"] != MANAGER, m["username"]),
+                key=lambda m: (m.role != MANAGER, m.username),
             )
             vfolders = await db.execute(
                 select(VFolder.id, VFolder.name).where(
                     VFolder.owner_kind == "project", VFolder.owner_id == project.id, VFolder.status == "ready",
                 ).order_by(VFolder.name)
             )
-            view["vfolders"] = [{"id": vid, "name": name} for vid, name in vfolders]
-        return view
+            details["vfolders"] = [api.ProjectVfolder(id=vid, name=name) for vid, name in vfolders]
+        return api.Project(
+            id=project.id,
+            name=project.name,
+            description=project.description,
+            created_at=project.created_at,
+            role=_role_of(project, user.user_id),
+            member_count=len(project.members),
+            **details,
+        ).to_json()
 
     # Use cases -------------------------------------------------------------------------
     async def create(self, user: AuthUser, req: CreateProjectRequest) -> dict[str, Any]:

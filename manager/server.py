@@ -1,20 +1,39 @@
-"""A running manager: database, scheduler, agent registry and the HTTP API."""
+"""A running manager: the one place its services are built and wired.
+
+Each service gets only what it uses; nothing is filled in after
+construction. Services that others must be able to poke without knowing them
+get a narrow handle instead (the scheduler's `SchedulerWakeup`).
+"""
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable
 
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from .agent_client import AgentClient
 from .agent_registry import AgentRegistry
 from .api.app import create_app
+from .api.context_access import ApiServices
+from .auth import RequestAuthenticator
 from .bootstrap import ensure_user
 from .config import ManagerConfig
-from .context import ManagerContext
 from .db.engine import create_engine, make_sessionmaker
 from .db.migrate import upgrade_to_head
+from .events import EventHub
 from .leader import EtcdLeaderElection, LeaderElection, SingleManager
+from .lifecycle.kernel_events import KernelEvents
+from .lifecycle.recovery import Recovery
+from .lifecycle.terminator import Terminator
+from .project_service import ProjectService
+from .scheduler.bind import Binder, KernelAgentClient
+from .scheduler.cooldown import AgentCooldown
 from .scheduler.dispatcher import Scheduler
+from .scheduler.fencing import LeaderFence
+from .scheduler.registry import SchedulerStages, build_stages
+from .scheduler.wakeup import SchedulerWakeup
 from .session_service import SessionService
 from .storage.proxies import StorageProxies
 from .storage.proxy_client import StorageProxyClient
@@ -23,66 +42,150 @@ from .storage.vfolder_service import VfolderService
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class ManagerCore:
+    """The session lifecycle: scheduling, binding, agent events, termination and recovery."""
+
+    hub: EventHub
+    wakeup: SchedulerWakeup
+    kernel_events: KernelEvents
+    binder: Binder
+    terminator: Terminator
+    scheduler: Scheduler
+    recovery: Recovery
+    registry: AgentRegistry
+
+
+def build_core(
+    config: ManagerConfig,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    leader: LeaderElection,
+    agent_client: KernelAgentClient,
+    stages: SchedulerStages | None = None,
+) -> ManagerCore:
+    """Wire the lifecycle services (also what tests and benchmarks use, with their own agent client;
+    ``stages`` replaces the configured scheduler stages)."""
+    hub = EventHub()
+    wakeup = SchedulerWakeup()
+    kernel_events = KernelEvents(sessionmaker, hub, wakeup)
+    cooldown = AgentCooldown(config.scheduler.unreachable_backoff_s)
+    binder = Binder(sessionmaker, hub, agent_client, kernel_events, wakeup, cooldown)
+    terminator = Terminator(sessionmaker, agent_client, kernel_events)
+    scheduler = Scheduler(
+        sessionmaker, hub, leader, LeaderFence(sessionmaker, config.id), stages or build_stages(config.scheduler),
+        binder, wakeup, cooldown, config.scheduler.interval_s,
+    )
+    recovery = Recovery(sessionmaker, leader, binder, terminator, kernel_events, config.lifecycle)
+    registry = AgentRegistry(
+        sessionmaker, leader, kernel_events, binder, terminator, wakeup, config.agents, config.lifecycle.lost_grace_s
+    )
+    return ManagerCore(hub, wakeup, kernel_events, binder, terminator, scheduler, recovery, registry)
+
+
 class ManagerServer:
     def __init__(self, config: ManagerConfig) -> None:
         self.config = config
         self.port: int = config.api.port
-        self._runner: web.AppRunner | None = None
-        self._etcd: object | None = None
+        # What `stop` undoes, newest first; filled in as `start` gets further, so a partial start stops cleanly.
+        self._cleanups: list[tuple[str, Callable[[], Awaitable[Any]]]] = []
 
     @property
     def url(self) -> str:
         return f"http://{self.config.api.host}:{self.port}"
 
     async def start(self) -> None:
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:
         config = self.config
         engine = create_engine(config.db.url)
+        self._on_stop("database engine", engine.dispose)
         await upgrade_to_head(engine)
-        ctx = ManagerContext(config=config, engine=engine, sessionmaker=make_sessionmaker(engine))
+        sessionmaker = make_sessionmaker(engine)
+        self.engine: AsyncEngine = engine
+        self.sessionmaker: async_sessionmaker[AsyncSession] = sessionmaker
         if config.admin_access_key and config.admin_secret_key:
-            await ensure_user(ctx.sessionmaker, "admin", "admin", config.admin_access_key, config.admin_secret_key)
-        self.leader = await self._make_leader()
-        await self.leader.start()
-        ctx.agent_client = AgentClient(config.agents.cluster_secret)
-        ctx.scheduler = Scheduler(ctx, self.leader)
-        storage = config.storage
-        ctx.vfolders = VfolderService(
-            ctx,
-            StorageProxies(storage, etcd=self._etcd, etcd_prefix=config.etcd.prefix),
-            StorageProxyClient(storage.request_timeout_s),
+            await ensure_user(sessionmaker, "admin", "admin", config.admin_access_key, config.admin_secret_key)
+
+        etcd = self._etcd_client()
+        self.leader: LeaderElection = (
+            SingleManager() if etcd is None
+            else EtcdLeaderElection(etcd, f"{config.etcd.prefix}/scheduler/leader", config.id)
         )
-        self.ctx = ctx
-        self.sessions = SessionService(ctx)
-        self.registry = AgentRegistry(ctx, self.leader)
-        app = create_app(ctx, self.sessions, self.registry)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=2)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, config.api.host, config.api.port)
+        await self.leader.start()
+        self._on_stop("leader election", self.leader.stop)
+
+        agent_client = AgentClient(config.agents.cluster_secret)
+        self._on_stop("agent client", agent_client.close)
+        core = build_core(config, sessionmaker, self.leader, agent_client)
+        self._on_stop("binds", core.binder.close)
+        self._on_stop("terminations", core.terminator.close)
+        self.core = core
+        storage = config.storage
+        self.vfolders = VfolderService(
+            sessionmaker,
+            StorageProxies(storage, etcd=etcd, etcd_prefix=config.etcd.prefix),
+            StorageProxyClient(storage.request_timeout_s),
+            storage.token_ttl_s,
+        )
+        self._on_stop("storage proxy client", self.vfolders.close)
+        self.sessions = SessionService(
+            sessionmaker, core.hub, self.vfolders, core.terminator, core.wakeup, config.default_image
+        )
+
+        app = create_app(
+            ApiServices(
+                manager_id=config.id,
+                cluster_secret=config.agents.cluster_secret,
+                sessionmaker=sessionmaker,
+                hub=core.hub,
+                authenticator=RequestAuthenticator(sessionmaker),
+                agent_client=agent_client,
+                sessions=self.sessions,
+                registry=core.registry,
+                kernel_events=core.kernel_events,
+                vfolders=self.vfolders,
+                projects=ProjectService(sessionmaker),
+            )
+        )
+        self.app = app
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=2)
+        await runner.setup()
+        self._on_stop("HTTP server", runner.cleanup)
+        site = web.TCPSite(runner, config.api.host, config.api.port)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        ctx.scheduler.start()
-        self.registry.start()
+
+        for name, service in (("scheduler", core.scheduler), ("recovery", core.recovery), ("agent watch", core.registry)):
+            service.start()
+            self._on_stop(name, service.stop)
         log.info("manager %s listening on %s (database %s)", config.id, self.url, engine.url.render_as_string())
 
-    async def _make_leader(self) -> LeaderElection:
+    def _etcd_client(self) -> Any:
         if not self.config.etcd.endpoints:
-            return SingleManager()
+            return None
         import aetcd
 
         host, _, port = self.config.etcd.endpoints[0].rpartition(":")
-        self._etcd = aetcd.Client(host=host or "127.0.0.1", port=int(port or 2379))
-        return EtcdLeaderElection(self._etcd, f"{self.config.etcd.prefix}/scheduler/leader", self.config.id)
+        client = aetcd.Client(host=host or "127.0.0.1", port=int(port or 2379))
+        self._on_stop("etcd client", client.close)
+        return client
+
+    def _on_stop(self, what: str, cleanup: Callable[[], Awaitable[Any]]) -> None:
+        self._cleanups.append((what, cleanup))
 
     async def stop(self) -> None:
-        await self.ctx.scheduler.stop()
-        await self.registry.stop()
-        await self.sessions.close()
-        if self._runner is not None:
-            await self._runner.cleanup()
-        await self.leader.stop()
-        if self._etcd is not None:
-            await self._etcd.close()  # type: ignore[attr-defined]
-        await self.ctx.agent_client.close()
-        await self.ctx.vfolders.close()
-        await self.ctx.engine.dispose()
-        log.info("manager %s stopped", self.config.id)
+        """Undo whatever `start` got to, newest first; safe after a failed or partial start, and twice."""
+        started = bool(self._cleanups)
+        while self._cleanups:
+            what, cleanup = self._cleanups.pop()
+            try:
+                await cleanup()
+            except Exception:  # noqa: BLE001 - keep stopping the rest; never mask why we are stopping
+                log.warning("stopping the %s failed", what, exc_info=True)
+        if started:
+            log.info("manager %s stopped", self.config.id)

@@ -1,14 +1,13 @@
 """Session use cases: create, find, list, destroy; independent of HTTP."""
 from __future__ import annotations
 
-import asyncio
 import base64
 import logging
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import and_, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from corral.common.allocator import NodeState
 from corral.common.errors import Conflict, NotFound, UnsatisfiableRequest, InvalidRequest
@@ -17,20 +16,39 @@ from corral.common.node_resources import NodeCapacity
 from corral.common.slots import ResourceSlot
 
 from .auth import AuthUser
-from .context import ManagerContext
+from .clock import utcnow
 from .db.models import Agent, Kernel, Session, SessionStatusChange, User
+from .events import EventHub
+from .lifecycle.moves import move_kernels, move_session, record_created
+from .lifecycle.terminator import Terminator
+from .scheduler.wakeup import Wakeup
 from .session_requests import CreateSessionRequest
 from .session_views import session_view
 from .states import TERMINAL, AgentStatus, SessionStatus
-from .status_recorder import record_status, utcnow
 
 log = logging.getLogger(__name__)
 
 
+class MountResolver(Protocol):
+    async def resolve_mounts(self, user: AuthUser, specs: Any) -> tuple[list[dict[str, Any]], list[str]]: ...
+
+
 class SessionService:
-    def __init__(self, ctx: ManagerContext) -> None:
-        self.ctx = ctx
-        self._tasks: set[asyncio.Task[None]] = set()
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        hub: EventHub,
+        mounts: MountResolver,
+        terminator: Terminator,
+        wakeup: Wakeup,
+        default_image: str,
+    ) -> None:
+        self._sessionmaker = sessionmaker
+        self._hub = hub
+        self._mounts = mounts
+        self._terminator = terminator
+        self._wakeup = wakeup
+        self._default_image = default_image
 
     # Creation ---------------------------------------------------------------
     async def create(self, user: AuthUser, req: CreateSessionRequest) -> dict[str, Any]:
@@ -38,8 +56,8 @@ class SessionService:
         argv = req.argv()
         if req.type == "batch" and not argv:
             raise InvalidRequest("a batch session needs a command")
-        mounts, mount_notes = await self.ctx.vfolders.resolve_mounts(user, req.mounts)
-        async with self.ctx.sessionmaker() as db:
+        mounts, mount_notes = await self._mounts.resolve_mounts(user, req.mounts)
+        async with self._sessionmaker() as db:
             await self._check_satisfiable(db, request, req.resource_group)
             name = req.name or f"s-{short_id(new_id())}"
             clash = await db.scalar(
@@ -57,7 +75,9 @@ class SessionService:
                 access_key=user.access_key,
                 type=req.type,
                 status=SessionStatus.PENDING,
-                image=req.image or self.ctx.config.default_image,
+                status_reason="",
+                status_changed_at=now,
+                image=req.image or self._default_image,
                 command=argv,
                 env=req.env,
                 requested_slots=request.to_json(),
@@ -76,12 +96,13 @@ class SessionService:
                     status_changed_at=now,
                 )
             ]
-            db.add(sess)
             reason = "; ".join(["queued for scheduling", *mount_notes])
-            record_status(db, self.ctx.hub, sess, SessionStatus.PENDING, reason)
+            sess.status_reason = reason
+            db.add(sess)
+            record_created(db, self._hub, sess, reason)
             await db.commit()
             log.info("session %s (%s) created by %s: %s", sess.name, sess.id, user.username, request)
-        self.ctx.scheduler.trigger()
+        self._wakeup.trigger()
         return await self.info(user, sess.id)
 
     async def _check_satisfiable(self, db: AsyncSession, request: ResourceSlot, resource_group: str) -> None:
@@ -133,7 +154,7 @@ class SessionService:
         raise NotFound(f"no session {ref!r}")
 
     async def info(self, user: AuthUser, ref: str) -> dict[str, Any]:
-        async with self.ctx.sessionmaker() as db:
+        async with self._sessionmaker() as db:
             sess = await self.resolve(db, user, ref)
             history = (
                 await db.scalars(
@@ -163,67 +184,41 @@ class SessionService:
                 or_(Session.created_at < created, and_(Session.created_at == created, Session.id < sid))
             )
         query = query.order_by(Session.created_at.desc(), Session.id.desc()).limit(limit + 1)
-        async with self.ctx.sessionmaker() as db:
+        async with self._sessionmaker() as db:
             rows = (await db.execute(query)).all()
         page = rows[:limit]
         next_cursor = _encode_cursor(page[-1].Session) if len(rows) > limit else None
         return [session_view(r.Session, r.username) for r in page], next_cursor
 
     # Destruction ------------------------------------------------------------------
-    async def destroy(self, user: AuthUser, ref: str, reason: str = "destroyed by user") -> dict[str, Any]:
-        async with self.ctx.sessionmaker() as db:
-            sess = await self.resolve(db, user, ref)
-            if sess.status in TERMINAL:
-                raise Conflict(f"session {sess.name} has already ended ({sess.status})")
-            if sess.status == SessionStatus.PENDING:
-                record_status(db, self.ctx.hub, sess, SessionStatus.CANCELLED, reason)
-                for kernel in sess.kernels:
-                    kernel.status = SessionStatus.CANCELLED
-                    kernel.status_changed_at = utcnow()
-            elif sess.status != SessionStatus.TERMINATING:
-                record_status(db, self.ctx.hub, sess, SessionStatus.TERMINATING, reason)
-            session_id = sess.id
-            await db.commit()
-        if sess.status == SessionStatus.TERMINATING:
-            self.spawn(self.terminate_kernels(session_id, reason))
-        return await self.info(user, session_id)
+    async def destroy(self, user: AuthUser, ref: str, reason: str = "destroyed by user") -> tuple[dict[str, Any], bool]:
+        """Cancel a pending session or start terminating a placed one: (its view, whether that is final).
 
-    async def terminate_kernels(self, session_id: str, reason: str) -> None:
-        from .kernel_events import mark_kernel_ended
-
-        async with self.ctx.sessionmaker() as db:
-            rows = (
-                await db.execute(
-                    select(Kernel, Agent.address)
-                    .join(Agent, Agent.id == Kernel.agent_id, isouter=True)
-                    .where(Kernel.session_id == session_id, Kernel.status.not_in(list(TERMINAL)))
-                )
-            ).all()
-        for kernel, address in rows:
-            if address is None:
-                await mark_kernel_ended(self.ctx, kernel.id, None, "never started", None)
-                continue
-            try:
-                result = await self.ctx.agent_client.destroy_kernel(address, kernel.id, reason)
-            except NotFound:
-                await mark_kernel_ended(self.ctx, kernel.id, None, "container already gone", None)
-                continue
-            except Exception as exc:  # noqa: BLE001 - the heartbeat reconciler retries later
-                log.warning("could not destroy kernel %s on %s yet: %s", kernel.id, address, exc)
-                continue
-            await mark_kernel_ended(
-                self.ctx, kernel.id, result.get("exit_code"), reason, result.get("logs")
-            )
-
-    def spawn(self, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def close(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        Decided by guarded moves, not by an earlier read: if the scheduler placed the session between
+        the two attempts, the second one (``→ TERMINATING``) wins instead, and the answer says so.
+        """
+        async with self._sessionmaker() as db:
+            session_id = (await self.resolve(db, user, ref)).id
+        final = False
+        for _ in range(8):
+            async with self._sessionmaker() as db:
+                if await move_session(db, self._hub, session_id, SessionStatus.CANCELLED, reason):
+                    await move_kernels(db, SessionStatus.CANCELLED, reason, session_id=session_id)
+                    await db.commit()
+                    final = True
+                    break
+                if await move_session(db, self._hub, session_id, SessionStatus.TERMINATING, reason):
+                    await db.commit()
+                    self._terminator.spawn(session_id)
+                    break
+                status = await db.scalar(select(Session.status).where(Session.id == session_id))
+            if status in TERMINAL:
+                raise Conflict(f"session {ref} has already ended ({status})", session_status=status)
+            if status == SessionStatus.TERMINATING:
+                self._terminator.spawn(session_id)  # no-op while one runs; re-drives one that stalled
+                break
+            # It moved between the two attempts (e.g. PENDING → SCHEDULED, or back): decide again.
+        return await self.info(user, session_id), final
 
 
 def _encode_cursor(sess: Session) -> str:

@@ -1,12 +1,16 @@
-"""JSON views of sessions, kernels and agents as the REST API returns them."""
+"""JSON views of sessions, kernels and agents as the REST API returns them.
+
+Each view is built through its model in ``corral.common.api_models`` (the
+shape the OpenAPI document and the SDK share) and returned as JSON data.
+"""
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Iterable, Mapping, Sequence
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from corral.common import api_models as api
 from corral.common.gpu_slots import NodeGpuState
 from corral.common.node_resources import Allocation
 
@@ -14,55 +18,67 @@ from .db.models import Agent, Kernel, Session, SessionStatusChange
 from .states import ACTIVE
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
+def kernel_model(kernel: Kernel) -> api.Kernel:
+    return api.Kernel(
+        id=kernel.id,
+        cluster_idx=kernel.cluster_idx,
+        agent_id=kernel.agent_id,
+        container_id=kernel.container_id,
+        status=kernel.status,
+        status_reason=kernel.status_reason,
+        requested_slots=kernel.requested_slots,
+        allocation=kernel.allocation,
+        exit_code=kernel.exit_code,
+    )
+
+
+def status_change_model(change: SessionStatusChange) -> api.StatusChange:
+    return api.StatusChange(session_id=change.session_id, status=change.status, reason=change.reason, at=change.at)
+
+
+def session_model(
+    sess: Session, owner_name: str | None = None, history: Sequence[SessionStatusChange] | None = None
+) -> api.Session:
+    fields: dict[str, Any] = {}
+    if history is not None:
+        fields["status_history"] = [status_change_model(h) for h in history]
+    return api.Session(
+        id=sess.id,
+        name=sess.name,
+        owner=owner_name or sess.owner_id,
+        type=sess.type,
+        status=sess.status,
+        status_reason=sess.status_reason,
+        image=sess.image,
+        command=sess.command,
+        env=sess.env,
+        requested_slots=sess.requested_slots,
+        mounts=sess.mounts,
+        resource_group=sess.resource_group,
+        created_at=sess.created_at,
+        scheduled_at=sess.scheduled_at,
+        started_at=sess.started_at,
+        terminated_at=sess.terminated_at,
+        exit_code=sess.exit_code,
+        agent_id=sess.kernels[0].agent_id if sess.kernels else None,
+        kernels=[kernel_model(k) for k in sess.kernels],
+        **fields,
+    )
 
 
 def kernel_view(kernel: Kernel) -> dict[str, Any]:
-    return {
-        "id": kernel.id,
-        "cluster_idx": kernel.cluster_idx,
-        "agent_id": kernel.agent_id,
-        "container_id": kernel.container_id,
-        "status": kernel.status,
-        "status_reason": kernel.status_reason,
-        "requested_slots": kernel.requested_slots,
-        "allocation": kernel.allocation,
-        "exit_code": kernel.exit_code,
-    }
+    return kernel_model(kernel).to_json()
 
 
 def session_view(
     sess: Session, owner_name: str | None = None, history: Sequence[SessionStatusChange] | None = None
 ) -> dict[str, Any]:
-    view: dict[str, Any] = {
-        "id": sess.id,
-        "name": sess.name,
-        "owner": owner_name or sess.owner_id,
-        "type": sess.type,
-        "status": sess.status,
-        "status_reason": sess.status_reason,
-        "image": sess.image,
-        "command": sess.command,
-        "env": sess.env,
-        "requested_slots": sess.requested_slots,
-        "mounts": sess.mounts,
-        "resource_group": sess.resource_group,
-        "created_at": _iso(sess.created_at),
-        "scheduled_at": _iso(sess.scheduled_at),
-        "started_at": _iso(sess.started_at),
-        "terminated_at": _iso(sess.terminated_at),
-        "exit_code": sess.exit_code,
-        "agent_id": sess.kernels[0].agent_id if sess.kernels else None,
-        "kernels": [kernel_view(k) for k in sess.kernels],
-    }
-    if history is not None:
-        view["status_history"] = [status_change_view(h) for h in history]
-    return view
+    """The session; with ``history``, also its ``status_history``."""
+    return session_model(sess, owner_name, history).to_json()
 
 
 def status_change_view(change: SessionStatusChange) -> dict[str, Any]:
-    return {"session_id": change.session_id, "status": change.status, "reason": change.reason, "at": _iso(change.at)}
+    return status_change_model(change).to_json()
 
 
 def agent_view(agent: Agent, allocations: Iterable[Mapping[str, Any]] | None = None) -> dict[str, Any]:
@@ -75,24 +91,25 @@ def agent_view(agent: Agent, allocations: Iterable[Mapping[str, Any]] | None = N
     `nvidia-smi topo -m` link matrix between them, row/column = GPU index.
     """
     capacity = agent.capacity or {}
-    return {
-        "id": agent.id,
-        "status": agent.status,
-        "status_reason": agent.status_reason,
-        "address": agent.address,
-        "resource_group": agent.resource_group,
-        "available_slots": agent.available_slots,
-        "occupied_slots": agent.occupied_slots,
-        "cpu_cores": capacity.get("cpu_cores", []),
+    return api.Agent(
+        id=agent.id,
+        status=agent.status,
+        status_reason=agent.status_reason,
+        address=agent.address,
+        resource_group=agent.resource_group,
+        available_slots=agent.available_slots,
+        occupied_slots=agent.occupied_slots,
+        cpu_cores=capacity.get("cpu_cores", []),
         **gpu_view(capacity.get("gpu_topology"), allocations),
-        "images": [img.get("name") for img in agent.images or []],
-        "first_contact": _iso(agent.first_contact),
-        "last_heartbeat": _iso(agent.last_heartbeat),
-        "version": agent.version,
-    }
+        images=[img.get("name") for img in agent.images or []],
+        first_contact=agent.first_contact,
+        last_heartbeat=agent.last_heartbeat,
+        version=agent.version,
+    ).to_json()
 
 
 def gpu_view(topology: Mapping[str, Any] | None, allocations: Iterable[Mapping[str, Any]] | None) -> dict[str, Any]:
+    """An agent's ``gpus`` and ``gpu_links`` (see `agent_view`)."""
     if not topology or not topology.get("devices"):
         return {"gpus": [], "gpu_links": []}
     state = NodeGpuState.from_topology_json(topology)

@@ -91,9 +91,10 @@ class StorageProxyServer:
     def __init__(self, config: StorageProxyConfig) -> None:
         self.config = config
         self.context = StorageContext.from_config(config)
-        self._runners: list[web.AppRunner] = []
-        self._presence: EtcdPresence | None = None
+        self._serving = False
         self._bound: dict[str, int] = {}
+        # What start() got running, undone in reverse by stop().
+        self._started = contextlib.AsyncExitStack()
 
     def _url(self, listen: ListenConfig, api: str) -> str:
         return listen.model_copy(update={"port": self._bound.get(api, listen.port)}).advertised_url()
@@ -107,7 +108,15 @@ class StorageProxyServer:
         return self._url(self.config.client_api, "client")
 
     async def start(self) -> None:
-        config, ctx = self.config, self.context
+        try:
+            await self._start()
+        except BaseException as exc:
+            await _undo_quietly(self._started, exc)
+            raise
+        self._serving = True
+
+    async def _start(self) -> None:
+        config, ctx, started = self.config, self.context, self._started
         if config.shares_one_listener():
             plan = [(("manager", "client"), create_app(config, context=ctx), config.manager_api)]
         else:
@@ -115,36 +124,39 @@ class StorageProxyServer:
                 (("manager",), create_app(config, context=ctx, apis=("manager",)), config.manager_api),
                 (("client",), create_app(config, context=ctx, apis=("client",)), config.client_api),
             ]
-        try:
-            for apis, app, listen in plan:
-                runner = web.AppRunner(
-                    app, shutdown_timeout=SHUTDOWN_GRACE_S, access_log=logging.getLogger("corral.storage_proxy.access")
-                )
-                await runner.setup()
-                self._runners.append(runner)
-                site = web.TCPSite(runner, listen.host, listen.port)
-                await site.start()
-                port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-                for api in apis:
-                    self._bound[api] = port
-                log.info("serving the %s API on http://%s:%d", "+".join(apis), listen.host, port)
-            if config.etcd is not None:
-                value = dict(_presence_value(config), manager_url=self.manager_url, client_url=self.client_url)
-                self._presence = EtcdPresence(config.etcd, config.proxy_name, value)
-                self._presence.start()
-        except BaseException:
-            await self.stop()
-            raise
+        for apis, app, listen in plan:
+            runner = web.AppRunner(
+                app, shutdown_timeout=SHUTDOWN_GRACE_S, access_log=logging.getLogger("corral.storage_proxy.access")
+            )
+            await runner.setup()
+            started.push_async_callback(runner.cleanup)
+            site = web.TCPSite(runner, listen.host, listen.port)
+            await site.start()
+            port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            for api in apis:
+                self._bound[api] = port
+            log.info("serving the %s API on http://%s:%d", "+".join(apis), listen.host, port)
+        if config.etcd is not None:
+            value = dict(_presence_value(config), manager_url=self.manager_url, client_url=self.client_url)
+            presence = EtcdPresence(config.etcd, config.proxy_name, value)
+            started.push_async_callback(presence.stop)
+            presence.start()
 
     async def stop(self) -> None:
-        if self._presence is not None:
-            await self._presence.stop()
-            self._presence = None
-        for runner in reversed(self._runners):
-            await runner.cleanup()
-        if self._runners:
+        """Undo what start() got running; safe after a failed start, and a second call does nothing."""
+        was_serving, self._serving = self._serving, False
+        await self._started.aclose()
+        if was_serving:
             log.info("storage proxy stopped")
-        self._runners.clear()
+
+
+async def _undo_quietly(started: contextlib.AsyncExitStack, error: BaseException) -> None:
+    """Undo a failed start without letting a second failure hide ``error``, the one to report."""
+    try:
+        await started.aclose()
+    except Exception as cleanup_error:  # noqa: BLE001 - logged and noted; ``error`` is re-raised
+        log.debug("cleaning up after the failed start also failed", exc_info=True)
+        error.add_note(f"cleaning up after this also failed: {type(cleanup_error).__name__}: {cleanup_error}")
 
 
 async def run(config: StorageProxyConfig, *, stop: asyncio.Event | None = None) -> None:

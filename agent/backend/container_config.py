@@ -4,13 +4,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from corral.kernels import contract
+
 from ..config import AgentConfig
 from ..gpu_enforcement import GpuContainerSettings, container_gpu_settings, mps_root
 from ..kernel_spec import KernelSpec
 
-KERNELS_MOUNT = "/opt/corral"
-RUNNER_DIR_MOUNT = "/run/corral"
-RUNNER = f"{KERNELS_MOUNT}/runner.py"
+KERNELS_MOUNT = contract.CONTAINER_KERNELS_DIR
 
 
 def kernel_env(spec: KernelSpec, gpu: GpuContainerSettings | None = None) -> dict[str, str]:
@@ -19,12 +19,12 @@ def kernel_env(spec: KernelSpec, gpu: GpuContainerSettings | None = None) -> dic
     env = dict(spec.env)
     env.update(
         {
-            "CORRAL_SESSION_ID": spec.session_id,
-            "CORRAL_SESSION_NAME": spec.session_name,
-            "CORRAL_KERNEL_ID": spec.kernel_id,
-            "CORRAL_CPU": str(alloc.cpu),
-            "CORRAL_MEM": str(alloc.mem),
-            "CORRAL_CPU_CORES": ",".join(str(c) for c in alloc.cpu_cores),
+            contract.SESSION_ID_ENV: spec.session_id,
+            contract.SESSION_NAME_ENV: spec.session_name,
+            contract.KERNEL_ID_ENV: spec.kernel_id,
+            contract.CPU_ENV: str(alloc.cpu),
+            contract.MEM_ENV: str(alloc.mem),
+            contract.CPU_CORES_ENV: ",".join(str(c) for c in alloc.cpu_cores),
         }
     )
     if gpu is not None:
@@ -47,17 +47,17 @@ def build_container_config(
 ) -> dict[str, Any]:
     alloc = spec.resources
     gpu = gpu_settings(spec, config)
-    cmd = ["python3", RUNNER]
     if spec.type == "batch" and spec.command:
-        cmd += ["--batch", "--", *spec.command]
+        cmd = contract.batch_command(spec.command)
+    else:
+        cmd = contract.interactive_command()
     host_config: dict[str, Any] = {
         "NanoCpus": int(alloc.cpu * 1_000_000_000),
         "Memory": alloc.mem,
         "MemorySwap": alloc.mem,  # no swap beyond the limit
         "PidsLimit": config.docker.pids_limit,
         "Binds": [
-            f"{kernels_pkg_dir}:{KERNELS_MOUNT}:ro",
-            f"{kernel_dir}:{RUNNER_DIR_MOUNT}:rw",
+            *contract.bind_mounts(kernel_dir, kernels_pkg_dir),
             *gpu.binds,
             *(mount.bind() for mount in spec.mounts),  # vfolders, owned by the kernel user (1000)
         ],

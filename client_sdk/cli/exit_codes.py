@@ -15,7 +15,7 @@ FAILURE = 1  # an API error, a failed session, anything else
 USAGE = 2  # bad command line (click's own code)
 AUTH_OR_CONFIG = 3  # missing/invalid client config, bad keys, no permission, server extra missing
 NOT_FOUND = 4  # no such session, image, agent …
-UNREACHABLE = 5  # the manager cannot be reached (or says it is unavailable)
+UNREACHABLE = 5  # the manager cannot be reached (or says it is unavailable); a server's database at start
 INTERRUPTED = 130  # Ctrl-C
 
 EPILOG = """\b
@@ -25,7 +25,7 @@ Exit status:
   2    bad usage
   3    configuration or authentication problem
   4    not found
-  5    manager unreachable
+  5    manager unreachable (starting a server: its database)
   130  interrupted (Ctrl-C)
 `corral run` and `corral exec` exit with the code's own exit status.
 

@@ -12,7 +12,11 @@ from typing import Any, Callable
 
 import click
 
+from corral.common.config import default_data_dir
 from corral.common.errors import ConfigError
+
+from .data_dir_lock import hold_data_dir
+from .startup_errors import run_with_readable_errors
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
@@ -65,13 +69,29 @@ def up_command(data_dir: Path | None, host: str, port: int, mock_gpus: Path | No
     """Run manager + agent + storage proxy in the foreground (embedded, SQLite).
 
     Writes an admin keypair and the client config on first start. Ctrl-C stops
-    everything.
+    everything. One `corral up` per data dir: a second one is refused.
     """
     run_embedded = _embedded_launcher()
-    run_embedded(data_dir=data_dir, host=host, port=port, mock_gpus=mock_gpus)
+    with hold_data_dir((data_dir or default_data_dir()).resolve()):
+        run_embedded(data_dir=data_dir, host=host, port=port, mock_gpus=mock_gpus)
 
 
-def _start_group(name: str, module: str, function: str, what: str) -> click.Group:
+def _no_database(config_path: Path) -> str | None:
+    return None
+
+
+def _manager_db_url(config_path: Path) -> str | None:
+    try:
+        from corral.manager.config import load_manager_config
+
+        return load_manager_config(config_path).db.url
+    except Exception:  # noqa: BLE001 - only used to word an error; the launcher reports bad config
+        return None
+
+
+def _start_group(
+    name: str, module: str, function: str, what: str, db_url: Callable[[Path], str | None] = _no_database
+) -> click.Group:
     @click.group(name, help=f"Run the {what} server process.")
     def group() -> None:
         pass
@@ -80,12 +100,12 @@ def _start_group(name: str, module: str, function: str, what: str) -> click.Grou
     @click.option("--config", "config_path", type=_existing_file, required=True, help="TOML config file.")
     def start(config_path: Path) -> None:
         launch = _launcher(module, function, what)
-        launch(config_path)
+        run_with_readable_errors(lambda: launch(config_path), db_url=lambda: db_url(config_path))
 
     start.help = f"Run a {what} in the foreground from a TOML config (Ctrl-C stops it)."
     return group
 
 
-manager_group = _start_group("manager", "corral.manager.launcher", "run_manager", "manager")
+manager_group = _start_group("manager", "corral.manager.launcher", "run_manager", "manager", _manager_db_url)
 agent_group = _start_group("agent", "corral.agent.launcher", "run_agent", "agent")
 storage_group = _start_group("storage", "corral.storage_proxy.server", "run_from_config_file", "storage proxy")

@@ -5,14 +5,12 @@ import functools
 
 from aiohttp import web
 
+from corral.common import api_models as api
 from corral.common.version import VERSION
 
-from ..agent_registry import AgentRegistry
-from ..context import ManagerContext
 from ..session_requests import CreateSessionRequest
-from ..session_service import SessionService
 from . import cluster, internal, projects, sessions, users, vfolders
-from .context_access import CONTEXT_KEY, REGISTRY_KEY, SERVICE_KEY, USER_KEY, ctx_of
+from .context_access import SERVICES_KEY, USER_KEY, ApiServices, ctx_of
 from corral.common.http_problems import make_problem_middleware
 from .routes import Handler, Route, build_openapi
 
@@ -21,39 +19,44 @@ API = "/api/v1"
 VF = f"{API}/vfolders"
 VFOLDER_ROUTES: list[Route] = [
     Route("GET", f"{API}/storage/hosts", vfolders.list_vfolder_hosts, "Storage hosts (proxy:volume) for new vfolders",
-          tag="vfolders"),
+          tag="vfolders", response=api.StorageHostList),
     Route("POST", VF, vfolders.create_vfolder, "Create a vfolder (yours, or a project's you are a member of)",
-          tag="vfolders", body=vfolders.CreateVfolderRequest,
+          tag="vfolders", body=vfolders.CreateVfolderRequest, response=api.Vfolder,
           responses={201: "Created", 400: "Invalid request", 403: "Not a member of the project",
                      404: "No such storage host, or no such project the caller is in",
                      409: "Name already in use", 503: "Storage proxy unreachable"}),
     Route("GET", VF, vfolders.list_vfolders, "The caller's vfolders, their projects' and those shared with them",
-          tag="vfolders",
+          tag="vfolders", response=api.VfolderList,
           query=(("trashed", "1 to list the caller's vfolders in the trash instead"),)),
     Route("GET", f"{VF}/{{ref}}", vfolders.get_vfolder, "Vfolder details with usage and quota", tag="vfolders",
+          response=api.Vfolder,
           query=(("usage", "0 to skip asking the storage proxy for usage"),),
           responses={200: "OK", 403: "Not yours", 404: "No such vfolder"}),
     Route("PATCH", f"{VF}/{{ref}}", vfolders.update_vfolder, "Rename a vfolder or change its quota", tag="vfolders",
-          body=vfolders.UpdateVfolderRequest,
+          body=vfolders.UpdateVfolderRequest, response=api.Vfolder,
           responses={200: "OK", 400: "Invalid request", 403: "Not the owner", 404: "No such vfolder",
                      409: "Name already in use"}),
     Route("DELETE", f"{VF}/{{ref}}", vfolders.trash_vfolder, "Move a vfolder to the trash", tag="vfolders",
+          response=api.Vfolder,
           responses={200: "In the trash", 403: "Not the owner", 404: "No such vfolder",
                      409: "Mounted by an active session"}),
     Route("POST", f"{VF}/{{ref}}/restore", vfolders.restore_vfolder, "Bring a vfolder back from the trash",
-          tag="vfolders", responses={200: "OK", 403: "Not the owner", 404: "No such vfolder in the trash",
+          tag="vfolders", response=api.Vfolder,
+          responses={200: "OK", 403: "Not the owner", 404: "No such vfolder in the trash",
                                      409: "Name taken meanwhile"}),
     Route("POST", f"{VF}/{{ref}}/purge", vfolders.purge_vfolder, "Delete a trashed vfolder and its files for good",
-          tag="vfolders", responses={200: "Purged", 403: "Not the owner", 404: "No such vfolder",
+          tag="vfolders", response=api.Vfolder, responses={200: "Purged", 403: "Not the owner", 404: "No such vfolder",
                                      409: "Not in the trash", 503: "Storage proxy unreachable"}),
     Route("POST", f"{VF}/{{ref}}/shares", vfolders.share_vfolder, "Share a vfolder with a user (ro or rw)",
-          tag="vfolders", body=vfolders.ShareRequest,
+          tag="vfolders", body=vfolders.ShareRequest, response=api.Vfolder,
           responses={200: "OK", 400: "Invalid request", 403: "Not the owner", 404: "No such vfolder or user"}),
     Route("DELETE", f"{VF}/{{ref}}/shares/{{username}}", vfolders.unshare_vfolder, "Stop sharing a vfolder with a user",
-          tag="vfolders", responses={200: "OK", 204: "Share dropped by its user", 403: "Not the owner",
+          tag="vfolders", response=api.Vfolder,
+          responses={200: "OK", 204: "Share dropped by its user", 403: "Not the owner",
                                      404: "No such vfolder or share"}),
     Route("POST", f"{VF}/{{ref}}/token", vfolders.vfolder_token,
           "A short-lived token for the storage proxy's file API", tag="vfolders", body=vfolders.TokenRequest,
+          response=api.VfolderToken,
           responses={200: "client_url, token, vfid, expires_at", 403: "Permission above what the caller holds",
                      404: "No such vfolder"}),
 ]
@@ -61,58 +64,70 @@ VFOLDER_ROUTES: list[Route] = [
 PJ = f"{API}/projects"
 PROJECT_ROUTES: list[Route] = [
     Route("POST", PJ, projects.create_project, "Create a project (admin)", tag="projects",
-          body=projects.CreateProjectRequest,
+          body=projects.CreateProjectRequest, response=api.Project,
           responses={201: "Created", 400: "Invalid request", 403: "Not an admin", 409: "Name already in use"}),
-    Route("GET", PJ, projects.list_projects, "The caller's projects (every project for admins)", tag="projects"),
+    Route("GET", PJ, projects.list_projects, "The caller's projects (every project for admins)", tag="projects",
+          response=api.ProjectList),
     Route("GET", f"{PJ}/{{name}}", projects.get_project, "Project details with members and vfolders",
-          tag="projects", responses={200: "OK", 404: "No such project, or not a member"}),
+          tag="projects", response=api.Project, responses={200: "OK", 404: "No such project, or not a member"}),
     Route("POST", f"{PJ}/{{name}}/members", projects.add_project_member,
           "Add a member (admins and project managers)", tag="projects", body=projects.AddMemberRequest,
+          response=api.Project,
           responses={201: "Added", 400: "Invalid request", 403: "Not a manager of the project",
                      404: "No such project or user", 409: "Already a member"}),
     Route("PATCH", f"{PJ}/{{name}}/members/{{username}}", projects.update_project_member,
           "Change a member's role (admins and project managers)", tag="projects", body=projects.UpdateMemberRequest,
+          response=api.Project,
           responses={200: "OK", 400: "Invalid request", 403: "Not a manager of the project",
                      404: "No such project, user or member", 409: "Would leave the project without a manager"}),
     Route("DELETE", f"{PJ}/{{name}}/members/{{username}}", projects.remove_project_member,
           "Remove a member (admins and project managers), or leave a project", tag="projects",
+          response=api.Project,
           responses={200: "OK", 204: "The caller left the project", 403: "Not a manager of the project",
                      404: "No such project, user or member", 409: "Would leave the project without a manager"}),
 ]
 
 PUBLIC_ROUTES: list[Route] = [
-    Route("GET", f"{API}/health", cluster.health, "Liveness and version", signed=False, tag="cluster"),
-    Route("GET", f"{API}/whoami", cluster.whoami, "The caller's identity", tag="cluster"),
+    Route("GET", f"{API}/health", cluster.health, "Liveness and version", signed=False, tag="cluster",
+          response=api.Health),
+    Route("GET", f"{API}/whoami", cluster.whoami, "The caller's identity", tag="cluster", response=api.WhoAmI),
     Route("POST", f"{API}/sessions", sessions.create_session, "Create a session", body=CreateSessionRequest,
+          response=api.Session,
           responses={201: "Created", 400: "Invalid request", 409: "Name already in use",
                      422: "No agent could ever fit the request"}),
-    Route("GET", f"{API}/sessions", sessions.list_sessions, "List the caller's sessions",
+    Route("GET", f"{API}/sessions", sessions.list_sessions, "List the caller's sessions", response=api.SessionPage,
           query=(("status", "comma-separated statuses"), ("all", "1 to include ended sessions"),
                  ("limit", "page size, 1-1000"), ("cursor", "next_cursor of the previous page"))),
     Route("GET", f"{API}/sessions/{{ref}}", sessions.get_session, "Session details with status history",
+          response=api.Session,
           responses={200: "OK", 404: "No such session"}),
-    Route("DELETE", f"{API}/sessions/{{ref}}", sessions.destroy_session, "Destroy a session",
-          responses={202: "Terminating", 404: "No such session", 409: "Already ended"}),
+    Route("DELETE", f"{API}/sessions/{{ref}}", sessions.destroy_session, "Destroy a session", response=api.Session,
+          responses={200: "Cancelled before it was placed (final)",
+                     202: "Terminating: its containers are being removed, then TERMINATED",
+                     404: "No such session", 409: "Already ended"}),
     Route("POST", f"{API}/sessions/{{ref}}/execute", sessions.execute_code, "Run code in the session's interpreter",
-          body=sessions.ExecuteRequest, response_type="application/x-ndjson",
+          body=sessions.ExecuteRequest, response_type="application/x-ndjson", response=api.ExecuteEvent,
           responses={200: "Output lines, then a result line", 409: "Session not running"}),
-    Route("GET", f"{API}/sessions/{{ref}}/logs", sessions.session_logs, "Container output",
+    Route("GET", f"{API}/sessions/{{ref}}/logs", sessions.session_logs, "Container output", response=api.SessionLogs,
           responses={200: "OK", 404: "No such session"}),
     Route("GET", f"{API}/sessions/{{ref}}/events", sessions.session_events,
           "Status changes and start-up progress as server-sent events",
-          response_type="text/event-stream",
+          response_type="text/event-stream", response=api.StatusChange,
           responses={200: "Event stream. `event: status` (with `id:`): each status change, history first, until "
                           "the session ends. `event: progress` (no `id:`): news while it is SCHEDULED/PREPARING, "
                           "e.g. an image pull; data {session_id, status, reason, at}; ephemeral, never in the "
                           "status history, and only from the manager the agent reported to",
                      404: "No such session"}),
     Route("GET", f"{API}/agents", cluster.list_agents, "Agents and their resources (admin)", tag="cluster",
+          response=api.AgentList,
           responses={200: "OK", 403: "Not an admin"}),
-    Route("GET", f"{API}/images", cluster.list_images, "Images available on agents", tag="cluster"),
+    Route("GET", f"{API}/images", cluster.list_images, "Images available on agents", tag="cluster",
+          response=api.ImageList),
     Route("POST", f"{API}/users", users.create_user, "Create a user with a keypair (admin)", tag="users",
-          body=users.CreateUserRequest, responses={201: "Created; the only time the secret key is shown",
+          body=users.CreateUserRequest, response=api.NewUser,
+          responses={201: "Created; the only time the secret key is shown",
                                                    403: "Not an admin", 409: "Username taken"}),
-    Route("GET", f"{API}/users", users.list_users, "List users (admin)", tag="users",
+    Route("GET", f"{API}/users", users.list_users, "List users (admin)", tag="users", response=api.UserList,
           responses={200: "OK", 403: "Not an admin"}),
     *VFOLDER_ROUTES,
     *PROJECT_ROUTES,
@@ -128,11 +143,9 @@ def _signed(handler: Handler) -> Handler:
     return wrapper
 
 
-def create_app(ctx: ManagerContext, service: SessionService, registry: AgentRegistry) -> web.Application:
+def create_app(services: ApiServices) -> web.Application:
     app = web.Application(middlewares=[make_problem_middleware("manager")], client_max_size=2 << 20)
-    app[CONTEXT_KEY] = ctx
-    app[SERVICE_KEY] = service
-    app[REGISTRY_KEY] = registry
+    app[SERVICES_KEY] = services
     for route in PUBLIC_ROUTES:
         app.router.add_route(route.method, route.path, _signed(route.handler) if route.signed else route.handler)
     openapi = build_openapi(PUBLIC_ROUTES, VERSION)

@@ -6,22 +6,25 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import select
 
+from corral.common import api_models as api
 from corral.common.version import VERSION
 
 from ..auth import require_admin
 from ..db.models import Agent
 from ..session_views import agent_views
 from .context_access import ctx_of, user_of
+from .responses import json_response
 
 
 async def health(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok", "version": VERSION, "manager_id": ctx_of(request).config.id})
+    return json_response(api.Health, {"status": "ok", "version": VERSION, "manager_id": ctx_of(request).manager_id})
 
 
 async def whoami(request: web.Request) -> web.Response:
     user = user_of(request)
-    return web.json_response(
-        {"user_id": user.user_id, "username": user.username, "access_key": user.access_key, "role": user.role}
+    return json_response(
+        api.WhoAmI,
+        api.WhoAmI(user_id=user.user_id, username=user.username, access_key=user.access_key, role=user.role),
     )
 
 
@@ -30,7 +33,7 @@ async def list_agents(request: web.Request) -> web.Response:
     async with ctx_of(request).sessionmaker() as db:
         agents = (await db.scalars(select(Agent).order_by(Agent.first_contact, Agent.id))).all()
         views = await agent_views(db, agents)
-    return web.json_response({"items": views})
+    return json_response(api.AgentList, {"items": views})
 
 
 async def list_images(request: web.Request) -> web.Response:
@@ -42,8 +45,8 @@ async def list_images(request: web.Request) -> web.Response:
         for image in agent.images or []:
             entry = merged.setdefault(
                 image["name"],
-                {"name": image["name"], "image_id": image.get("image_id"), "size": image.get("size"),
+                {"name": image["name"], "image_id": image.get("image_id") or "", "size": image.get("size"),
                  "labels": image.get("labels", {}), "agents": []},
             )
             entry["agents"].append(agent.id)
-    return web.json_response({"items": sorted(merged.values(), key=lambda e: e["name"])})
+    return json_response(api.ImageList, {"items": sorted(merged.values(), key=lambda e: e["name"])})

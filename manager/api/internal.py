@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict
 
 from ..agent_registry import Heartbeat
 from ..auth import check_cluster_secret
-from ..kernel_events import mark_kernel_ended, mark_kernel_running, note_kernel_progress
+from ..lifecycle.kernel_events import ON_AGENT
 from .context_access import ctx_of, registry_of
 from corral.common.request_body import parse_body
 
@@ -27,11 +27,13 @@ class KernelEvent(BaseModel):
 class KernelEventBatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    # The reporting agent; a report about a kernel that has been placed elsewhere since is ignored.
+    agent_id: str | None = None
     events: list[KernelEvent]
 
 
 def _authorize(request: web.Request) -> None:
-    check_cluster_secret(request, ctx_of(request).config.agents.cluster_secret)
+    check_cluster_secret(request, ctx_of(request).cluster_secret)
 
 
 async def agent_heartbeat(request: web.Request) -> web.Response:
@@ -43,15 +45,18 @@ async def agent_heartbeat(request: web.Request) -> web.Response:
 async def kernel_events(request: web.Request) -> web.Response:
     _authorize(request)
     batch = await parse_body(request, KernelEventBatch)
-    ctx = ctx_of(request)
+    kernel_events = ctx_of(request).kernel_events
+    unwanted: list[str] = []
     for event in batch.events:
         if event.kind == "kernel.running":
-            await mark_kernel_running(ctx, event.kernel_id, event.container_id)
+            if not await kernel_events.running(event.kernel_id, event.container_id, agent_id=batch.agent_id):
+                unwanted.append(event.kernel_id)
         elif event.kind == "kernel.progress":
-            await note_kernel_progress(ctx, event.kernel_id, event.reason)
+            await kernel_events.progress(event.kernel_id, event.reason)
         else:
-            await mark_kernel_ended(
-                ctx, event.kernel_id, event.exit_code, event.reason or event.kind, event.logs,
-                failed=event.kind == "kernel.failed",
+            await kernel_events.ended(
+                event.kernel_id, event.exit_code, event.reason or event.kind, event.logs,
+                failed=event.kind == "kernel.failed", agent_id=batch.agent_id, only_from=ON_AGENT,
             )
-    return web.json_response({"accepted": len(batch.events)})
+    # ``destroy``: kernels that came up although nobody wants them any more (destroyed meanwhile).
+    return web.json_response({"accepted": len(batch.events), "destroy": unwanted})

@@ -2,12 +2,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Iterable
 
 from aiohttp import web
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode
+from pydantic_core import core_schema
+
+from corral.common.api_models import Problem
+from corral.common.errors import PROBLEM_CONTENT_TYPE
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+SchemaRef = Callable[[Any, JsonSchemaMode], dict[str, Any]]
+
+REF_TEMPLATE = "#/components/schemas/{model}"
+# Media types whose body is a sequence; their route's response model describes one item.
+STREAM_TYPES = frozenset({"application/x-ndjson", "text/event-stream"})
 
 
 @dataclass(frozen=True)
@@ -20,23 +30,19 @@ class Route:
     body: type[BaseModel] | None = None
     responses: dict[int, str] = field(default_factory=lambda: {200: "OK"})
     response_type: str = "application/json"
+    # The body of every success status but 204 (a pydantic model or TypedDict); for a stream,
+    # one NDJSON line or one event's data.
+    response: Any = None
     query: tuple[tuple[str, str], ...] = ()  # (name, description)
     tag: str = "sessions"
 
-    def openapi_operation(self) -> dict[str, Any]:
+    def openapi_operation(self, schema_ref: SchemaRef) -> dict[str, Any]:
+        responses = {str(code): self._response(code, text, schema_ref) for code, text in self.responses.items()}
         op: dict[str, Any] = {
             "summary": self.summary,
             "tags": [self.tag],
             "operationId": self.handler.__name__,
-            "responses": {
-                str(code): {
-                    "description": text,
-                    "content": {
-                        (self.response_type if code < 400 else "application/problem+json"): {"schema": {"type": "object"}}
-                    },
-                }
-                for code, text in self.responses.items()
-            },
+            "responses": responses,
         }
         params = [
             {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
@@ -47,28 +53,80 @@ class Route:
         if self.body is not None:
             op["requestBody"] = {
                 "required": True,
-                "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{self.body.__name__}"}}},
+                "content": {"application/json": {"schema": schema_ref(self.body, "validation")}},
             }
         if self.signed:
-            op["security"] = [{"corralHmac": []}]
-            op["responses"].setdefault("401", {"description": "Missing, forged or expired signature"})
+            responses.setdefault("401", self._response(401, "Missing, forged or expired signature", schema_ref))
         return op
+
+    def _response(self, code: int, text: str, schema_ref: SchemaRef) -> dict[str, Any]:
+        if code >= 400:
+            problem = {"schema": schema_ref(Problem, "serialization")}
+            return {"description": text, "content": {PROBLEM_CONTENT_TYPE: problem}}
+        if code == 204 or self.response is None:
+            return {"description": text}
+        model = schema_ref(self.response, "serialization")
+        if self.response_type in STREAM_TYPES:
+            media = {"schema": {"type": "string"}, "x-item-schema": model}
+        else:
+            media = {"schema": model}
+        return {"description": text, "content": {self.response_type: media}}
+
+    def models(self) -> Iterable[tuple[Any, JsonSchemaMode]]:
+        if self.body is not None:
+            yield self.body, "validation"
+        if self.response is not None:
+            yield self.response, "serialization"
+        if any(code >= 400 for code in self.responses) or self.signed:
+            yield Problem, "serialization"
 
 
 def _path_params(path: str) -> list[str]:
     return [part[1:-1] for part in path.split("/") if part.startswith("{") and part.endswith("}")]
 
 
-def build_openapi(routes: list[Route], version: str) -> dict[str, Any]:
-    paths: dict[str, dict[str, Any]] = {}
-    schemas: dict[str, Any] = {}
+class _DocumentSchema(GenerateJsonSchema):
+    """Pydantic's schemas, less response fields' defaults (the manager always sends those fields),
+    and with the ``NotRequired`` keys of TypedDicts inside response models left optional."""
+
+    def default_schema(self, schema: core_schema.WithDefaultSchema) -> dict[str, Any]:
+        if self.mode == "serialization":
+            return self.generate_inner(schema["schema"])
+        return super().default_schema(schema)
+
+    def field_is_required(
+        self,
+        field: core_schema.ModelField | core_schema.DataclassField | core_schema.TypedDictField,
+        total: bool,
+    ) -> bool:
+        if field["type"] == "typed-dict-field":
+            return field.get("required", total)
+        return super().field_is_required(field, total)
+
+
+def _component_schemas(routes: list[Route]) -> tuple[dict[tuple[Any, JsonSchemaMode], dict[str, Any]], dict[str, Any]]:
+    """Per (model, mode) its top-level schema (a $ref), and every named schema they refer to."""
+    wanted: dict[tuple[Any, JsonSchemaMode], TypeAdapter[Any]] = {}
     for route in routes:
-        paths.setdefault(route.path, {})[route.method.lower()] = route.openapi_operation()
-        if route.body is not None:
-            schema = route.body.model_json_schema(ref_template="#/components/schemas/{model}", by_alias=True)
-            for name, sub in schema.pop("$defs", {}).items():
-                schemas[name] = sub
-            schemas[route.body.__name__] = schema
+        for model, mode in route.models():
+            wanted.setdefault((model, mode), TypeAdapter(model))
+    refs, defs = TypeAdapter.json_schemas(
+        [(key, key[1], adapter) for key, adapter in wanted.items()],
+        ref_template=REF_TEMPLATE,
+        schema_generator=_DocumentSchema,
+    )
+    return {key[0]: ref for key, ref in refs.items()}, defs.get("$defs", {})
+
+
+def build_openapi(routes: list[Route], version: str) -> dict[str, Any]:
+    refs, schemas = _component_schemas(routes)
+
+    def schema_ref(model: Any, mode: JsonSchemaMode) -> dict[str, Any]:
+        return refs[(model, mode)]
+
+    paths: dict[str, dict[str, Any]] = {}
+    for route in routes:
+        paths.setdefault(route.path, {})[route.method.lower()] = route.openapi_operation(schema_ref)
     return {
         "openapi": "3.1.0",
         "info": {"title": "Corral API", "version": version},

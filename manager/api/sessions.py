@@ -9,6 +9,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
+from corral.common import api_models as api
 from corral.common.errors import Conflict, InvalidRequest
 from corral.common.ndjson_response import stream_ndjson
 
@@ -19,6 +20,7 @@ from ..session_service import SessionService
 from ..session_views import status_change_view
 from ..states import TERMINAL, SessionStatus
 from .context_access import ctx_of, service_of, user_of
+from .responses import json_response, to_json
 from corral.common.request_body import parse_body
 
 SSE_KEEPALIVE_S = 15.0
@@ -34,7 +36,7 @@ class ExecuteRequest(BaseModel):
 async def create_session(request: web.Request) -> web.Response:
     body = await parse_body(request, CreateSessionRequest)
     view = await service_of(request).create(user_of(request), body)
-    return web.json_response(view, status=201)
+    return json_response(api.Session, view, status=201)
 
 
 async def list_sessions(request: web.Request) -> web.Response:
@@ -52,16 +54,16 @@ async def list_sessions(request: web.Request) -> web.Response:
     items, cursor = await service_of(request).list(
         user_of(request), statuses or None, include_terminated, limit, request.query.get("cursor")
     )
-    return web.json_response({"items": items, "next_cursor": cursor})
+    return json_response(api.SessionPage, {"items": items, "next_cursor": cursor})
 
 
 async def get_session(request: web.Request) -> web.Response:
-    return web.json_response(await service_of(request).info(user_of(request), request.match_info["ref"]))
+    return json_response(api.Session, await service_of(request).info(user_of(request), request.match_info["ref"]))
 
 
 async def destroy_session(request: web.Request) -> web.Response:
-    view = await service_of(request).destroy(user_of(request), request.match_info["ref"])
-    return web.json_response(view, status=202)
+    view, final = await service_of(request).destroy(user_of(request), request.match_info["ref"])
+    return json_response(api.Session, view, status=200 if final else 202)
 
 
 async def _kernel_target(request: web.Request) -> tuple[Any, str, str]:
@@ -89,7 +91,7 @@ async def session_logs(request: web.Request) -> web.Response:
     else:
         async with ctx_of(request).sessionmaker() as db:
             logs = (await db.get(Kernel, kernel_id)).last_logs or ""  # type: ignore[union-attr]
-    return web.json_response({"logs": logs})
+    return json_response(api.SessionLogs, {"logs": logs})
 
 
 async def session_events(request: web.Request) -> web.StreamResponse:
@@ -125,7 +127,7 @@ async def _stream_status_changes(ctx: Any, session_id: str, response: web.Stream
                 ).all()
             for change in changes:
                 last_id = change.id
-                payload = json.dumps(status_change_view(change))
+                payload = json.dumps(status_change_view(change))  # built by api.StatusChange
                 await response.write(f"id: {change.id}\nevent: status\ndata: {payload}\n\n".encode())
             if changes and changes[-1].status in TERMINAL:
                 break
@@ -141,7 +143,8 @@ async def _stream_status_changes(ctx: Any, session_id: str, response: web.Stream
                 continue
             if isinstance(event, SessionProgressEvent):
                 # Ephemeral, so no ``id:`` (a reconnect resumes from the last status change).
-                await response.write(f"event: progress\ndata: {json.dumps(event.to_json())}\n\n".encode())
+                data = json.dumps(to_json(api.StatusChange, event.to_json()))
+                await response.write(f"event: progress\ndata: {data}\n\n".encode())
                 idle = 0.0
 
 

@@ -8,13 +8,15 @@ from pydantic import BaseModel, ConfigDict, field_validator
 from sqlalchemy import func, select
 from typing import Literal
 
+from corral.common import api_models as api
 from corral.common.errors import Conflict
 from corral.common.ids import new_access_key, new_id, new_secret_key
 
 from ..auth import require_admin
 from ..db.models import Keypair, User
-from ..status_recorder import utcnow
+from ..clock import utcnow
 from .context_access import ctx_of, user_of
+from .responses import json_response
 from corral.common.request_body import parse_body
 
 USERNAME_RE = re.compile(r"^[a-z_][a-z0-9_.-]{0,63}$")
@@ -47,11 +49,10 @@ async def create_user(request: web.Request) -> web.Response:
         await db.flush()
         db.add(Keypair(access_key=access_key, secret_key=secret_key, user_id=user.id, is_active=True, created_at=now))
         await db.commit()
-    return web.json_response(
-        {"id": user.id, "username": user.username, "role": user.role, "created_at": now.isoformat(),
-         "access_key": access_key, "secret_key": secret_key},
-        status=201,
+    created = api.NewUser(
+        id=user.id, username=user.username, role=user.role, created_at=now, access_key=access_key, secret_key=secret_key
     )
+    return json_response(api.NewUser, created, status=201)
 
 
 async def list_users(request: web.Request) -> web.Response:
@@ -64,7 +65,6 @@ async def list_users(request: web.Request) -> web.Response:
             .order_by(User.username)
         )
         items = [
-            {"id": u.id, "username": u.username, "role": u.role, "created_at": u.created_at.isoformat(), "keypairs": n}
-            for u, n in rows
+            api.User(id=u.id, username=u.username, role=u.role, created_at=u.created_at, keypairs=n) for u, n in rows
         ]
-    return web.json_response({"items": items})
+    return json_response(api.UserList, api.UserList(items=items))

@@ -91,6 +91,8 @@ class Session(Base):
     scheduled_at: Mapped[datetime | None] = mapped_column(nullable=True)
     started_at: Mapped[datetime | None] = mapped_column(nullable=True)
     terminated_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    # When the current status was entered: what the lifecycle timeouts count from.
+    status_changed_at: Mapped[datetime | None] = mapped_column(nullable=True)
     exit_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
     kernels: Mapped[list["Kernel"]] = relationship(
@@ -208,3 +210,27 @@ class ProjectMember(Base):
     created_at: Mapped[datetime]
 
     project: Mapped[Project] = relationship(back_populates="members")
+
+
+class RequestNonce(Base):
+    """The nonce of an accepted signed request, kept until its date leaves the skew window: a second request
+    with it is a replay, whichever manager it reaches. Expired rows are purged by ``expires_at``."""
+
+    __tablename__ = "request_nonces"
+
+    access_key: Mapped[str] = mapped_column(String(32), primary_key=True)
+    nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class SchedulerLeadership(Base):
+    """The scheduler's fencing token (DESIGN §5): the epoch of the current leader. A manager takes the lead
+    by raising ``epoch`` to its own lease's token; every reservation checks, in its own transaction, that the
+    epoch is still the one it claimed, so a manager that has lost the lease cannot reserve anything."""
+
+    __tablename__ = "scheduler_leadership"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    epoch: Mapped[int] = mapped_column(BigInteger)
+    holder: Mapped[str] = mapped_column(String(128))
+    since: Mapped[datetime]

@@ -1,16 +1,62 @@
-"""Bind stage: ask the chosen agent to start the kernel."""
+"""Bind stage: ask the chosen agent to start the session's kernels.
+
+``SCHEDULED → PREPARING`` is taken as a guarded move before the agent is
+asked, so a session destroyed meanwhile is never started. Then:
+
+- the agent answers: the kernel is being created (it reports ``running`` or
+  ``failed`` later). If the session was destroyed while we asked, the kernel
+  is removed at once.
+- the agent cannot be reached (connection refused, timeout, 503): the session
+  goes back to ``PENDING`` with its reservation released and the reason
+  recorded, and the agent is skipped for a short cool-down; it runs once an
+  agent can take it.
+- the agent has no room for it (its own view of the node disagrees for a
+  moment): the same, with that reason.
+- any other answer from the agent (bad image, bad mount) is definite:
+  the kernel and the session fail with that reason.
+
+Creation is idempotent on the agent, so re-driving a ``PREPARING`` session
+(after a manager crash) sends the same request again.
+"""
 from __future__ import annotations
 
 import logging
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
-from ..context import ManagerContext
-from ..db.models import Kernel, Session
-from ..kernel_events import mark_kernel_ended
-from ..states import SessionStatus
-from ..status_recorder import record_status, utcnow
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from corral.common.errors import Conflict, CorralError, KernelDestroyed, NotFound, ServiceUnavailable
+from corral.common.ids import new_id
+from corral.common.session_status import TERMINAL, SessionStatus
+
+from ..db.models import Agent, Kernel, Session
+from ..events import EventHub
+from ..lifecycle.keyed_tasks import KeyedTasks
+from ..lifecycle.kernel_events import KernelEvents
+from ..lifecycle.moves import move_kernels, move_session
+from ..lifecycle.occupancy import recalc_occupied
+from .cooldown import AgentCooldown
+from .wakeup import Wakeup
 
 log = logging.getLogger(__name__)
+
+STARTING = frozenset({SessionStatus.SCHEDULED, SessionStatus.PREPARING})
+
+
+class KernelAgentClient(Protocol):
+    async def create_kernel(self, address: str, spec: dict[str, Any]) -> Any: ...
+
+    async def destroy_kernel(self, address: str, kernel_id: str, reason: str) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Placement:
+    kernel_id: str
+    agent_id: str
+    address: str
+    spec: dict[str, Any]
 
 
 def kernel_spec(sess: Session, kernel: Kernel) -> dict[str, Any]:
@@ -33,20 +79,142 @@ def kernel_spec(sess: Session, kernel: Kernel) -> dict[str, Any]:
     }
 
 
-async def bind(ctx: ManagerContext, session_id: str, address: str) -> None:
-    async with ctx.sessionmaker() as db:
-        sess = await db.get(Session, session_id)
-        if sess is None or sess.status != SessionStatus.SCHEDULED:
+class Binder:
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        hub: EventHub,
+        agents: KernelAgentClient,
+        kernel_events: KernelEvents,
+        wakeup: Wakeup,
+        cooldown: AgentCooldown,
+    ) -> None:
+        self._sessionmaker = sessionmaker
+        self._hub = hub
+        self._agents = agents
+        self._kernel_events = kernel_events
+        self._wakeup = wakeup
+        self._cooldown = cooldown
+        self.in_flight = KeyedTasks("bind")
+
+    def spawn(self, session_id: str) -> bool:
+        """Bind in the background (once per session at a time)."""
+        return self.in_flight.spawn(session_id, self.bind(session_id))
+
+    def spawn_redrive(self, session_id: str) -> bool:
+        return self.in_flight.spawn(session_id, self.redrive(session_id))
+
+    async def close(self) -> None:
+        await self.in_flight.close()
+
+    async def bind(self, session_id: str) -> None:
+        async with self._sessionmaker() as db:
+            agent = await db.scalar(select(Kernel.agent_id).where(Kernel.session_id == session_id).limit(1))
+            won = await move_session(
+                db, self._hub, session_id, SessionStatus.PREPARING, f"agent {agent} is creating the container",
+                only_from={SessionStatus.SCHEDULED},
+            )
+            if not won:
+                return  # destroyed (or re-queued) since it was placed: nothing to start
+            await move_kernels(db, SessionStatus.PREPARING, "", session_id=session_id, only_from={SessionStatus.SCHEDULED})
+            placements = await self._placements(db, session_id)
+            await db.commit()
+        await self._create(session_id, placements)
+
+    async def redrive(self, session_id: str) -> None:
+        """Send the creation of a ``PREPARING`` session's kernels again (idempotent on the agent)."""
+        async with self._sessionmaker() as db:
+            status = await db.scalar(select(Session.status).where(Session.id == session_id))
+            if status != SessionStatus.PREPARING:
+                return
+            placements = await self._placements(db, session_id, only={SessionStatus.PREPARING})
+        if placements:
+            log.info("re-sending kernel creation for session %s", session_id)
+            await self._create(session_id, placements)
+
+    async def requeue(self, session_id: str, reason: str) -> bool:
+        """Back to ``PENDING`` with the reservation released; False when the session had moved on."""
+        async with self._sessionmaker() as db:
+            if not await move_session(db, self._hub, session_id, SessionStatus.PENDING, reason, only_from=STARTING):
+                return False
+            held_on = (await db.scalars(select(Kernel.agent_id).where(Kernel.session_id == session_id))).all()
+            moved = await move_kernels(
+                db, SessionStatus.PENDING, reason, session_id=session_id, only_from=STARTING,
+                agent_id=None, allocation=None, container_id=None,
+            )
+            for kernel in moved:
+                # A new id per placement: whatever the old one left on an agent (a container, a tombstone,
+                # a late event) can never be mistaken for the next placement.
+                await db.execute(update(Kernel).where(Kernel.id == kernel.id).values(id=new_id()))
+            await recalc_occupied(db, held_on)
+            await db.commit()
+        log.info("session %s back in the queue: %s", session_id, reason)
+        self._wakeup.trigger()
+        return True
+
+    async def _placements(
+        self, db: AsyncSession, session_id: str, only: frozenset[SessionStatus] | set[SessionStatus] | None = None
+    ) -> list[Placement]:
+        sess = await db.get(Session, session_id, populate_existing=True)
+        assert sess is not None
+        rows = (
+            await db.execute(
+                select(Kernel, Agent.address)
+                .join(Agent, Agent.id == Kernel.agent_id)
+                .where(Kernel.session_id == session_id)
+                .order_by(Kernel.cluster_idx)
+                .execution_options(populate_existing=True)
+            )
+        ).all()
+        return [
+            Placement(kernel.id, kernel.agent_id, address, kernel_spec(sess, kernel))  # type: ignore[arg-type]
+            for kernel, address in rows
+            if only is None or kernel.status in only
+        ]
+
+    async def _create(self, session_id: str, placements: list[Placement]) -> None:
+        for placement in placements:
+            try:
+                await self._agents.create_kernel(placement.address, placement.spec)
+            except ServiceUnavailable as exc:
+                self._cooldown.note_unreachable(placement.agent_id)
+                log.warning("agent %s unreachable while binding session %s: %s", placement.agent_id, session_id, exc)
+                await self.requeue(session_id, f"agent {placement.agent_id} could not be reached ({exc.detail}); "
+                                               "back in the queue")
+                return
+            except KernelDestroyed as exc:
+                # Destroyed while this create was on its way: the destroy decides how the session ends.
+                if not await self.requeue(session_id, f"agent {placement.agent_id}: {exc.detail}; back in the queue"):
+                    await self._kernel_events.ended(placement.kernel_id, None, exc.detail, None)
+                return
+            except Conflict as exc:
+                # The agent's own view says no room (it has not freed a kernel that ended yet, say): not final.
+                self._cooldown.note_unreachable(placement.agent_id)
+                await self.requeue(session_id, f"agent {placement.agent_id} has no room for it now ({exc.detail}); "
+                                               "back in the queue")
+                return
+            except CorralError as exc:
+                log.warning("agent %s refused kernel %s: %s", placement.agent_id, placement.kernel_id, exc.detail)
+                await self._kernel_events.ended(
+                    placement.kernel_id, None, f"could not start: {exc.detail}", None, failed=True
+                )
+                return
+            await self._remove_if_unwanted(session_id, placement)
+
+    async def _remove_if_unwanted(self, session_id: str, placement: Placement) -> None:
+        """The session was destroyed while the agent was creating its kernel: remove the kernel now."""
+        async with self._sessionmaker() as db:
+            status = await db.scalar(select(Session.status).where(Session.id == session_id))
+        if status not in TERMINAL and status != SessionStatus.TERMINATING:
             return
-        specs = [kernel_spec(sess, k) for k in sess.kernels]
-        record_status(db, ctx.hub, sess, SessionStatus.PREPARING, "agent is creating the container")
-        for kernel in sess.kernels:
-            kernel.status = SessionStatus.PREPARING
-            kernel.status_changed_at = utcnow()
-        await db.commit()
-    for spec in specs:
+        reason = "session destroyed while its container was being created"
         try:
-            await ctx.agent_client.create_kernel(address, spec)
-        except Exception as exc:  # noqa: BLE001 - any failure ends this kernel with its reason
-            log.warning("agent %s refused kernel %s: %s", address, spec["kernel_id"], exc)
-            await mark_kernel_ended(ctx, spec["kernel_id"], None, f"could not start: {exc}", None, failed=True)
+            result = await self._agents.destroy_kernel(placement.address, placement.kernel_id, reason)
+        except NotFound:
+            result = {}
+        except CorralError as exc:
+            log.warning("could not remove kernel %s yet (%s); the next heartbeat will", placement.kernel_id, exc)
+            return
+        await self._kernel_events.ended(
+            placement.kernel_id, (result or {}).get("exit_code"), reason, (result or {}).get("logs")
+        )

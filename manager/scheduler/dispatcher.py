@@ -1,18 +1,32 @@
 """The scheduling loop: runs a pass when triggered (new session, freed
-resources) or every ``interval_s``, only while this manager holds the lead."""
+resources) or every ``interval_s``, only while this manager holds the lead.
+
+A pass reads the queue and the nodes once, then reserves each placement in
+its own short transaction (fencing check, then guarded ``PENDING →
+SCHEDULED``). A session cancelled after the pass read it simply loses that
+move and is skipped; its resources are never taken.
+"""
 from __future__ import annotations
 
 import asyncio
 import logging
 
-from ..context import ManagerContext
-from ..leader import LeaderElection
-from .bind import bind
-from .filter import Candidate
-from .registry import build_stages
-from .node_view import load_node_views
-from .reserve import reserve
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from corral.common.session_status import SessionStatus
 from corral.common.slots import ResourceSlot, format_size
+
+from ..events import EventHub
+from ..leader import LeaderElection
+from ..lifecycle.moves import set_reason
+from .bind import Binder
+from .cooldown import AgentCooldown
+from .fencing import LeaderFence, LostLeadership
+from .filter import Candidate
+from .node_view import load_node_views
+from .registry import SchedulerStages
+from .reserve import reserve
+from .wakeup import SchedulerWakeup
 
 log = logging.getLogger(__name__)
 
@@ -20,16 +34,30 @@ BATCH = 200
 
 
 class Scheduler:
-    def __init__(self, ctx: ManagerContext, leader: LeaderElection) -> None:
-        self.ctx = ctx
-        self.leader = leader
-        self.queue, self.filter, self.scorer = build_stages(ctx.config.scheduler)
-        self._wakeup = asyncio.Event()
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        hub: EventHub,
+        leader: LeaderElection,
+        fence: LeaderFence,
+        stages: SchedulerStages,
+        binder: Binder,
+        wakeup: SchedulerWakeup,
+        cooldown: AgentCooldown,
+        interval_s: float,
+    ) -> None:
+        self._sessionmaker = sessionmaker
+        self._hub = hub
+        self._leader = leader
+        self._fence = fence
+        self._stages = stages
+        self._binder = binder
+        self._wakeup = wakeup
+        self._cooldown = cooldown
+        self._interval_s = interval_s
+        self._epoch: int | None = None
+        self._claimed_term: int | None = None
         self._task: asyncio.Task[None] | None = None
-        self._binds: set[asyncio.Task[None]] = set()
-
-    def trigger(self) -> None:
-        self._wakeup.set()
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._loop(), name="scheduler")
@@ -38,55 +66,67 @@ class Scheduler:
         if self._task:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        await asyncio.gather(*self._binds, return_exceptions=True)
 
     async def _loop(self) -> None:
         while True:
-            try:
-                await asyncio.wait_for(self._wakeup.wait(), timeout=self.ctx.config.scheduler.interval_s)
-            except TimeoutError:
-                pass
-            self._wakeup.clear()
-            if not self.leader.is_leader:
+            await self._wakeup.wait(self._interval_s)
+            if not self._leader.is_leader:
+                self._epoch = None
                 continue
             try:
                 await self.run_pass()
             except asyncio.CancelledError:
                 raise
+            except LostLeadership as exc:
+                log.warning("scheduler pass stopped: %s", exc.detail)
+                self._epoch = None
             except Exception:
                 log.exception("scheduler pass failed; retrying at the next trigger")
 
+    async def epoch(self) -> int:
+        """This leadership's fencing epoch, claimed once per term."""
+        term = self._leader.term
+        if self._epoch is None or term != self._claimed_term:
+            self._epoch = await self._fence.claim(term)
+            self._claimed_term = term
+        return self._epoch
+
     async def run_pass(self) -> int:
         """Place as many pending sessions as fit; returns how many were placed."""
-        placed = 0
-        async with self.ctx.sessionmaker() as db:
-            pending = await self.queue.pending(db, BATCH)
+        async with self._sessionmaker() as db:
+            pending = await self._stages.queue.pending(db, BATCH)
             if not pending:
                 return 0
-            nodes = await load_node_views(db)
-            for sess in pending:
-                request = ResourceSlot.from_json(sess.requested_slots)
-                candidates = self.filter.feasible(nodes, request, sess.resource_group)
-                ranked = self.scorer.rank(candidates)
-                if not ranked:
-                    # Later, smaller requests may still fit (no head-of-line blocking); tell the
-                    # owner why this one waits, without a new history entry per pass.
-                    waiting = f"waiting for resources: no agent in group {sess.resource_group!r} has {_describe(request)} free"
-                    if sess.status_reason != waiting:
-                        sess.status_reason = waiting
-                        await db.commit()
-                    continue
-                allocation = ranked[0].node.state.try_allocate(request)  # now with its cores
-                if allocation is None:
-                    continue
-                chosen = Candidate(ranked[0].node, allocation)
-                await reserve(db, self.ctx.hub, sess, chosen)
+            nodes = [n for n in await load_node_views(db) if not self._cooldown.cooling(n.agent_id)]
+        epoch = await self.epoch()
+        placed = 0
+        waiting: dict[str, str] = {}
+        for sess in pending:
+            request = ResourceSlot.from_json(sess.requested_slots)
+            ranked = self._stages.scorer.rank(self._stages.filter.feasible(nodes, request, sess.resource_group))
+            allocation = ranked[0].node.state.try_allocate(request) if ranked else None  # now with its cores
+            if allocation is None:
+                # Later, smaller requests may still fit (no head-of-line blocking); say why this one waits.
+                reason = (f"waiting for resources: no agent in group {sess.resource_group!r} has "
+                          f"{_describe(request)} free")
+                if sess.status_reason != reason:
+                    waiting[sess.id] = reason
+                continue
+            chosen = Candidate(ranked[0].node, allocation)
+            async with self._sessionmaker() as db:
+                won = await reserve(db, self._hub, self._fence, epoch, sess.id, chosen)
                 await db.commit()
-                placed += 1
-                log.info("session %s scheduled on %s", sess.id, chosen.node.agent_id)
-                task = asyncio.get_running_loop().create_task(bind(self.ctx, sess.id, chosen.node.address))
-                self._binds.add(task)
-                task.add_done_callback(self._binds.discard)
+            if not won:
+                continue  # cancelled since the queue was read
+            chosen.node.state.add(allocation)
+            placed += 1
+            log.info("session %s scheduled on %s", sess.id, chosen.node.agent_id)
+            self._binder.spawn(sess.id)
+        if waiting:
+            async with self._sessionmaker() as db:
+                for session_id, reason in waiting.items():
+                    await set_reason(db, session_id, reason, while_in={SessionStatus.PENDING})
+                await db.commit()
         return placed
 
 

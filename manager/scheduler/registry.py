@@ -1,6 +1,7 @@
 """Scheduler stages by configured name, so each can be swapped in config."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 from corral.common.errors import ConfigError
@@ -22,9 +23,16 @@ def _pick(kind: str, table: dict[str, Callable[[], object]], name: str) -> objec
         raise ConfigError(f"unknown scheduler {kind} {name!r}; choose from {', '.join(sorted(table))}") from None
 
 
-def build_stages(config: SchedulerConfig) -> tuple[PendingQueue, NodeFilter, CandidateScorer]:
-    return (
-        _pick("queue", QUEUES, config.queue),  # type: ignore[return-value]
-        _pick("filter", FILTERS, config.filter),
-        _pick("score", SCORERS, config.score),
+@dataclass(frozen=True)
+class SchedulerStages:
+    queue: PendingQueue
+    filter: NodeFilter
+    scorer: CandidateScorer
+
+
+def build_stages(config: SchedulerConfig) -> SchedulerStages:
+    return SchedulerStages(
+        queue=_pick("queue", QUEUES, config.queue),  # type: ignore[arg-type]
+        filter=_pick("filter", FILTERS, config.filter),  # type: ignore[arg-type]
+        scorer=_pick("score", SCORERS, config.score),  # type: ignore[arg-type]
     )

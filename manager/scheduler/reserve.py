@@ -5,11 +5,12 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ..db.models import Session
+from corral.common.session_status import SessionStatus
+
 from ..events import EventHub
-from ..kernel_events import recalc_occupied
-from ..states import SessionStatus
-from ..status_recorder import record_status, utcnow
+from ..lifecycle.moves import move_kernels, move_session
+from ..lifecycle.occupancy import recalc_occupied
+from .fencing import LeaderFence
 from .filter import Candidate
 
 
@@ -28,15 +29,22 @@ def allocation_record(candidate: Candidate) -> dict[str, Any]:
     return record
 
 
-async def reserve(db: AsyncSession, hub: EventHub, sess: Session, candidate: Candidate) -> None:
-    """Bind the session's kernel to the node and record its allocation; caller commits."""
-    now = utcnow()
-    for kernel in sess.kernels:
-        kernel.agent_id = candidate.node.agent_id
-        kernel.allocation = allocation_record(candidate)
-        kernel.status = SessionStatus.SCHEDULED
-        kernel.status_changed_at = now
-    record_status(db, hub, sess, SessionStatus.SCHEDULED, f"placed on agent {candidate.node.agent_id}")
-    await db.flush()
-    await recalc_occupied(db, candidate.node.agent_id)
-    candidate.node.state.add(candidate.allocation)
+async def reserve(
+    db: AsyncSession, hub: EventHub, fence: LeaderFence, epoch: int, session_id: str, candidate: Candidate
+) -> bool:
+    """``PENDING → SCHEDULED`` on the candidate's node; False when the session is no longer pending.
+
+    Raises `LostLeadership` when ``epoch`` is not the current leader's. The caller commits (or rolls back).
+    """
+    await fence.check(db, epoch)
+    agent_id = candidate.node.agent_id
+    if not await move_session(
+        db, hub, session_id, SessionStatus.SCHEDULED, f"placed on agent {agent_id}", only_from={SessionStatus.PENDING}
+    ):
+        return False
+    await move_kernels(
+        db, SessionStatus.SCHEDULED, "", session_id=session_id, only_from={SessionStatus.PENDING},
+        agent_id=agent_id, allocation=allocation_record(candidate),
+    )
+    await recalc_occupied(db, [agent_id])
+    return True

@@ -26,19 +26,19 @@ from typing import Annotated, Any, Literal, Mapping, Sequence
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from corral.common import api_models as api
 from corral.common.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
 from corral.common.ids import new_id
 from corral.common.slots import format_size, parse_size
 from corral.common.vfolder_token import issue_vfolder_token
 
 from ..auth import AuthUser
-from ..context import ManagerContext
 from ..db.models import Project, Session, User, VFolder, VFolderShare
 from ..project_service import MANAGER, find_project, project_roles
 from ..states import TERMINAL
-from ..status_recorder import utcnow
+from ..clock import utcnow
 from .mounts import VFOLDER_NAME_RE, parse_mounts
 from .proxies import StorageProxies, split_host
 from .proxy_client import StorageProxyClient
@@ -117,13 +117,16 @@ class Access:
     manages: bool
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
-
-
 class VfolderService:
-    def __init__(self, ctx: ManagerContext, proxies: StorageProxies, client: StorageProxyClient) -> None:
-        self.ctx = ctx
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        proxies: StorageProxies,
+        client: StorageProxyClient,
+        token_ttl_s: int,
+    ) -> None:
+        self._sessionmaker = sessionmaker
+        self._token_ttl_s = token_ttl_s
         self.proxies = proxies
         self.client = client
 
@@ -221,7 +224,7 @@ class VfolderService:
         rows = await db.execute(select(Project.id, Project.name).where(Project.id.in_(project_ids)))
         return {pid: name for pid, name in rows}
 
-    async def _views(self, db: AsyncSession, user: AuthUser, accesses: Sequence[Access]) -> list[dict[str, Any]]:
+    async def _view_models(self, db: AsyncSession, user: AuthUser, accesses: Sequence[Access]) -> list[api.Vfolder]:
         ids: set[str] = set()
         project_ids: set[str] = set()
         for access in accesses:
@@ -235,30 +238,35 @@ class VfolderService:
         for access in accesses:
             vf = access.vfolder
             project = projects.get(vf.owner_id, vf.owner_id) if vf.owner_kind == "project" else None
-            view: dict[str, Any] = {
-                "id": vf.id,
-                "name": vf.name,
-                "owner": names.get(vf.owner_id, vf.owner_id) if vf.owner_kind == "user" else project,
-                "owner_kind": vf.owner_kind,
-                "project": project,
-                "creator": names.get(vf.creator_id, vf.creator_id),
-                "host": vf.host,
-                "vfid": vf.vfid,
-                "quota_bytes": vf.quota_bytes,
-                "status": vf.status,
-                "permission": access.permission,
-                "is_owner": access.manages,
-                "created_at": _iso(vf.created_at),
-                "updated_at": _iso(vf.updated_at),
-                "trashed_at": _iso(vf.trashed_at),
-            }
-            if access.manages:
-                view["shared_with"] = sorted(
-                    ({"username": names.get(s.user_id, s.user_id), "permission": s.permission} for s in vf.shares),
+            shares: dict[str, Any] = {}
+            if access.manages:  # only those who manage a vfolder see who else has it
+                shares["shared_with"] = sorted(
+                    (api.VfolderShare(username=names.get(s.user_id, s.user_id), permission=s.permission)
+                     for s in vf.shares),
                     key=lambda s: s["username"],
                 )
-            views.append(view)
+            views.append(api.Vfolder(
+                id=vf.id,
+                name=vf.name,
+                owner=names.get(vf.owner_id, vf.owner_id) if vf.owner_kind == "user" else project,
+                owner_kind=vf.owner_kind,
+                project=project,
+                creator=names.get(vf.creator_id, vf.creator_id),
+                host=vf.host,
+                vfid=vf.vfid,
+                quota_bytes=vf.quota_bytes,
+                status=vf.status,
+                permission=access.permission,
+                is_owner=access.manages,
+                created_at=vf.created_at,
+                updated_at=vf.updated_at,
+                trashed_at=vf.trashed_at,
+                **shares,
+            ))
         return views
+
+    async def _views(self, db: AsyncSession, user: AuthUser, accesses: Sequence[Access]) -> list[dict[str, Any]]:
+        return [view.to_json() for view in await self._view_models(db, user, accesses)]
 
     async def _view(self, db: AsyncSession, user: AuthUser, access: Access) -> dict[str, Any]:
         return (await self._views(db, user, [access]))[0]
@@ -272,15 +280,15 @@ class VfolderService:
             try:
                 volumes = await self.client.list_volumes(proxy)
             except Exception as exc:  # noqa: BLE001 - list what answers, name what does not
-                hosts.append({"host": proxy.name, "proxy": proxy.name, "volume": None, "error": str(exc)})
+                hosts.append(api.StorageHost(host=proxy.name, proxy=proxy.name, volume=None, error=str(exc)))
                 continue
             for volume in volumes:
                 name = f"{proxy.name}:{volume.get('name')}"
-                hosts.append({
-                    "host": name, "proxy": proxy.name, "volume": volume.get("name"),
-                    "backend": volume.get("backend"), "capabilities": volume.get("capabilities", []),
-                    "default": name == default or (default == proxy.name and volume is volumes[0]),
-                })
+                hosts.append(api.StorageHost(
+                    host=name, proxy=proxy.name, volume=volume.get("name"),
+                    backend=volume.get("backend"), capabilities=volume.get("capabilities", []),
+                    default=name == default or (default == proxy.name and volume is volumes[0]),
+                ))
         return hosts
 
     async def _pick_host(self, requested: str | None) -> tuple[str, str]:
@@ -295,7 +303,7 @@ class VfolderService:
 
     async def create(self, user: AuthUser, req: CreateVfolderRequest) -> dict[str, Any]:
         quota = _quota(req.quota)
-        async with self.ctx.sessionmaker() as db:
+        async with self._sessionmaker() as db:
             if req.project:
                 owner_kind, owner_id = "project", await self._project_for_new_vfolder(db, user, req.project)
             else:
@@ -312,14 +320,14 @@ class VfolderService:
             created_at=now, updated_at=now, shares=[],
         )
         try:
-            async with self.ctx.sessionmaker() as db:
+            async with self._sessionmaker() as db:
                 db.add(vf)
                 await db.commit()
         except IntegrityError:
             await self._drop_on_proxy(vf)
             raise Conflict(f"a vfolder named {req.name!r} already exists") from None
         log.info("vfolder %s (%s) created by %s on %s:%s", vf.name, vf.id, user.username, proxy_name, volume)
-        async with self.ctx.sessionmaker() as db:
+        async with self._sessionmaker() as db:
             return await self._view(db, user, await self.resolve(db, user, vf.id))
 
     async def _project_for_new_vfolder(self, db: AsyncSession, user: AuthUser, ref: str) -> str:
@@ -356,7 +364,7 @@ class VfolderService:
 
     async def list(self, user: AuthUser, *, trashed: bool = False) -> list[dict[str, Any]]:
         status = TRASHED if trashed else READY
-        async with self.ctx.sessionmaker() as db:
+        async with self._sessionmaker() as db:
             roles = await project_roles(db, user.user_id)
             owned = (await db.scalars(
                 select(VFolder).where(VFolder.status == status, self._owned_by(user, roles))
@@ -374,24 +382,24 @@ class VfolderService:
             return await self._views(db, user, ordered)
 
     async def info(self, user: AuthUser, ref: str, *, with_usage: bool = True) -> dict[str, Any]:
-        async with self.ctx.sessionmaker() as db:
+        async with self._sessionmaker() as db:
             access = await self.resolve(db, user, ref)
-            view = await self._view(db, user, access)
+            [view] = await self._view_models(db, user, [access])
         if with_usage:
             vf = access.vfolder
             try:
                 usage = await self.client.usage(await self.proxies.get(vf.proxy), vf.volume, vf.vfid)
-                view["usage"] = {k: usage.get(k) for k in ("bytes", "files", "dirs", "disk_bytes", "entries")}
-                view["over_quota"] = vf.quota_bytes is not None and int(usage.get("bytes", 0)) >= vf.quota_bytes
+                counts = api.VfolderUsage(**{k: usage.get(k) for k in api.VfolderUsage.__annotations__})
+                over_quota = vf.quota_bytes is not None and int(usage.get("bytes", 0)) >= vf.quota_bytes
+                view = view.model_copy(update={"usage": counts, "over_quota": over_quota})
             except Exception as exc:  # noqa: BLE001 - the vfolder's record is still worth showing
-                view["usage"] = None
-                view["usage_error"] = str(exc)
-        return view
+                view = view.model_copy(update={"usage": None, "usage_error": str(exc)})
+        return view.to_json()
 
     async def update(self, user: AuthUser, ref: str, req: UpdateVfolderRequest) -> dict[str, Any]:
         if req.unlimited and req.quota is not None:
             raise InvalidRequest("give a quota or unlimited, not both")
-        async with self.ctx.sessionmaker() as db:
+        async with self._sessionmaker() as db:
             access = await self.resolve(db, user, ref)
             self._require_manager(access, "change")
             vf = access.vfolder
@@ -410,7 +418,7 @@ class VfolderService:
             return await self._view(db, user, access)
 
     async def trash(self, user: AuthUser, ref: str) -> dict[str, Any]:
-        async with self.ctx.sessionmaker() as db:
+        async with self._sessionmaker() as db:
             access = await self.resolve(db, user, ref)
             self._require_manager(access, "delete")
             vf = access.vfolder
@@ -434,7 +442,7 @@ class VfolderService:
         }
 
     async def restore(self, user: AuthUser, ref: str) -> dict[str, Any]:
-        async with self.ctx.sessionmaker() as db:
+        async with self._sessionmaker() as db:
             access = await self.resolve(db, user, ref, status=TRASHED)
             self._require_manager(access, "restore")
             vf = access.vfolder
@@ -450,7 +458,7 @@ class VfolderService:
 
     async def purge(self, user: AuthUser, ref: str) -> dict[str, Any]:
         """Delete a trashed vfolder for good, on the proxy first (its files are gone then)."""
-        async with self.ctx.sessionmaker() as db:
+        async with self._sessionmaker() as db:
             try:
                 access = await self.resolve(db, user, ref, status=TRASHED)
             except NotFound:
@@ -463,18 +471,17 @@ class VfolderService:
                 raise
             self._require_manager(access, "purge")
             vf = access.vfolder
-            view = await self._view(db, user, access)
+            [view] = await self._view_models(db, user, [access])
         await self._drop_on_proxy(vf)
-        async with self.ctx.sessionmaker() as db:
+        async with self._sessionmaker() as db:
             await db.execute(delete(VFolderShare).where(VFolderShare.vfolder_id == vf.id))
             await db.execute(delete(VFolder).where(VFolder.id == vf.id))
             await db.commit()
         log.info("vfolder %s (%s) purged by %s", vf.name, vf.id, user.username)
-        view["status"] = "purged"
-        return view
+        return view.model_copy(update={"status": "purged"}).to_json()
 
     async def share(self, user: AuthUser, ref: str, req: ShareRequest) -> dict[str, Any]:
-        async with self.ctx.sessionmaker() as db:
+        async with self._sessionmaker() as db:
             access = await self.resolve(db, user, ref)
             self._require_manager(access, "share")
             vf = access.vfolder
@@ -494,7 +501,7 @@ class VfolderService:
             return await self._view(db, user, access)
 
     async def unshare(self, user: AuthUser, ref: str, username: str) -> dict[str, Any] | None:
-        async with self.ctx.sessionmaker() as db:
+        async with self._sessionmaker() as db:
             access = await self.resolve(db, user, ref)
             vf = access.vfolder
             target = await db.scalar(select(User).where(User.username == username))
@@ -511,28 +518,28 @@ class VfolderService:
             return await self._view(db, user, access) if access.manages else None
 
     async def token(self, user: AuthUser, ref: str, req: TokenRequest) -> dict[str, Any]:
-        async with self.ctx.sessionmaker() as db:
+        async with self._sessionmaker() as db:
             access = await self.resolve(db, user, ref)
         vf = access.vfolder
         if req.permission == "rw" and access.permission != "rw":
             raise PermissionDenied(f"vfolder {vf.name} is shared with you read-only")
         proxy = await self.proxies.get(vf.proxy)
-        ttl = self.ctx.config.storage.token_ttl_s
+        ttl = self._token_ttl_s
         now = datetime.now(timezone.utc)
         token = issue_vfolder_token(
             proxy.jwt_secret, vfolder_id=vf.vfid, volume=vf.volume, user=user.username, permission=req.permission,
             ttl_s=ttl, quota_bytes=vf.quota_bytes if req.permission == "rw" else None, now=now.timestamp(),
         )
-        return {
-            "client_url": proxy.client_url,
-            "token": token,
-            "vfid": vf.vfid,
-            "vfolder_id": vf.id,
-            "name": vf.name,
-            "permission": req.permission,
-            "quota_bytes": vf.quota_bytes,
-            "expires_at": (now.replace(microsecond=0) + timedelta(seconds=ttl)).isoformat(),
-        }
+        return api.VfolderToken(
+            client_url=proxy.client_url,
+            token=token,
+            vfid=vf.vfid,
+            vfolder_id=vf.id,
+            name=vf.name,
+            permission=req.permission,
+            quota_bytes=vf.quota_bytes,
+            expires_at=now.replace(microsecond=0) + timedelta(seconds=ttl),
+        ).to_json()
 
     # Sessions -------------------------------------------------------------------------
     async def resolve_mounts(self, user: AuthUser, specs: list[str]) -> tuple[list[dict[str, Any]], list[str]]:
@@ -544,7 +551,7 @@ class VfolderService:
         if not specs:
             return [], []
         requests = parse_mounts(specs)
-        async with self.ctx.sessionmaker() as db:
+        async with self._sessionmaker() as db:
             accesses = [await self.resolve(db, user, m.name) for m in requests]
         mounts: list[dict[str, Any]] = []
         notes: list[str] = []

@@ -50,7 +50,7 @@ async def running(client: AsyncCorralClient, resources: dict[str, Any], name: st
 
 async def free_shares(cluster: LiveCluster) -> dict[str, list[str | None]]:
     """What GET /api/v1/agents shows per agent: free share per GPU (via the view the endpoint uses)."""
-    async with cluster.manager.ctx.sessionmaker() as db:
+    async with cluster.manager.sessionmaker() as db:
         agents = (await db.scalars(select(Agent).order_by(Agent.first_contact, Agent.id))).all()
         views = await agent_views(db, agents)
     return {view["id"]: [g["free_share"] for g in view["gpus"]] for view in views}

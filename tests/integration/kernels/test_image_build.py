@@ -16,7 +16,7 @@ from corral.kernels import builder
 from corral.kernels.builder import BuiltImage, build_image, image_exists
 from corral.kernels.contract import batch_command, bind_mounts, interactive_command, prepare_runner_dir
 from corral.kernels.errors import ImageBuildError
-from corral.kernels.runner_client import RunnerClient
+from corral.agent.runner_client import RunnerClient
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

@@ -73,7 +73,7 @@ class LiveCluster:
         self.storage = StorageProxyServer(config)
         await self.storage.start()
         for manager in self.managers:
-            manager.ctx.vfolders.proxies.register(ProxyInfo(**self.storage_entry()))
+            manager.vfolders.proxies.register(ProxyInfo(**self.storage_entry()))
         return self.storage
 
     @property
@@ -85,6 +85,7 @@ class LiveCluster:
             overrides["storage"] = {
                 "proxies": [self.storage_entry()], "default_host": f"{self.STORAGE_PROXY}:{self.STORAGE_VOLUME}",
             }
+        overrides.setdefault("lifecycle", {"interval_s": 0.5})
         config = load_manager_config(
             None,
             id=f"manager-{len(self.managers) + 1}",
@@ -137,7 +138,7 @@ class LiveCluster:
 
     async def add_user(self, username: str) -> tuple[str, str]:
         access, secret = new_access_key(), new_secret_key()
-        await ensure_user(self.manager.ctx.sessionmaker, username, "user", access, secret)
+        await ensure_user(self.manager.sessionmaker, username, "user", access, secret)
         return access, secret
 
     async def stop(self) -> None:

@@ -5,6 +5,7 @@ import asyncio
 import os
 from pathlib import Path
 
+import aiodocker
 import pytest
 
 from corral.agent.server import AgentServer
@@ -50,28 +51,67 @@ async def test_batch_that_ended_while_agent_was_down_is_settled(cluster: LiveClu
     assert ended.status == "TERMINATED" and ended.raw["exit_code"] == 4
 
 
-async def test_lost_agent_marks_sessions_and_recovers_when_back(cluster: LiveCluster) -> None:
+async def test_lost_agent_keeps_its_sessions_running_and_they_carry_on_when_it_is_back(cluster: LiveCluster) -> None:
     client = cluster.client()
     session = await client.create_session(resources={"mem": "128m"})
     await client.wait_for_status(session.id, {"RUNNING"}, timeout=60)
     old = cluster.agents.pop()
     await old.stop()
-    lost = await client.wait_for_status(session.id, {"ERROR"}, timeout=30)
-    assert "agent lost" in lost.raw["status_reason"] and old.agent_id in lost.raw["status_reason"]
-    agents = await client.list_agents()
-    assert [a.status for a in agents if a.id == old.agent_id] == ["LOST"]
+
+    async def marked_lost() -> bool:
+        return [a.status for a in await client.list_agents() if a.id == old.agent_id] == ["LOST"]
+
+    await wait_for(marked_lost, timeout=30)
+    info = await client.get_session(session.id)
+    # Still RUNNING (no terminal state is ever left again), and saying what is going on.
+    assert info.status == "RUNNING"
+    assert "agent lost" in info.raw["status_reason"] and old.agent_id in info.raw["status_reason"]
 
     back = AgentServer(cluster.agent_config("a1"))
     await back.start()
     cluster.agents.append(back)
 
-    async def running() -> bool:
-        return (await client.get_session(session.id)).status == "RUNNING"
+    async def is_back() -> bool:
+        return "is back" in (await client.get_session(session.id)).raw["status_reason"]
 
-    await wait_for(running, timeout=20)
+    await wait_for(is_back, timeout=20)
     result = await client.execute_collect(session.id, "print('alive')")
     assert result.stdout == "alive\n"
+    statuses = [h["status"] for h in (await client.get_session(session.id)).raw["status_history"]]
+    assert statuses == ["PENDING", "SCHEDULED", "PREPARING", "RUNNING"]
     await client.destroy_session(session.id)
+    await client.wait_for_status(session.id, {"TERMINATED"}, timeout=30)
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_sessions_on_an_agent_lost_for_longer_than_the_grace_fail(db_url: str, base_image: str) -> None:
+    cluster = LiveCluster(db_url=db_url, heartbeat_timeout_s=2.0)
+    await cluster.start_manager(lifecycle={"interval_s": 0.5, "lost_grace_s": 1.0})
+    await cluster.start_agent()
+    try:
+        client = cluster.client()
+        session = await client.create_session(resources={"mem": "128m"})
+        await client.wait_for_status(session.id, {"RUNNING"}, timeout=60)
+        agent = cluster.agents[0]
+        await agent.stop()
+        failed = await client.wait_for_status(session.id, {"ERROR"}, timeout=30)
+        assert f"agent {agent.agent_id} lost for more than 1 s" in failed.raw["status_reason"]
+        # When the agent comes back, the container it kept is removed: its session has ended.
+        await cluster.start_agent()
+        container_id = failed.raw["kernels"][0]["container_id"]
+
+        async def container_gone() -> bool:
+            async with aiodocker.Docker() as docker:
+                try:
+                    await docker.containers.get(container_id)
+                except aiodocker.DockerError:
+                    return True
+            return False
+
+        await wait_for(container_gone, timeout=30)
+        assert (await client.get_session(session.id)).status == "ERROR"
+    finally:
+        await cluster.stop()
 
 
 async def test_docker_outage_is_a_clear_error_and_the_agent_recovers(cluster: LiveCluster) -> None:

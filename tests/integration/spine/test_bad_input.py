@@ -105,7 +105,7 @@ async def test_openapi_document_matches_the_routes(cluster: LiveCluster) -> None
     assert status == 200
     document = json.loads(text)
     documented = {(m.upper(), p) for p, ops in document["paths"].items() for m in ops}
-    app = cluster.manager._runner.app  # type: ignore[union-attr]
+    app = cluster.manager.app
     served = {
         (r.method, r.resource.canonical)
         for r in app.router.routes()

@@ -1,19 +1,24 @@
-"""The vfolder (0002) and project (0003) migrations go up, down and up again, leave
-the schema the models describe and carry the data across, on SQLite and PostgreSQL."""
+"""The vfolder (0002), project (0003) and request nonce (0004) migrations go up, down
+and up again, leave the schema the models describe and carry the data across, on
+SQLite and PostgreSQL."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+import pytest
 import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 
 from corral.manager.db.engine import create_engine
 from corral.manager.db.migrate import alembic_config
 from corral.manager.db.models import Base
+
+HEAD = ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
 def _migrate(connection: Connection, action: str, revision: str) -> None:
@@ -35,7 +40,7 @@ async def test_vfolder_migration_up_down_up(db_url: str) -> None:
         async with engine.begin() as conn:
             await conn.run_sync(_migrate, "upgrade", "head")
             tables, diff, version = await conn.run_sync(_state)
-        assert {"vfolders", "vfolder_shares", "projects", "project_members"} <= tables and version == "0003"
+        assert {"vfolders", "vfolder_shares", "projects", "project_members"} <= tables and version == HEAD
         assert diff == [], diff
 
         async with engine.begin() as conn:
@@ -47,7 +52,7 @@ async def test_vfolder_migration_up_down_up(db_url: str) -> None:
             await conn.run_sync(_migrate, "upgrade", "head")
             tables, diff, version = await conn.run_sync(_state)
         assert {"vfolders", "vfolder_shares", "projects", "project_members"} <= tables
-        assert version == "0003" and diff == []
+        assert version == HEAD and diff == []
     finally:
         await engine.dispose()
 
@@ -128,7 +133,44 @@ async def test_project_migration_adopts_existing_project_vfolders_and_gives_them
             await conn.run_sync(_migrate, "upgrade", "head")
             owners, projects, members = await conn.run_sync(_read)
             _, diff, version = await conn.run_sync(_state)
-        assert version == "0003" and diff == [] and set(projects) == {"ml", "web"} and len(members) == 3
+        assert version == HEAD and diff == [] and set(projects) == {"ml", "web"} and len(members) == 3
         assert owners["v1"] == projects["ml"][0] and owners["v5"] == "u-ann"
+    finally:
+        await engine.dispose()
+
+
+def _nonce_indexes(connection: Connection) -> set[str]:
+    return {index["name"] for index in inspect(connection).get_indexes("request_nonces")}
+
+
+def _insert_nonce_twice(connection: Connection) -> None:
+    nonces = sa.table("request_nonces", sa.column("access_key", sa.String), sa.column("nonce", sa.String),
+                      sa.column("expires_at", sa.DateTime(timezone=True)))
+    row = {"access_key": "AK1", "nonce": "n1", "expires_at": T0}
+    connection.execute(nonces.insert(), [row])
+    with pytest.raises(sa.exc.IntegrityError):
+        with connection.begin_nested():
+            connection.execute(nonces.insert(), [row])
+
+
+async def test_request_nonce_migration_up_down_up(db_url: str) -> None:
+    engine = create_engine(db_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(_migrate, "upgrade", "0004")
+            tables, _, version = await conn.run_sync(_state)
+            assert version == "0004" and "request_nonces" in tables
+            assert "ix_request_nonces_expires_at" in await conn.run_sync(_nonce_indexes)
+            await conn.run_sync(_insert_nonce_twice)  # (access_key, nonce) is the primary key
+
+        async with engine.begin() as conn:
+            await conn.run_sync(_migrate, "downgrade", "0003")
+            tables, _, version = await conn.run_sync(_state)
+        assert version == "0003" and "request_nonces" not in tables and "projects" in tables
+
+        async with engine.begin() as conn:
+            await conn.run_sync(_migrate, "upgrade", "head")
+            tables, diff, version = await conn.run_sync(_state)
+        assert version == HEAD and "request_nonces" in tables and diff == [], diff
     finally:
         await engine.dispose()

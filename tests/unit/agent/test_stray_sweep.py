@@ -42,3 +42,27 @@ async def test_a_container_that_gets_its_kernel_is_not_a_stray(tmp_path: Path) -
     manager.records["late"] = KernelRecord("late", "s", tmp_path / "late", Allocation.from_json({}), "preparing")
     assert await manager.sweep_strays() == []
     assert backend.stopped == []
+
+
+async def test_a_container_of_an_ended_kernel_goes_on_the_first_sweep(tmp_path: Path) -> None:
+    backend = FakeBackend([_existing("ended", "c-ended", tmp_path), _existing("new", "c-new", tmp_path)])
+    manager = KernelManager(tmp_path, backend, NodeCapacity((0,), 1 << 30), link=None)  # type: ignore[arg-type]
+    manager.tombstones.bury("ended", "was already destroyed")
+    assert await manager.sweep_strays() == ["c-ended"]
+    assert backend.stopped == ["c-ended"]
+
+
+async def test_a_kernel_that_ends_while_the_sweep_lists_is_left_to_its_own_teardown(tmp_path: Path) -> None:
+    class EndsDuringListing(FakeBackend):
+        async def existing_kernels(self) -> list[ExistingKernel]:
+            found = await super().existing_kernels()
+            manager.records.pop("ending", None)  # its teardown removed the container just after the listing
+            manager.tombstones.bury("ending", "was already destroyed")
+            return found
+
+    backend = EndsDuringListing([_existing("ending", "c-ending", tmp_path)])
+    manager = KernelManager(tmp_path, backend, NodeCapacity((0,), 1 << 30), link=None)  # type: ignore[arg-type]
+    manager.records["ending"] = KernelRecord("ending", "s", tmp_path / "ending", Allocation.from_json({}),
+                                             "terminating", "c-ending")
+    assert await manager.sweep_strays() == []
+    assert backend.stopped == []

@@ -23,8 +23,10 @@ def isolated_client_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path
 
 
 @pytest.fixture
-def fake_manager() -> FakeManager:
-    return FakeManager()
+def fake_manager() -> Iterator[FakeManager]:
+    manager = FakeManager()
+    yield manager
+    assert manager.schema_violations == [], "the fake manager sent what the real one never would"
 
 
 @pytest.fixture

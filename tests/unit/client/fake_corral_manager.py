@@ -4,6 +4,12 @@ It checks every request's HMAC signature the way the real manager does
 (``parse_signed_headers`` + ``verify_signature`` over the raw path+query and
 body), answers errors as problem+json, streams ``execute`` as NDJSON (running
 the code in a real Python subprocess) and session events as SSE.
+
+Every JSON body it sends must round-trip unchanged through the API model the
+real manager builds that answer with (``corral.common.api_models``): no field
+missing, none unknown, every value of the right type. A body that does not is
+answered with a 500 and recorded in ``schema_violations``, which the
+``fake_manager`` fixture checks.
 """
 from __future__ import annotations
 
@@ -18,7 +24,9 @@ from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from pydantic import TypeAdapter, ValidationError
 
+from corral.common import api_models as api
 from corral.common.errors import (
     PROBLEM_CONTENT_TYPE,
     AuthenticationFailed,
@@ -38,6 +46,19 @@ USER_SECRET_KEY = "user-secret-key-9876543210"
 BAD_IMAGE = "corral/does-not-exist:latest"
 TERMINAL = {"TERMINATED", "ERROR", "CANCELLED"}
 SESSION_FIELDS = {"name", "image", "type", "command", "env", "resources", "mounts"}
+
+# The model the real manager answers each route with (its route table says the same).
+RESPONSE_MODELS: dict[tuple[str, str], Any] = {
+    ("GET", "/api/v1/health"): api.Health,
+    ("GET", "/api/v1/whoami"): api.WhoAmI,
+    ("POST", "/api/v1/sessions"): api.Session,
+    ("GET", "/api/v1/sessions"): api.SessionPage,
+    ("GET", "/api/v1/sessions/{ref}"): api.Session,
+    ("DELETE", "/api/v1/sessions/{ref}"): api.Session,
+    ("GET", "/api/v1/sessions/{ref}/logs"): api.SessionLogs,
+    ("GET", "/api/v1/agents"): api.AgentList,
+    ("GET", "/api/v1/images"): api.ImageList,
+}
 
 ACCESS_KEY_KEY = web.RequestKey("access_key", str)
 ROLE_KEY = web.RequestKey("role", str)
@@ -74,13 +95,14 @@ class FakeManager:
     )
     # Progress lines (e.g. an image pull) sent as ``event: progress`` while PREPARING.
     progress_lines: list[str] = field(default_factory=list)
+    schema_violations: list[str] = field(default_factory=list)
     _changed: dict[str, asyncio.Event] = field(default_factory=dict)
     _sse_log: dict[str, list[tuple[str, dict[str, Any]]]] = field(default_factory=dict)
 
     # -- app ------------------------------------------------------------
 
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[self._auth_middleware])
+        app = web.Application(middlewares=[self._auth_middleware, self._schema_middleware])
         r = app.router
         r.add_get("/api/v1/health", self.health)
         r.add_get("/api/v1/whoami", self.whoami)
@@ -115,6 +137,35 @@ class FakeManager:
             self.requests.append(RecordedRequest(request.method, request.raw_path, body, access_key))
             return problem(error)
 
+    @web.middleware
+    async def _schema_middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        response = await handler(request)
+        route = request.match_info.route.resource
+        model = RESPONSE_MODELS.get((request.method, route.canonical if route is not None else ""))
+        if model is None or not isinstance(response, web.Response) or response.status >= 400 or response.status == 204:
+            return response
+        body = json.loads(response.body)  # type: ignore[arg-type]
+        problem = self._mismatch(model, body)
+        if problem is None:
+            return response
+        self.schema_violations.append(f"{request.method} {request.path}: {problem}")
+        return web.json_response({"detail": problem}, status=500)
+
+    def _mismatch(self, model: Any, body: Any) -> str | None:
+        adapter = TypeAdapter(model)
+        try:
+            again = adapter.dump_python(adapter.validate_python(body), mode="json")
+        except ValidationError as exc:
+            return str(exc)
+        return None if again == body else f"not what {model.__name__} sends: {body!r} != {again!r}"
+
+    def _checked(self, model: Any, doc: dict[str, Any]) -> dict[str, Any]:
+        """A streamed document (an NDJSON line, an event's data), checked like the bodies are."""
+        problem = self._mismatch(model, doc)
+        if problem is not None:
+            self.schema_violations.append(problem)
+        return doc
+
     # -- helpers --------------------------------------------------------
 
     def _resolve(self, request: web.Request) -> dict[str, Any]:
@@ -134,20 +185,20 @@ class FakeManager:
             return by_name[-1]
         raise NotFound(f"no session {ref!r}")
 
-    def _set_status(self, session: dict[str, Any], status: str, reason: str | None = None) -> None:
+    def _set_status(self, session: dict[str, Any], status: str, reason: str) -> None:
         session["status"] = status
         session["status_reason"] = reason
-        at = _now()
-        session["status_history"].append({"status": status, "reason": reason, "at": at})
-        self._sse_log.setdefault(session["id"], []).append(
-            ("status", {"session_id": session["id"], "status": status, "reason": reason, "at": at})
-        )
+        change = {"session_id": session["id"], "status": status, "reason": reason, "at": _now()}
+        session["status_history"].append(change)
+        self._sse_log.setdefault(session["id"], []).append(("status", change))
+        if status == "SCHEDULED":
+            session["scheduled_at"] = change["at"]
         if status == "RUNNING":
-            session["started_at"] = at
+            session["started_at"] = change["at"]
             session["kernels"][0]["status"] = "RUNNING"
             session["kernels"][0]["container_id"] = "c0ffee" * 10
         if status in TERMINAL:
-            session["terminated_at"] = at
+            session["terminated_at"] = change["at"]
             session["kernels"][0]["status"] = status
         event = self._changed.setdefault(session["id"], asyncio.Event())
         event.set()
@@ -183,7 +234,7 @@ class FakeManager:
     # -- handlers -------------------------------------------------------
 
     async def health(self, request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok", "version": "0.0-fake"})
+        return web.json_response({"status": "ok", "version": "0.0-fake", "manager_id": "manager-fake"})
 
     async def whoami(self, request: web.Request) -> web.Response:
         key = request[ACCESS_KEY_KEY]
@@ -213,19 +264,25 @@ class FakeManager:
         session_id = uuid.uuid4().hex
         name = body.get("name") or f"s-{session_id[:6]}"
         requested = {k: str(v) for k, v in resources.items()}
+        command = body.get("command")
+        created = {"session_id": session_id, "status": "PENDING", "reason": "created", "at": _now()}
         session: dict[str, Any] = {
             "id": session_id, "name": name, "owner": request[ACCESS_KEY_KEY], "type": body["type"],
-            "status": "PENDING", "status_reason": None, "image": body.get("image") or "corral/python:latest",
-            "command": body.get("command"), "env": body.get("env") or {}, "requested_slots": requested,
-            "mounts": body.get("mounts") or [],
-            "created_at": _now(), "started_at": None, "terminated_at": None, "exit_code": None,
-            "agent_id": "i-fake",
-            "kernels": [{"id": uuid.uuid4().hex, "agent_id": "i-fake", "container_id": None, "status": "PENDING",
-                         "allocation": {"cpu": ["0", "1"], "mem": str(1 << 30)}, "exit_code": None}],
-            "status_history": [{"status": "PENDING", "reason": "created", "at": _now()}],
+            "status": "PENDING", "status_reason": "created", "image": body.get("image") or "corral/python:latest",
+            "command": ["sh", "-c", command] if isinstance(command, str) else command,
+            "env": body.get("env") or {}, "requested_slots": requested,
+            "mounts": [_mount(spec) for spec in body.get("mounts") or []], "resource_group": "default",
+            "created_at": created["at"], "scheduled_at": None, "started_at": None, "terminated_at": None,
+            "exit_code": None, "agent_id": "i-fake",
+            "kernels": [{"id": uuid.uuid4().hex, "cluster_idx": 0, "agent_id": "i-fake", "container_id": None,
+                         "status": "PENDING", "status_reason": "", "requested_slots": requested,
+                         "allocation": {"cpu": "1", "mem": 1 << 30, "cpu_cores": [0, 1], "numa_nodes": [0],
+                                        "cpu_spilled": False, "gpu_shares": {}, "gpu_whole": False},
+                         "exit_code": None}],
+            "status_history": [created],
         }
         self.sessions[session_id] = session
-        self._sse_log[session_id] = [("status", {"session_id": session_id, **session["status_history"][0]})]
+        self._sse_log[session_id] = [("status", created)]
         asyncio.get_running_loop().create_task(self._lifecycle(session))
         return web.json_response(session, status=201)
 
@@ -241,7 +298,8 @@ class FakeManager:
         start = int(request.query.get("cursor", "0"))
         page = items[start:start + limit]
         next_cursor = str(start + limit) if start + limit < len(items) else None
-        return web.json_response({"items": page, "next_cursor": next_cursor})
+        listed = [{k: v for k, v in s.items() if k != "status_history"} for s in page]  # as the real one lists
+        return web.json_response({"items": listed, "next_cursor": next_cursor})
 
     async def get_session(self, request: web.Request) -> web.Response:
         return web.json_response(self._resolve(request))
@@ -250,7 +308,8 @@ class FakeManager:
         session = self._resolve(request)
         if session["status"] in ("PENDING", "SCHEDULED"):
             self._set_status(session, "CANCELLED", "destroyed by user")
-        elif session["status"] not in TERMINAL:
+            return web.json_response(session)  # final at once, like the real one's 200
+        if session["status"] not in TERMINAL:
             self._set_status(session, "TERMINATING", "destroyed by user")
             self._set_status(session, "TERMINATED", "destroyed by user")
         return web.json_response(session, status=202)
@@ -264,7 +323,7 @@ class FakeManager:
         await response.prepare(request)
 
         async def send(event: dict[str, Any]) -> None:
-            await response.write((json.dumps(event) + "\n").encode())
+            await response.write((json.dumps(self._checked(api.ExecuteEvent, event)) + "\n").encode())
 
         if self.exec_handler is not None:
             for event in await self.exec_handler(code):
@@ -317,7 +376,8 @@ class FakeManager:
                 sent += 1
                 if kind == "progress" and sent <= progress_from:
                     continue
-                await response.write(f"event: {kind}\ndata: {json.dumps(doc)}\n\n".encode())
+                data = json.dumps(self._checked(api.StatusChange, doc))
+                await response.write(f"event: {kind}\ndata: {data}\n\n".encode())
                 if kind == "status" and doc["status"] in TERMINAL:
                     await response.write_eof()
                     return response
@@ -327,11 +387,13 @@ class FakeManager:
         if request[ROLE_KEY] != "admin":
             raise PermissionDenied("admin only")
         return web.json_response({"items": [{
-            "id": "i-fake", "status": "ALIVE", "address": "http://127.0.0.1:6001",
+            "id": "i-fake", "status": "ALIVE", "status_reason": "", "address": "http://127.0.0.1:6001",
+            "resource_group": "default",
             "available_slots": {"cpu": "8", "mem": str(16 << 30), "cuda.shares": "2"},
             "occupied_slots": {"cpu": "2", "mem": str(1 << 30), "cuda.shares": "0.5"},
-            "gpus": [{"uuid": "GPU-0"}, {"uuid": "GPU-1"}], "images": ["corral/python:latest"],
-            "last_heartbeat": _now(), "version": "0.0-fake",
+            "cpu_cores": list(range(8)), "gpus": [_gpu(0, "0.5"), _gpu(1, "1")],
+            "gpu_links": [["X", "NV4"], ["NV4", "X"]], "images": ["corral/python:latest"],
+            "first_contact": _now(), "last_heartbeat": _now(), "version": "0.0-fake",
         }]})
 
     async def images(self, request: web.Request) -> web.Response:
@@ -339,6 +401,24 @@ class FakeManager:
             "name": "corral/python:latest", "image_id": "sha256:" + "ab" * 32, "size": 123456789,
             "labels": {"ai.corral.runner": "1"}, "agents": ["i-fake"],
         }]})
+
+
+def _mount(spec: str) -> dict[str, Any]:
+    """What the real manager stores for a ``NAME[:PATH][:ro]`` mount."""
+    parts = spec.split(":")
+    read_only = len(parts) > 1 and parts[-1] == "ro"
+    if read_only:
+        parts.pop()
+    name = parts[0]
+    path = parts[1] if len(parts) > 1 else f"/home/work/{name}"
+    return {"name": name, "vfolder_id": f"vf-{name}", "host": "sp1:vol1", "vfid": uuid.uuid4().hex,
+            "host_path": f"/srv/vfolders/{name}", "container_path": path, "read_only": read_only,
+            "read_only_reason": "asked" if read_only else "", "permission": "rw"}
+
+
+def _gpu(index: int, free_share: str) -> dict[str, Any]:
+    return {"index": index, "uuid": f"GPU-{index}", "model": "NVIDIA Fake GPU", "memory": 16 << 30, "numa_node": 0,
+            "cpu_affinity": "0-7", "pci_bus_id": f"00000000:0{index}:00.0", "free_share": free_share, "mig": []}
 
 
 class ThreadedServer:

@@ -34,8 +34,8 @@ def ranked(nodes: list[NodeView], **slots: object) -> list[str]:
 
 
 def test_topology_is_the_default_scorer_and_first_fit_stays_available() -> None:
-    assert isinstance(build_stages(SchedulerConfig())[2], TopologyScorer)
-    assert isinstance(build_stages(SchedulerConfig(score="first-fit"))[2], FirstFitScorer)
+    assert isinstance(build_stages(SchedulerConfig()).scorer, TopologyScorer)
+    assert isinstance(build_stages(SchedulerConfig(score="first-fit")).scorer, FirstFitScorer)
 
 
 def test_four_gpus_go_to_the_node_with_a_better_connected_set() -> None:

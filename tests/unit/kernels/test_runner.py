@@ -8,10 +8,11 @@ import signal
 import stat
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
-from corral.kernels.runner_client import RunnerClient
+from corral.agent.runner_client import RunnerClient
 
 from .runner_process import RawConnection, RunnerProcess
 
@@ -47,6 +48,21 @@ async def test_socket_appears_fast_and_is_open_to_every_uid() -> None:
         mode = stat.S_IMODE(os.stat(process.socket_path).st_mode)
         assert mode == 0o666
         assert sorted(p.name for p in process.directory.iterdir()) == ["runner.sock"]  # temp name renamed away
+    finally:
+        await process.stop()
+
+
+async def test_the_contract_module_works_under_safe_path_and_shadows_no_user_module(tmp_path: Path) -> None:
+    """runner.py loads its sibling contract.py by path: no reliance on sys.path[0]
+    (PYTHONSAFEPATH drops it) and nothing left in sys.modules for user code to trip on."""
+    (tmp_path / "contract.py").write_text("OWNER = 'user'\n")
+    process = await RunnerProcess.start(env={"PYTHONSAFEPATH": "1"})
+    try:
+        await process.wait_for_socket()
+        async with await RunnerClient.connect(process.socket_path) as client:
+            result = await client.execute(f"import sys\nsys.path.insert(0, {str(tmp_path)!r})\nimport contract\n"
+                                          "print(contract.OWNER)")
+        assert (result.status, result.stdout) == ("ok", "user\n")
     finally:
         await process.stop()
 

@@ -1,0 +1,32 @@
+"""The shapes of the REST API's responses, shared by the manager, its OpenAPI document and the SDK.
+
+Only pydantic and ``corral.common`` here: the client imports this without the server extra.
+"""
+from .base import OPTIONAL_KEY, ApiModel, Timestamp
+from .cluster import Agent, AgentGpu, AgentList, Health, Image, ImageList, MigDevice, WhoAmI
+from .problem import Problem
+from .projects import Project, ProjectList, ProjectMember, ProjectVfolder
+from .sessions import (
+    ExecuteError,
+    ExecuteEvent,
+    ExecuteOutput,
+    ExecuteResult,
+    GpuAssignment,
+    Kernel,
+    KernelAllocation,
+    Session,
+    SessionLogs,
+    SessionMount,
+    SessionPage,
+    StatusChange,
+)
+from .users import NewUser, User, UserList
+from .vfolders import StorageHost, StorageHostList, Vfolder, VfolderList, VfolderShare, VfolderToken, VfolderUsage
+
+__all__ = [
+    "OPTIONAL_KEY", "Agent", "AgentGpu", "AgentList", "ApiModel", "ExecuteError", "ExecuteEvent", "ExecuteOutput",
+    "ExecuteResult", "GpuAssignment", "Health", "Image", "ImageList", "Kernel", "KernelAllocation", "MigDevice",
+    "NewUser", "Problem", "Project", "ProjectList", "ProjectMember", "ProjectVfolder", "Session", "SessionLogs",
+    "SessionMount", "SessionPage", "StatusChange", "StorageHost", "StorageHostList", "Timestamp", "User", "UserList",
+    "Vfolder", "VfolderList", "VfolderShare", "VfolderToken", "VfolderUsage", "WhoAmI",
+]

@@ -1,0 +1,31 @@
+"""Users and their keypairs (admin endpoints)."""
+from __future__ import annotations
+
+from typing import Annotated
+
+from .base import ApiModel, Timestamp, one_of
+
+Role = Annotated[str, one_of("user", "admin")]
+
+
+class User(ApiModel):
+    id: str = ""
+    username: str = ""
+    role: Role = ""
+    created_at: Timestamp | None = None
+    keypairs: int = 0
+
+
+class UserList(ApiModel):
+    items: list[User] = []
+
+
+class NewUser(ApiModel):
+    """A user just created, with the only copy of their secret key."""
+
+    id: str = ""
+    username: str = ""
+    role: Role = ""
+    created_at: Timestamp | None = None
+    access_key: str = ""
+    secret_key: str = ""

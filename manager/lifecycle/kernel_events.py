@@ -1,0 +1,140 @@
+"""What the manager does when an agent reports on a kernel: it came up, it made
+progress, it ended. Every write is a guarded move (`moves`)."""
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from corral.common.session_status import TERMINAL, SessionStatus
+
+from ..db.models import Kernel, Session
+from ..events import EventHub, SessionProgressEvent
+from ..scheduler.wakeup import Wakeup
+from .moves import lock_session, move_kernels, move_session, set_reason, utcnow
+from .occupancy import recalc_occupied
+
+log = logging.getLogger(__name__)
+
+MAX_STORED_LOG = 1 << 20
+STARTING = frozenset({SessionStatus.SCHEDULED, SessionStatus.PREPARING})
+# Statuses in which an agent can know a kernel: the create request was sent.
+ON_AGENT = frozenset({SessionStatus.PREPARING, SessionStatus.RUNNING, SessionStatus.TERMINATING})
+
+
+class KernelEvents:
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], hub: EventHub, wakeup: Wakeup) -> None:
+        self._sessionmaker = sessionmaker
+        self._hub = hub
+        self._wakeup = wakeup
+
+    async def running(self, kernel_id: str, container_id: str | None, agent_id: str | None = None) -> bool:
+        """The kernel's container is up. False when nobody wants it any more (the agent should remove it)."""
+        async with self._sessionmaker() as db:
+            kernel = await db.get(Kernel, kernel_id)
+            if kernel is None or (agent_id is not None and kernel.agent_id != agent_id):
+                return False
+            await lock_session(db, kernel.session_id)
+            values = {"container_id": container_id} if container_id else {}
+            moved = await move_kernels(
+                db, SessionStatus.RUNNING, "", kernel_ids=[kernel_id], only_from={SessionStatus.PREPARING}, **values
+            )
+            if not moved:
+                status = await db.scalar(select(Kernel.status).where(Kernel.id == kernel_id))
+                await db.commit()
+                return status in ON_AGENT
+            statuses = (await db.scalars(select(Kernel.status).where(Kernel.session_id == kernel.session_id))).all()
+            if all(s == SessionStatus.RUNNING for s in statuses):
+                await move_session(
+                    db, self._hub, kernel.session_id, SessionStatus.RUNNING,
+                    f"container started on agent {kernel.agent_id}", only_from={SessionStatus.PREPARING},
+                )
+            await db.commit()
+        return True
+
+    async def progress(self, kernel_id: str, message: str) -> None:
+        """A starting kernel's agent reports progress (an image pull): the session's reason while it is
+        SCHEDULED/PREPARING, without a status-history row, and news for its listeners."""
+        if not message:
+            return
+        async with self._sessionmaker() as db:
+            row = (
+                await db.execute(
+                    select(Session.id, Session.owner_id, Session.status)
+                    .join(Kernel, Kernel.session_id == Session.id)
+                    .where(Kernel.id == kernel_id, Kernel.status.not_in(list(TERMINAL)))
+                )
+            ).first()
+            if row is None or row.status not in STARTING:
+                return
+            changed = await set_reason(db, row.id, message, while_in=STARTING)
+            await db.commit()
+        if changed:
+            self._hub.publish(SessionProgressEvent(row.id, row.owner_id, str(row.status), message, utcnow()))
+
+    async def ended(
+        self,
+        kernel_id: str,
+        exit_code: int | None,
+        reason: str,
+        logs: str | None,
+        *,
+        failed: bool = False,
+        agent_id: str | None = None,
+        only_from: frozenset[SessionStatus] | None = None,
+    ) -> bool:
+        """A kernel's container is gone (or never came up): free its resources and settle the session.
+
+        ``agent_id``: the reporting agent; a report about a kernel placed elsewhere since is ignored.
+        False when the kernel had already ended (or moved on) and nothing changed.
+        """
+        async with self._sessionmaker() as db:
+            kernel = await db.get(Kernel, kernel_id)
+            if kernel is None or kernel.status in TERMINAL:
+                return False
+            if agent_id is not None and kernel.agent_id != agent_id:
+                return False
+            session_id, kernel_agent = kernel.session_id, kernel.agent_id
+            await lock_session(db, session_id)
+            values: dict[str, object] = {"exit_code": exit_code}
+            if logs is not None:
+                values["last_logs"] = logs[-MAX_STORED_LOG:]
+            target = SessionStatus.ERROR if failed else SessionStatus.TERMINATED
+            moved = await move_kernels(db, target, reason, kernel_ids=[kernel_id], only_from=only_from, **values)
+            if not moved:
+                await db.rollback()
+                return False
+            left = await db.scalar(
+                select(Kernel.id).where(Kernel.session_id == session_id, Kernel.status.not_in(list(TERMINAL))).limit(1)
+            )
+            if left is None:
+                await self._settle_session(db, session_id, exit_code, reason, failed)
+            await recalc_occupied(db, [kernel_agent])
+            await db.commit()
+        self._wakeup.trigger()  # freed resources may let a pending session in
+        return True
+
+    async def _settle_session(
+        self, db: AsyncSession, session_id: str, exit_code: int | None, reason: str, failed: bool
+    ) -> None:
+        sess = await db.get(Session, session_id, populate_existing=True)
+        if sess is None or sess.status in TERMINAL:
+            return
+        values = {"exit_code": exit_code} if sess.type == "batch" and exit_code is not None else {}
+        if failed:
+            target, why = SessionStatus.ERROR, reason
+        elif sess.status == SessionStatus.TERMINATING:
+            target, why = SessionStatus.TERMINATED, reason
+        elif sess.type == "batch" and exit_code is not None:
+            outcome = "succeeded" if exit_code == 0 else "failed"
+            target, why = SessionStatus.TERMINATED, f"batch command {outcome} with exit code {exit_code}"
+        else:
+            detail = f" (exit code {exit_code})" if exit_code is not None else ""
+            target, why = SessionStatus.TERMINATED, f"{reason}{detail}"
+        if await move_session(db, self._hub, session_id, target, why, **values):
+            log.info("session %s ended: %s", session_id, why)
+        elif target == SessionStatus.TERMINATED:
+            # E.g. a kernel that never started, of a session still PENDING/SCHEDULED: it can only be cancelled
+            # or fail now; say why instead of leaving it without kernels.
+            await move_session(db, self._hub, session_id, SessionStatus.ERROR, why)

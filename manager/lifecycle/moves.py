@@ -1,0 +1,150 @@
+"""Guarded status writes: every session and kernel transition goes through here.
+
+Each move is one ``UPDATE … WHERE id = ? AND status IN (allowed sources)``
+inside the caller's transaction. The row count says whether this writer won;
+a loser changes nothing and gets ``None`` / an empty list back. A session move
+that wins also adds its status-history row and queues its event, which goes
+out only once the transaction commits (and is dropped on rollback).
+
+Lock order, so that PostgreSQL never deadlocks two writers: the scheduler's
+fencing row, then the session row, then its kernel rows, then the agent row
+(see `occupancy.recalc_occupied`). `lock_session` takes the session row first
+for writers that start from a kernel.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Iterable
+
+from sqlalchemy import event, func, literal, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session as OrmSession
+
+from corral.common.session_status import TERMINAL, SessionStatus
+
+from ..clock import utcnow
+from ..db.models import Kernel, Session, SessionStatusChange
+from ..events import EventHub, SessionStatusEvent
+from .transitions import KERNEL_MOVES, SESSION_MOVES, sources
+
+_PENDING_EVENTS = "corral.pending_events"
+StatusSet = frozenset[SessionStatus] | set[SessionStatus]
+
+
+@dataclass(frozen=True)
+class MovedKernel:
+    id: str
+    session_id: str
+    agent_id: str | None
+
+
+async def lock_session(db: AsyncSession, session_id: str) -> str | None:
+    """Lock the session row for this transaction (PostgreSQL; SQLite has one writer anyway); its status."""
+    return await db.scalar(select(Session.status).where(Session.id == session_id).with_for_update())
+
+
+async def move_session(
+    db: AsyncSession,
+    hub: EventHub,
+    session_id: str,
+    target: SessionStatus,
+    reason: str,
+    *,
+    only_from: StatusSet | None = None,
+    **values: Any,
+) -> bool:
+    """Move one session to ``target`` if its current status allows it; True when this writer won."""
+    allowed = sources(SESSION_MOVES, target, only_from)
+    if not allowed:
+        return False
+    now = utcnow()
+    changes: dict[str, Any] = {
+        "status": target, "status_reason": reason, "status_changed_at": now, **_timestamps(target, now), **values
+    }
+    result = await db.execute(
+        update(Session)
+        .where(Session.id == session_id, Session.status.in_(list(allowed)))
+        .values(**changes)
+        .returning(Session.owner_id)
+        .execution_options(synchronize_session=False)
+    )
+    owner_id = result.scalar_one_or_none()
+    if owner_id is None:
+        return False
+    db.add(SessionStatusChange(session_id=session_id, status=target, reason=reason, at=now))
+    db.sync_session.info.setdefault(_PENDING_EVENTS, []).append(
+        (hub, SessionStatusEvent(session_id, owner_id, target, reason, now))
+    )
+    return True
+
+
+def record_created(db: AsyncSession, hub: EventHub, sess: Session, reason: str) -> None:
+    """The first history row of a session being added in this transaction (its status as created)."""
+    now = sess.status_changed_at or utcnow()
+    db.add(SessionStatusChange(session_id=sess.id, status=sess.status, reason=reason, at=now))
+    db.sync_session.info.setdefault(_PENDING_EVENTS, []).append(
+        (hub, SessionStatusEvent(sess.id, sess.owner_id, sess.status, reason, now))
+    )
+
+
+async def move_kernels(
+    db: AsyncSession,
+    target: SessionStatus,
+    reason: str,
+    *,
+    session_id: str | None = None,
+    kernel_ids: Iterable[str] | None = None,
+    only_from: StatusSet | None = None,
+    **values: Any,
+) -> list[MovedKernel]:
+    """Move a session's kernels (or the given ones) to ``target`` where allowed; those that moved
+    (with their values after the move)."""
+    allowed = sources(KERNEL_MOVES, target, only_from)
+    if not allowed or (session_id is None and kernel_ids is None):
+        return []
+    query = update(Kernel).where(Kernel.status.in_(list(allowed)))
+    if session_id is not None:
+        query = query.where(Kernel.session_id == session_id)
+    if kernel_ids is not None:
+        query = query.where(Kernel.id.in_(list(kernel_ids)))
+    result = await db.execute(
+        query.values(status=target, status_reason=reason, status_changed_at=utcnow(), **values)
+        .returning(Kernel.id, Kernel.session_id, Kernel.agent_id)
+        .execution_options(synchronize_session=False)
+    )
+    return [MovedKernel(*row) for row in result.all()]
+
+
+async def set_reason(db: AsyncSession, session_id: str, reason: str, *, while_in: StatusSet) -> bool:
+    """Change what a session says about itself without a transition (no history row)."""
+    result = await db.execute(
+        update(Session)
+        .where(Session.id == session_id, Session.status.in_(list(while_in)), Session.status_reason != reason)
+        .values(status_reason=reason)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def _timestamps(target: SessionStatus, now: datetime) -> dict[str, Any]:
+    if target == SessionStatus.SCHEDULED:
+        return {"scheduled_at": now}
+    if target == SessionStatus.RUNNING:
+        return {"started_at": func.coalesce(Session.started_at, literal(now, Session.__table__.c.started_at.type))}
+    if target == SessionStatus.PENDING:
+        return {"scheduled_at": None}
+    if target in TERMINAL:
+        return {"terminated_at": now}
+    return {}
+
+
+@event.listens_for(OrmSession, "after_commit")
+def _publish_after_commit(session: OrmSession) -> None:
+    for hub, status_event in session.info.pop(_PENDING_EVENTS, []):
+        hub.publish(status_event)
+
+
+@event.listens_for(OrmSession, "after_rollback")
+def _drop_after_rollback(session: OrmSession) -> None:
+    session.info.pop(_PENDING_EVENTS, None)

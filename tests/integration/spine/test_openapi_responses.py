@@ -1,0 +1,253 @@
+"""Every answer of a live manager fits the OpenAPI document it serves; no Docker needed.
+
+A real manager (SQLite, or PostgreSQL), an in-process storage proxy and an
+agent on the dummy backend with two mock GPUs. Each response body — every
+NDJSON line and every server-sent event's data too — is validated with
+``jsonschema`` against the schema the document gives for its route, status
+and media type, with objects closed: a property the document does not name
+fails. At the end every success status the document lists has been seen.
+"""
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any, AsyncIterator
+from urllib.parse import quote, urlencode
+
+import aiohttp
+import pytest
+from jsonschema import Draft202012Validator
+
+from corral.agent.backend.dummy import DummyBackend
+from corral.agent.server import AgentServer
+from corral.common.signing import sign_request
+
+from .cluster import LiveCluster, wait_for
+
+GPU_TOPOLOGY = Path(__file__).resolve().parents[3] / "configs" / "gpus" / "mock-2gpu.toml"
+FAKE_IMAGES = [{"name": "corral/python:latest", "image_id": "sha256:" + "ab" * 32, "size": 123456,
+                "labels": {"ai.corral.runner": "1"}}]
+Keys = tuple[str, str]
+
+
+def _closed(schema: Any) -> Any:
+    """The schema with every object that names its properties refusing others (unless it allows them)."""
+    if isinstance(schema, dict):
+        closed = {key: _closed(value) for key, value in schema.items()}
+        if "properties" in closed and "additionalProperties" not in closed:
+            closed["additionalProperties"] = False
+        return closed
+    if isinstance(schema, list):
+        return [_closed(item) for item in schema]
+    return schema
+
+
+def _sse_events(text: str) -> list[tuple[str, str]]:
+    events = []
+    for block in text.split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in block.splitlines() if line and not line.startswith(":"))
+        if "data" in fields:
+            events.append((fields.get("event", "message"), fields["data"]))
+    return events
+
+
+class DocumentedApi:
+    """Signed calls by route template; each answer is checked against the document."""
+
+    def __init__(self, cluster: LiveCluster, document: dict[str, Any], http: aiohttp.ClientSession) -> None:
+        self.base = cluster.manager.url
+        self.admin: Keys = (cluster.admin_access_key, cluster.admin_secret_key)
+        self.document = document
+        self.components = _closed(document["components"])
+        self.http = http
+        self.seen: set[tuple[str, str, int]] = set()
+
+    async def call(self, method: str, template: str, *, status: int, body: Any = None,
+                   query: dict[str, str] | None = None, keys: Keys | None = None, sign: bool = True,
+                   **params: str) -> Any:
+        path = template.format(**{name: quote(value, safe="") for name, value in params.items()})
+        path_qs = path + (f"?{urlencode(query)}" if query else "")
+        data = b"" if body is None else json.dumps(body).encode()
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        if sign:
+            headers.update(sign_request(*(keys or self.admin), method, path_qs, data))
+        async with self.http.request(method, self.base + path_qs, data=data or None, headers=headers) as response:
+            text = await response.text()
+            media_type = response.content_type
+        what = f"{method} {path_qs} -> {response.status}"
+        assert response.status == status, f"{what}, not {status}: {text[:300]}"
+        self.seen.add((method, template, status))
+        return self._check(method, template, status, media_type, text, what)
+
+    def _check(self, method: str, template: str, status: int, media_type: str, text: str, what: str) -> Any:
+        operation = self.document["paths"][template][method.lower()]
+        documented = operation["responses"].get(str(status))
+        assert documented is not None, f"{what}: status not in the document"
+        content = documented.get("content")
+        if not content:
+            assert text == "", f"{what}: a body where the document says none"
+            return None
+        assert media_type in content, f"{what}: {media_type} is not one of {sorted(content)}"
+        media = content[media_type]
+        if "x-item-schema" not in media:
+            doc = json.loads(text)
+            self._validate(media["schema"], doc, what)
+            return doc
+        if media_type == "text/event-stream":
+            items = [(event, json.loads(data)) for event, data in _sse_events(text)]
+        else:
+            items = [json.loads(line) for line in text.splitlines() if line.strip()]
+        for item in items:
+            self._validate(media["x-item-schema"], item[1] if isinstance(item, tuple) else item, what)
+        return items
+
+    def _validate(self, schema: dict[str, Any], instance: Any, what: str) -> None:
+        # The document's components travel with the schema, so its "#/components/..." refs resolve.
+        root = {**copy.deepcopy(schema), "components": self.components}
+        validator = Draft202012Validator(root, format_checker=Draft202012Validator.FORMAT_CHECKER)
+        errors = sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path))
+        assert not errors, f"{what}: " + "; ".join(
+            f"at /{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in errors[:5]
+        )
+
+    def documented_successes(self) -> set[tuple[str, str, int]]:
+        return {
+            (method.upper(), path, int(code))
+            for path, operations in self.document["paths"].items()
+            for method, operation in operations.items()
+            for code in operation["responses"]
+            if int(code) < 400
+        }
+
+
+@pytest.fixture
+async def api(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[DocumentedApi]:
+    async def list_images(self: DummyBackend) -> list[dict[str, Any]]:
+        return FAKE_IMAGES
+
+    monkeypatch.setattr(DummyBackend, "list_images", list_images)
+    cluster = LiveCluster(db_url=db_url)
+    await cluster.start_storage()
+    await cluster.start_manager()
+    # Not cluster.start_agent: its teardown asks Docker for leftover containers.
+    agent = AgentServer(cluster.agent_config(
+        "dummy", backend="dummy", gpu={"plugin": "mock", "topology": str(GPU_TOPOLOGY)},
+    ))
+    await agent.start()
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{cluster.manager.url}/api/v1/openapi.json") as response:
+                document = await response.json()
+            for schema in document["components"]["schemas"].values():
+                Draft202012Validator.check_schema(schema)
+            yield DocumentedApi(cluster, document, http)
+    finally:
+        await agent.stop()
+        await cluster.stop()
+
+
+S = "/api/v1/sessions/{ref}"
+VF = "/api/v1/vfolders/{ref}"
+PJ = "/api/v1/projects/{name}"
+
+
+async def _until(api: DocumentedApi, ref: str, statuses: set[str]) -> dict[str, Any]:
+    async def reached() -> dict[str, Any] | None:
+        session = await api.call("GET", S, status=200, ref=ref)
+        return session if session["status"] in statuses else None
+
+    return await wait_for(reached, timeout=30)
+
+
+async def _sessions(api: DocumentedApi, bob: Keys) -> None:
+    created = await api.call("POST", "/api/v1/sessions", status=201, body={
+        "name": "documented", "env": {"A": "1"}, "resources": {"cpu": "1", "mem": "64m", "cuda.shares": "0.5"},
+    })
+    ref = created["id"]
+    running = await _until(api, ref, {"RUNNING"})
+    assert running["kernels"][0]["allocation"]["gpus"] and running["status_history"]
+    page = await api.call("GET", "/api/v1/sessions", status=200, query={"all": "1", "limit": "1"})
+    assert "status_history" not in page["items"][0]
+    lines = await api.call("POST", f"{S}/execute", status=200, body={"code": "print(1)"}, ref=ref)
+    assert lines[-1]["op"] == "result"
+    await api.call("GET", f"{S}/logs", status=200, ref=ref)
+    await api.call("DELETE", S, status=202, ref=ref)
+    await _until(api, ref, {"TERMINATED"})
+    events = await api.call("GET", f"{S}/events", status=200, ref=ref)
+    assert events[-1][1]["status"] == "TERMINATED"
+    await api.call("DELETE", S, status=409, ref=ref)
+
+    # No agent in this resource group: it stays PENDING, so destroying it cancels it at once.
+    waiting = await api.call("POST", "/api/v1/sessions", status=201, body={"resource_group": "nowhere"})
+    cancelled = await api.call("DELETE", S, status=200, ref=waiting["id"])
+    assert cancelled["status"] == "CANCELLED"
+
+    await api.call("GET", S, status=404, ref="no-such-session")
+    await api.call("POST", "/api/v1/sessions", status=400, body={"imagee": "x"})
+    await api.call("GET", "/api/v1/sessions", status=401, sign=False)
+    await api.call("GET", "/api/v1/agents", status=403, keys=bob)
+
+
+async def _vfolders(api: DocumentedApi, bob: Keys) -> None:
+    hosts = await api.call("GET", "/api/v1/storage/hosts", status=200)
+    assert any(h.get("default") for h in hosts["items"])
+    created = await api.call("POST", "/api/v1/vfolders", status=201, body={"name": "data", "quota": "1g"})
+    ref = created["id"]
+    await api.call("GET", "/api/v1/vfolders", status=200)
+    info = await api.call("GET", VF, status=200, ref=ref)
+    assert "usage" in info and "over_quota" in info
+    assert "usage" not in await api.call("GET", VF, status=200, query={"usage": "0"}, ref=ref)
+    await api.call("PATCH", VF, status=200, body={"name": "data2", "unlimited": True}, ref=ref)
+    shared = await api.call("POST", f"{VF}/shares", status=200, body={"username": "bob", "permission": "ro"}, ref=ref)
+    assert shared["shared_with"] == [{"username": "bob", "permission": "ro"}]
+    await api.call("POST", f"{VF}/token", status=200, body={"permission": "rw"}, ref=ref)
+    await api.call("POST", f"{VF}/token", status=403, body={"permission": "rw"}, keys=bob, ref=ref)
+    await api.call("DELETE", f"{VF}/shares/{{username}}", status=204, keys=bob, ref=ref, username="bob")
+    await api.call("POST", f"{VF}/shares", status=200, body={"username": "bob"}, ref=ref)
+    await api.call("DELETE", f"{VF}/shares/{{username}}", status=200, ref=ref, username="bob")
+    await api.call("DELETE", VF, status=200, ref=ref)
+    await api.call("GET", "/api/v1/vfolders", status=200, query={"trashed": "1"})
+    await api.call("POST", f"{VF}/restore", status=200, ref=ref)
+    await api.call("DELETE", VF, status=200, ref=ref)
+    purged = await api.call("POST", f"{VF}/purge", status=200, ref=ref)
+    assert purged["status"] == "purged"
+    await api.call("GET", VF, status=404, ref=ref)
+
+
+async def _projects(api: DocumentedApi, bob: Keys) -> None:
+    await api.call("POST", "/api/v1/projects", status=201, body={"name": "ml", "description": "models"})
+    await api.call("POST", "/api/v1/projects", status=409, body={"name": "ml"})
+    await api.call("GET", "/api/v1/projects", status=200)
+    await api.call("POST", f"{PJ}/members", status=201, body={"username": "bob", "role": "manager"}, name="ml")
+    project = await api.call("GET", PJ, status=200, keys=bob, name="ml")
+    assert project["role"] == "manager" and project["members"]
+    await api.call("POST", "/api/v1/vfolders", status=201, body={"name": "shared", "project": "ml"}, keys=bob)
+    assert (await api.call("GET", PJ, status=200, name="ml"))["vfolders"]
+    await api.call("PATCH", f"{PJ}/members/{{username}}", status=200, body={"role": "member"}, name="ml",
+                   username="bob")
+    await api.call("DELETE", f"{PJ}/members/{{username}}", status=204, keys=bob, name="ml", username="bob")
+    await api.call("POST", f"{PJ}/members", status=201, body={"username": "bob"}, name="ml")
+    await api.call("DELETE", f"{PJ}/members/{{username}}", status=200, name="ml", username="bob")
+    await api.call("GET", PJ, status=404, keys=bob, name="ml")
+
+
+async def test_every_answer_fits_the_document(api: DocumentedApi) -> None:
+    health = await api.call("GET", "/api/v1/health", status=200, sign=False)
+    assert health["status"] == "ok"
+    await api.call("GET", "/api/v1/whoami", status=200)
+    made = await api.call("POST", "/api/v1/users", status=201, body={"username": "bob"})
+    bob = (made["access_key"], made["secret_key"])
+    await api.call("POST", "/api/v1/users", status=409, body={"username": "bob"})
+    assert {u["username"] for u in (await api.call("GET", "/api/v1/users", status=200))["items"]} >= {"bob"}
+    agents = await api.call("GET", "/api/v1/agents", status=200)
+    assert [len(a["gpus"]) for a in agents["items"]] == [2] and agents["items"][0]["gpu_links"]
+    images = await api.call("GET", "/api/v1/images", status=200)
+    assert [i["name"] for i in images["items"]] == ["corral/python:latest"]
+
+    await _sessions(api, bob)
+    await _vfolders(api, bob)
+    await _projects(api, bob)
+
+    unseen = api.documented_successes() - api.seen
+    assert not unseen, f"documented success statuses never exercised: {sorted(unseen)}"
