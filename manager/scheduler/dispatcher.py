@@ -1,9 +1,9 @@
 """The scheduling loop: runs a pass when triggered (new session, freed
 resources) or every ``interval_s``, only while this manager holds the lead.
 
-A pass reads the queue and the nodes once, then reserves each placement in
-its own short transaction (fencing check, then guarded ``PENDING →
-SCHEDULED``). A session cancelled after the pass read it simply loses that
+A pass reads the queue and the nodes once, then reserves its placements in
+one transaction (fencing check first, then a guarded ``PENDING → SCHEDULED``
+per session). A session cancelled after the pass read it simply loses that
 move and is skipped; its resources are never taken.
 """
 from __future__ import annotations
@@ -19,6 +19,7 @@ from corral.common.slots import ResourceSlot, format_size
 from ..events import EventHub
 from ..leader import LeaderElection
 from ..lifecycle.moves import set_reason
+from ..lifecycle.occupancy import recalc_occupied
 from .bind import Binder
 from .cooldown import AgentCooldown
 from .fencing import LeaderFence, LostLeadership
@@ -99,35 +100,41 @@ class Scheduler:
                 return 0
             nodes = [n for n in await load_node_views(db) if not self._cooldown.cooling(n.agent_id)]
         epoch = await self.epoch()
-        placed = 0
+        placed: list[str] = []
         waiting: dict[str, str] = {}
-        for sess in pending:
-            request = ResourceSlot.from_json(sess.requested_slots)
-            ranked = self._stages.scorer.rank(self._stages.filter.feasible(nodes, request, sess.resource_group))
-            allocation = ranked[0].node.state.try_allocate(request) if ranked else None  # now with its cores
-            if allocation is None:
-                # Later, smaller requests may still fit (no head-of-line blocking); say why this one waits.
-                reason = (f"waiting for resources: no agent in group {sess.resource_group!r} has "
-                          f"{_describe(request)} free")
-                if sess.status_reason != reason:
-                    waiting[sess.id] = reason
-                continue
-            chosen = Candidate(ranked[0].node, allocation)
-            async with self._sessionmaker() as db:
-                won = await reserve(db, self._hub, self._fence, epoch, sess.id, chosen)
-                await db.commit()
-            if not won:
-                continue  # cancelled since the queue was read
-            chosen.node.state.add(allocation)
-            placed += 1
-            log.info("session %s scheduled on %s", sess.id, chosen.node.agent_id)
-            self._binder.spawn(sess.id)
+        # One transaction for the pass's reservations: one fencing check, one commit, each session's move
+        # still guarded on its own (a session cancelled since the queue was read is skipped).
+        async with self._sessionmaker() as db:
+            touched: set[str] = set()
+            for sess in pending:
+                request = ResourceSlot.from_json(sess.requested_slots)
+                ranked = self._stages.scorer.rank(self._stages.filter.feasible(nodes, request, sess.resource_group))
+                allocation = ranked[0].node.state.try_allocate(request) if ranked else None  # now with its cores
+                if allocation is None:
+                    # Later, smaller requests may still fit (no head-of-line blocking); say why this one waits.
+                    reason = (f"waiting for resources: no agent in group {sess.resource_group!r} has "
+                              f"{_describe(request)} free")
+                    if sess.status_reason != reason:
+                        waiting[sess.id] = reason
+                    continue
+                chosen = Candidate(ranked[0].node, allocation)
+                if not await reserve(db, self._hub, self._fence, epoch, sess.id, chosen, fenced=bool(placed)):
+                    continue  # cancelled since the queue was read
+                chosen.node.state.add(allocation)
+                touched.add(chosen.node.agent_id)
+                placed.append(sess.id)
+                log.info("session %s scheduled on %s", sess.id, chosen.node.agent_id)
+            if placed:
+                await recalc_occupied(db, touched)
+            await db.commit()
+        for session_id in placed:
+            self._binder.spawn(session_id)
         if waiting:
             async with self._sessionmaker() as db:
                 for session_id, reason in waiting.items():
                     await set_reason(db, session_id, reason, while_in={SessionStatus.PENDING})
                 await db.commit()
-        return placed
+        return len(placed)
 
 
 def _describe(request: ResourceSlot) -> str:

@@ -9,7 +9,6 @@ from corral.common.session_status import SessionStatus
 
 from ..events import EventHub
 from ..lifecycle.moves import move_kernels, move_session
-from ..lifecycle.occupancy import recalc_occupied
 from .fencing import LeaderFence
 from .filter import Candidate
 
@@ -30,13 +29,17 @@ def allocation_record(candidate: Candidate) -> dict[str, Any]:
 
 
 async def reserve(
-    db: AsyncSession, hub: EventHub, fence: LeaderFence, epoch: int, session_id: str, candidate: Candidate
+    db: AsyncSession, hub: EventHub, fence: LeaderFence, epoch: int, session_id: str, candidate: Candidate,
+    *, fenced: bool = False,
 ) -> bool:
     """``PENDING → SCHEDULED`` on the candidate's node; False when the session is no longer pending.
 
-    Raises `LostLeadership` when ``epoch`` is not the current leader's. The caller commits (or rolls back).
+    Raises `LostLeadership` when ``epoch`` is not the current leader's (``fenced``: this transaction
+    checked already and holds the fencing row). The caller recomputes the agent's occupied slots
+    (`recalc_occupied`) and commits, or rolls back.
     """
-    await fence.check(db, epoch)
+    if not fenced:
+        await fence.check(db, epoch)
     agent_id = candidate.node.agent_id
     if not await move_session(
         db, hub, session_id, SessionStatus.SCHEDULED, f"placed on agent {agent_id}", only_from={SessionStatus.PENDING}
@@ -46,5 +49,4 @@ async def reserve(
         db, SessionStatus.SCHEDULED, "", session_id=session_id, only_from={SessionStatus.PENDING},
         agent_id=agent_id, allocation=allocation_record(candidate),
     )
-    await recalc_occupied(db, [agent_id])
     return True

@@ -62,6 +62,11 @@ async def test_lost_agent_keeps_its_sessions_running_and_they_carry_on_when_it_i
         return [a.status for a in await client.list_agents() if a.id == old.agent_id] == ["LOST"]
 
     await wait_for(marked_lost, timeout=30)
+
+    async def says_lost() -> bool:
+        return "agent lost" in (await client.get_session(session.id)).raw["status_reason"]
+
+    await wait_for(says_lost, timeout=10)  # the sessions are settled right after the agent is marked
     info = await client.get_session(session.id)
     # Still RUNNING (no terminal state is ever left again), and saying what is going on.
     assert info.status == "RUNNING"
