@@ -11,6 +11,7 @@ from typing import Any
 from aiohttp import web
 
 import corral.kernels
+from corral.common.partial_start import undo_failed_start
 from corral.common.gpu.topology import GpuTopology
 from corral.common.version import VERSION
 
@@ -60,7 +61,7 @@ class AgentServer:
         try:
             await self._start()
         except BaseException as exc:
-            await _undo_quietly(self._started, exc)
+            await undo_failed_start(self._started, exc)
             raise
         self._serving = True
 
@@ -173,11 +174,3 @@ class AgentServer:
         else:
             log.info("agent %s stopped", self.agent_id)
 
-
-async def _undo_quietly(started: contextlib.AsyncExitStack, error: BaseException) -> None:
-    """Undo a failed start without letting a second failure hide ``error``, the one to report."""
-    try:
-        await started.aclose()
-    except Exception as cleanup_error:  # noqa: BLE001 - logged and noted; ``error`` is re-raised
-        log.debug("cleaning up after the failed start also failed", exc_info=True)
-        error.add_note(f"cleaning up after this also failed: {type(cleanup_error).__name__}: {cleanup_error}")

@@ -12,6 +12,7 @@ from typing import AsyncIterator, Iterable, Literal
 
 from aiohttp import web
 
+from corral.common.partial_start import undo_failed_start
 from corral.common.errors import CorralError
 from corral.common.process import setup_logging
 
@@ -111,7 +112,7 @@ class StorageProxyServer:
         try:
             await self._start()
         except BaseException as exc:
-            await _undo_quietly(self._started, exc)
+            await undo_failed_start(self._started, exc)
             raise
         self._serving = True
 
@@ -149,14 +150,6 @@ class StorageProxyServer:
         if was_serving:
             log.info("storage proxy stopped")
 
-
-async def _undo_quietly(started: contextlib.AsyncExitStack, error: BaseException) -> None:
-    """Undo a failed start without letting a second failure hide ``error``, the one to report."""
-    try:
-        await started.aclose()
-    except Exception as cleanup_error:  # noqa: BLE001 - logged and noted; ``error`` is re-raised
-        log.debug("cleaning up after the failed start also failed", exc_info=True)
-        error.add_note(f"cleaning up after this also failed: {type(cleanup_error).__name__}: {cleanup_error}")
 
 
 async def run(config: StorageProxyConfig, *, stop: asyncio.Event | None = None) -> None:

@@ -14,6 +14,8 @@ A service that cannot be provided fails the test in CI (``CI`` truthy or
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.fixtures import strict_mode
@@ -50,3 +52,11 @@ def _services_for_markers(request: pytest.FixtureRequest) -> None:
     for marker, (fixture, _) in _SERVICES.items():
         if request.node.get_closest_marker(marker) is not None:
             request.getfixturevalue(fixture)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The manager's database URL: a fresh SQLite file, then a fresh PostgreSQL database (the same tests on both)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'corral.db'}"
+    return str(request.getfixturevalue("fresh_postgres_db"))

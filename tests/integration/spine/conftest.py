@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import AsyncIterator
 
 import pytest
@@ -15,13 +14,6 @@ from .cluster import BASE_IMAGE, LiveCluster
 def base_image(docker_engine: str) -> str:
     asyncio.run(build_image("python"))
     return BASE_IMAGE
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'corral.db'}"
-    return request.getfixturevalue("fresh_postgres_db")
 
 
 @pytest.fixture

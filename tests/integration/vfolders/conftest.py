@@ -5,7 +5,7 @@ from typing import AsyncIterator
 import pytest
 
 from tests.integration.spine.cluster import LiveCluster
-from tests.integration.spine.conftest import base_image, db_url  # noqa: F401 - fixtures shared with the spine tests
+from tests.integration.spine.conftest import base_image  # noqa: F401 - a fixture shared with the spine tests
 
 
 @pytest.fixture
