@@ -98,7 +98,7 @@ async def measure(agents: int, sessions: int) -> dict[str, float]:
     core = build_core(load_manager_config(None), sessionmaker, SingleManager(), UnusedAgents())
     scheduler = core.scheduler
     await populate(sessionmaker, agents, sessions)
-    core.binder.spawn = lambda session_id: True  # type: ignore[method-assign] - placement only
+    core.binder.spawn_many = lambda session_ids: []  # type: ignore[method-assign] - placement only
     dispatcher.BATCH = sessions
     started = time.perf_counter()
     placed = await scheduler.run_pass()

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Coroutine
+from typing import Callable, Coroutine, Iterable
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +26,17 @@ class KeyedTasks:
         task.add_done_callback(lambda t: self._done(key, t))
         return True
 
+    def spawn_many(self, keys: Iterable[str], make_work: Callable[[list[str]], Coroutine[object, object, None]]) -> list[str]:
+        """One task for all of ``keys`` not already in flight (``make_work`` gets those); the keys it took."""
+        free = [key for key in dict.fromkeys(keys) if key not in self._tasks]
+        if not free:
+            return []
+        task = asyncio.get_running_loop().create_task(make_work(free), name=f"{self._name}-{len(free)}")
+        for key in free:
+            self._tasks[key] = task
+            task.add_done_callback(lambda t, key=key: self._done(key, t))
+        return free
+
     def _done(self, key: str, task: asyncio.Task[None]) -> None:
         if self._tasks.get(key) is task:
             del self._tasks[key]
@@ -34,9 +45,10 @@ class KeyedTasks:
 
     async def wait_idle(self) -> None:
         while self._tasks:
-            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+            await asyncio.gather(*set(self._tasks.values()), return_exceptions=True)
 
     async def close(self) -> None:
-        for task in list(self._tasks.values()):
+        tasks = set(self._tasks.values())
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)

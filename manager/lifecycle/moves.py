@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 from sqlalchemy import event, func, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -55,28 +55,48 @@ async def move_session(
     **values: Any,
 ) -> bool:
     """Move one session to ``target`` if its current status allows it; True when this writer won."""
+    return bool(await move_sessions(db, hub, {session_id: reason}, target, only_from=only_from, **values))
+
+
+async def move_sessions(
+    db: AsyncSession,
+    hub: EventHub,
+    reasons: Mapping[str, str],
+    target: SessionStatus,
+    *,
+    only_from: StatusSet | None = None,
+    **values: Any,
+) -> list[str]:
+    """Move several sessions (id → reason) at once, each guarded on its own status; the ids that moved.
+
+    One ``UPDATE … RETURNING`` per distinct reason and one history insert, so a burst costs a few
+    statements rather than a few per session.
+    """
     allowed = sources(SESSION_MOVES, target, only_from)
-    if not allowed:
-        return False
+    if not allowed or not reasons:
+        return []
     now = utcnow()
-    changes: dict[str, Any] = {
-        "status": target, "status_reason": reason, "status_changed_at": now, **_timestamps(target, now), **values
-    }
-    result = await db.execute(
-        update(Session)
-        .where(Session.id == session_id, Session.status.in_(list(allowed)))
-        .values(**changes)
-        .returning(Session.owner_id)
-        .execution_options(synchronize_session=False)
-    )
-    owner_id = result.scalar_one_or_none()
-    if owner_id is None:
-        return False
-    db.add(SessionStatusChange(session_id=session_id, status=target, reason=reason, at=now))
-    db.sync_session.info.setdefault(_PENDING_EVENTS, []).append(
-        (hub, SessionStatusEvent(session_id, owner_id, target, reason, now))
-    )
-    return True
+    by_reason: dict[str, list[str]] = {}
+    for session_id, reason in reasons.items():
+        by_reason.setdefault(reason, []).append(session_id)
+    moved: list[str] = []
+    pending = db.sync_session.info.setdefault(_PENDING_EVENTS, [])
+    for reason, ids in by_reason.items():
+        changes: dict[str, Any] = {
+            "status": target, "status_reason": reason, "status_changed_at": now, **_timestamps(target, now), **values
+        }
+        result = await db.execute(
+            update(Session)
+            .where(Session.id.in_(ids), Session.status.in_(list(allowed)))
+            .values(**changes)
+            .returning(Session.id, Session.owner_id)
+            .execution_options(synchronize_session=False)
+        )
+        for session_id, owner_id in result.all():
+            moved.append(session_id)
+            db.add(SessionStatusChange(session_id=session_id, status=target, reason=reason, at=now))
+            pending.append((hub, SessionStatusEvent(session_id, owner_id, target, reason, now)))
+    return moved
 
 
 def record_created(db: AsyncSession, hub: EventHub, sess: Session, reason: str) -> None:
@@ -94,6 +114,7 @@ async def move_kernels(
     reason: str,
     *,
     session_id: str | None = None,
+    session_ids: Iterable[str] | None = None,
     kernel_ids: Iterable[str] | None = None,
     only_from: StatusSet | None = None,
     **values: Any,
@@ -101,11 +122,13 @@ async def move_kernels(
     """Move a session's kernels (or the given ones) to ``target`` where allowed; those that moved
     (with their values after the move)."""
     allowed = sources(KERNEL_MOVES, target, only_from)
-    if not allowed or (session_id is None and kernel_ids is None):
+    if not allowed or (session_id is None and session_ids is None and kernel_ids is None):
         return []
     query = update(Kernel).where(Kernel.status.in_(list(allowed)))
     if session_id is not None:
         query = query.where(Kernel.session_id == session_id)
+    if session_ids is not None:
+        query = query.where(Kernel.session_id.in_(list(session_ids)))
     if kernel_ids is not None:
         query = query.where(Kernel.id.in_(list(kernel_ids)))
     result = await db.execute(

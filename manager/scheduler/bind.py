@@ -20,6 +20,7 @@ Creation is idempotent on the agent, so re-driving a ``PREPARING`` session
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -35,7 +36,7 @@ from ..db.models import Agent, Kernel, Session
 from ..events import EventHub
 from ..lifecycle.keyed_tasks import KeyedTasks
 from ..lifecycle.kernel_events import KernelEvents
-from ..lifecycle.moves import move_kernels, move_session
+from ..lifecycle.moves import move_kernels, move_session, move_sessions
 from ..lifecycle.occupancy import recalc_occupied
 from .cooldown import AgentCooldown
 from .wakeup import Wakeup
@@ -99,7 +100,11 @@ class Binder:
 
     def spawn(self, session_id: str) -> bool:
         """Bind in the background (once per session at a time)."""
-        return self.in_flight.spawn(session_id, self.bind(session_id))
+        return bool(self.spawn_many([session_id]))
+
+    def spawn_many(self, session_ids: list[str]) -> list[str]:
+        """Bind these sessions in one background task; those already being bound are left to it."""
+        return self.in_flight.spawn_many(session_ids, self.bind_many)
 
     def spawn_redrive(self, session_id: str) -> bool:
         return self.in_flight.spawn(session_id, self.redrive(session_id))
@@ -108,18 +113,27 @@ class Binder:
         await self.in_flight.close()
 
     async def bind(self, session_id: str) -> None:
+        await self.bind_many([session_id])
+
+    async def bind_many(self, session_ids: list[str]) -> None:
+        """``SCHEDULED → PREPARING`` for all in one transaction, then ask their agents, concurrently."""
         async with self._sessionmaker() as db:
-            agent = await db.scalar(select(Kernel.agent_id).where(Kernel.session_id == session_id).limit(1))
-            won = await move_session(
-                db, self._hub, session_id, SessionStatus.PREPARING, f"agent {agent} is creating the container",
-                only_from={SessionStatus.SCHEDULED},
+            agent_of = dict(
+                (await db.execute(
+                    select(Kernel.session_id, Kernel.agent_id)
+                    .where(Kernel.session_id.in_(session_ids), Kernel.cluster_idx == 0)
+                )).all()
+            )
+            won = await move_sessions(
+                db, self._hub, {sid: f"agent {agent_of.get(sid)} is creating the container" for sid in session_ids},
+                SessionStatus.PREPARING, only_from={SessionStatus.SCHEDULED},
             )
             if not won:
-                return  # destroyed (or re-queued) since it was placed: nothing to start
-            await move_kernels(db, SessionStatus.PREPARING, "", session_id=session_id, only_from={SessionStatus.SCHEDULED})
-            placements = await self._placements(db, session_id)
+                return  # destroyed (or re-queued) since they were placed: nothing to start
+            await move_kernels(db, SessionStatus.PREPARING, "", session_ids=won, only_from={SessionStatus.SCHEDULED})
+            placements = await self._placements(db, won)
             await db.commit()
-        await self._create(session_id, placements)
+        await asyncio.gather(*(self._create(sid, placements.get(sid, [])) for sid in won))
 
     async def redrive(self, session_id: str) -> None:
         """Send the creation of a ``PREPARING`` session's kernels again (idempotent on the agent)."""
@@ -127,7 +141,7 @@ class Binder:
             status = await db.scalar(select(Session.status).where(Session.id == session_id))
             if status != SessionStatus.PREPARING:
                 return
-            placements = await self._placements(db, session_id, only={SessionStatus.PREPARING})
+            placements = (await self._placements(db, [session_id], only={SessionStatus.PREPARING})).get(session_id)
         if placements:
             log.info("re-sending kernel creation for session %s", session_id)
             await self._create(session_id, placements)
@@ -153,24 +167,33 @@ class Binder:
         return True
 
     async def _placements(
-        self, db: AsyncSession, session_id: str, only: frozenset[SessionStatus] | set[SessionStatus] | None = None
-    ) -> list[Placement]:
-        sess = await db.get(Session, session_id, populate_existing=True)
-        assert sess is not None
+        self, db: AsyncSession, session_ids: list[str], only: frozenset[SessionStatus] | set[SessionStatus] | None = None
+    ) -> dict[str, list[Placement]]:
+        sessions = {
+            sess.id: sess
+            for sess in (
+                await db.scalars(
+                    select(Session).where(Session.id.in_(session_ids)).execution_options(populate_existing=True)
+                )
+            ).all()
+        }
         rows = (
             await db.execute(
                 select(Kernel, Agent.address)
                 .join(Agent, Agent.id == Kernel.agent_id)
-                .where(Kernel.session_id == session_id)
-                .order_by(Kernel.cluster_idx)
+                .where(Kernel.session_id.in_(session_ids))
+                .order_by(Kernel.session_id, Kernel.cluster_idx)
                 .execution_options(populate_existing=True)
             )
         ).all()
-        return [
-            Placement(kernel.id, kernel.agent_id, address, kernel_spec(sess, kernel))  # type: ignore[arg-type]
-            for kernel, address in rows
-            if only is None or kernel.status in only
-        ]
+        placements: dict[str, list[Placement]] = {}
+        for kernel, address in rows:
+            if only is None or kernel.status in only:
+                spec = kernel_spec(sessions[kernel.session_id], kernel)
+                placements.setdefault(kernel.session_id, []).append(
+                    Placement(kernel.id, kernel.agent_id, address, spec)  # type: ignore[arg-type]
+                )
+        return placements
 
     async def _create(self, session_id: str, placements: list[Placement]) -> None:
         for placement in placements:

@@ -100,35 +100,36 @@ class Scheduler:
                 return 0
             nodes = [n for n in await load_node_views(db) if not self._cooldown.cooling(n.agent_id)]
         epoch = await self.epoch()
-        placed: list[str] = []
+        choices: list[tuple[str, Candidate]] = []
         waiting: dict[str, str] = {}
-        # One transaction for the pass's reservations: one fencing check, one commit, each session's move
-        # still guarded on its own (a session cancelled since the queue was read is skipped).
-        async with self._sessionmaker() as db:
-            touched: set[str] = set()
-            for sess in pending:
-                request = ResourceSlot.from_json(sess.requested_slots)
-                ranked = self._stages.scorer.rank(self._stages.filter.feasible(nodes, request, sess.resource_group))
-                allocation = ranked[0].node.state.try_allocate(request) if ranked else None  # now with its cores
-                if allocation is None:
-                    # Later, smaller requests may still fit (no head-of-line blocking); say why this one waits.
-                    reason = (f"waiting for resources: no agent in group {sess.resource_group!r} has "
-                              f"{_describe(request)} free")
-                    if sess.status_reason != reason:
-                        waiting[sess.id] = reason
-                    continue
-                chosen = Candidate(ranked[0].node, allocation)
-                if not await reserve(db, self._hub, self._fence, epoch, sess.id, chosen, fenced=bool(placed)):
-                    continue  # cancelled since the queue was read
-                chosen.node.state.add(allocation)
-                touched.add(chosen.node.agent_id)
-                placed.append(sess.id)
-                log.info("session %s scheduled on %s", sess.id, chosen.node.agent_id)
-            if placed:
-                await recalc_occupied(db, touched)
-            await db.commit()
-        for session_id in placed:
-            self._binder.spawn(session_id)
+        for sess in pending:
+            request = ResourceSlot.from_json(sess.requested_slots)
+            ranked = self._stages.scorer.rank(self._stages.filter.feasible(nodes, request, sess.resource_group))
+            allocation = ranked[0].node.state.try_allocate(request) if ranked else None  # now with its cores
+            if allocation is None:
+                # Later, smaller requests may still fit (no head-of-line blocking); say why this one waits.
+                reason = (f"waiting for resources: no agent in group {sess.resource_group!r} has "
+                          f"{_describe(request)} free")
+                if sess.status_reason != reason:
+                    waiting[sess.id] = reason
+                continue
+            ranked[0].node.state.add(allocation)  # taken for the rest of this pass
+            choices.append((sess.id, Candidate(ranked[0].node, allocation)))
+        placed: list[str] = []
+        if choices:
+            # One transaction for the pass: one fencing check and a guarded move per session; a session
+            # cancelled since the queue was read loses its move and gives its resources back.
+            async with self._sessionmaker() as db:
+                placed = await reserve(db, self._hub, self._fence, epoch, choices)
+                await recalc_occupied(db, {c.node.agent_id for sid, c in choices})
+                await db.commit()
+            won = set(placed)
+            for session_id, chosen in choices:
+                if session_id in won:
+                    log.info("session %s scheduled on %s", session_id, chosen.node.agent_id)
+                else:
+                    chosen.node.state.release(chosen.allocation)
+            self._binder.spawn_many(placed)
         if waiting:
             async with self._sessionmaker() as db:
                 for session_id, reason in waiting.items():

@@ -1,14 +1,17 @@
 """Reserve stage: take the chosen node's resources for a session, in one transaction."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
+from sqlalchemy import bindparam
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from corral.common.session_status import SessionStatus
 
+from ..clock import utcnow
+from ..db.models import Kernel
 from ..events import EventHub
-from ..lifecycle.moves import move_kernels, move_session
+from ..lifecycle.moves import move_sessions
 from .fencing import LeaderFence
 from .filter import Candidate
 
@@ -29,24 +32,32 @@ def allocation_record(candidate: Candidate) -> dict[str, Any]:
 
 
 async def reserve(
-    db: AsyncSession, hub: EventHub, fence: LeaderFence, epoch: int, session_id: str, candidate: Candidate,
-    *, fenced: bool = False,
-) -> bool:
-    """``PENDING → SCHEDULED`` on the candidate's node; False when the session is no longer pending.
+    db: AsyncSession, hub: EventHub, fence: LeaderFence, epoch: int, choices: Sequence[tuple[str, Candidate]]
+) -> list[str]:
+    """``PENDING → SCHEDULED`` for each (session, chosen node); the sessions that moved (the others were
+    cancelled since the queue was read, and take nothing).
 
-    Raises `LostLeadership` when ``epoch`` is not the current leader's (``fenced``: this transaction
-    checked already and holds the fencing row). The caller recomputes the agent's occupied slots
-    (`recalc_occupied`) and commits, or rolls back.
+    Raises `LostLeadership` when ``epoch`` is not the current leader's. The caller recomputes the agents'
+    occupied slots (`recalc_occupied`) and commits, or rolls back. A few statements for any number of
+    sessions: the fencing check, one guarded update per node, one history insert, one kernel update.
     """
-    if not fenced:
-        await fence.check(db, epoch)
-    agent_id = candidate.node.agent_id
-    if not await move_session(
-        db, hub, session_id, SessionStatus.SCHEDULED, f"placed on agent {agent_id}", only_from={SessionStatus.PENDING}
-    ):
-        return False
-    await move_kernels(
-        db, SessionStatus.SCHEDULED, "", session_id=session_id, only_from={SessionStatus.PENDING},
-        agent_id=agent_id, allocation=allocation_record(candidate),
-    )
-    return True
+    await fence.check(db, epoch)
+    won = set(await move_sessions(
+        db, hub, {sid: f"placed on agent {c.node.agent_id}" for sid, c in choices}, SessionStatus.SCHEDULED,
+        only_from={SessionStatus.PENDING},
+    ))
+    placements = [
+        {"sid": sid, "aid": c.node.agent_id, "alloc": allocation_record(c)} for sid, c in choices if sid in won
+    ]
+    if placements:
+        kernels = Kernel.__table__
+        await db.execute(
+            kernels.update()
+            .where(kernels.c.session_id == bindparam("sid"), kernels.c.status == SessionStatus.PENDING)
+            .values(
+                status=SessionStatus.SCHEDULED, status_reason="", status_changed_at=utcnow(),
+                agent_id=bindparam("aid"), allocation=bindparam("alloc", type_=kernels.c.allocation.type),
+            ),
+            placements,
+        )
+    return [sid for sid, _ in choices if sid in won]

@@ -76,7 +76,7 @@ async def test_destroy_races_with_the_reservation_and_answers_the_real_end(lab: 
     """Destroy lands right after the scheduler placed the session: the answer is TERMINATING, not CANCELLED."""
     manager = lab.manager()
     session_id = await lab.create(manager)
-    manager.core.binder.spawn = lambda sid: True  # type: ignore[method-assign] - placed, bind not yet begun
+    manager.core.binder.spawn_many = lambda sids: []  # type: ignore[method-assign] - placed, bind not yet begun
     assert await manager.core.scheduler.run_pass() == 1
     view, final = await manager.sessions.destroy(lab.user, session_id)
     assert (view["status"], final) == ("TERMINATING", False)
@@ -90,7 +90,7 @@ async def test_destroy_races_with_the_reservation_and_answers_the_real_end(lab: 
 
 async def test_manager_killed_after_reservation_is_bound_by_the_next_leader(lab: Lab) -> None:
     first = lab.manager()
-    first.core.binder.spawn = lambda sid: True  # type: ignore[method-assign] - dies before binding
+    first.core.binder.spawn_many = lambda sids: []  # type: ignore[method-assign] - dies before binding
     session_id = await lab.create(first)
     assert await first.core.scheduler.run_pass() == 1
     await first.crash()
@@ -205,7 +205,7 @@ async def test_agent_that_lost_a_starting_kernel_sends_it_back_to_the_queue(db_u
 
 async def test_starting_sessions_of_a_lost_agent_wait_in_the_queue(lab: Lab) -> None:
     manager = lab.manager()
-    manager.core.binder.spawn = lambda sid: True  # type: ignore[method-assign]
+    manager.core.binder.spawn_many = lambda sids: []  # type: ignore[method-assign]
     session_id = await lab.create(manager)
     await manager.core.scheduler.run_pass()
     assert await lab.status(session_id) == "SCHEDULED"
