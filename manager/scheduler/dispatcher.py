@@ -86,6 +86,8 @@ class Scheduler:
 
     async def epoch(self) -> int:
         """This leadership's fencing epoch, claimed once per term."""
+        if not self._leader.is_leader:
+            raise LostLeadership("this manager does not hold the scheduler lease")
         term = self._leader.term
         if self._epoch is None or term != self._claimed_term:
             self._epoch = await self._fence.claim(term)

@@ -83,3 +83,40 @@ async def test_waiting_session_says_why(big_cluster: LiveCluster) -> None:
     assert "cpu=2" in (await client.get_session(waiting.id)).raw["status_reason"]
     for session in [*blockers, waiting]:
         await client.destroy_session(session.id)
+
+
+async def test_a_manager_that_lost_the_lease_cannot_reserve(fresh_postgres_db: str, etcd_endpoint: str) -> None:
+    """Fencing: once another manager holds the lease (and has claimed its epoch), the old leader's
+    reservations fail, even if it still believes it leads."""
+    from corral.manager.scheduler.fencing import LostLeadership
+
+    cluster = LiveCluster(db_url=fresh_postgres_db, etcd_endpoints=[etcd_endpoint], heartbeat_timeout_s=5)
+    old = await cluster.start_manager()
+    new = await cluster.start_manager()
+    try:
+        await cluster.start_agent("sim", manager=new, backend="dummy", resources={"cpu_count": 8})
+        assert old.leader.is_leader and not new.leader.is_leader
+        await old.core.scheduler.epoch()
+        # Freeze the old leader's view: its scheduler loop and lease keeper stop, so it stays convinced it leads.
+        await old.core.scheduler.stop()
+        old.leader._task.cancel()  # type: ignore[attr-defined]
+
+        # The lease moves: the old leader's key disappears (its lease expired), the other manager takes it.
+        await old.leader._lease.revoke()  # type: ignore[attr-defined]
+
+        async def took_over() -> bool:
+            return new.leader.is_leader
+
+        await wait_for(took_over, timeout=15)
+        await new.core.scheduler.epoch()  # the new leader claims its (higher) epoch
+
+        await new.core.scheduler.stop()  # so the session below waits for a pass we run by hand
+        client = cluster.client(manager=new)
+        session = await client.create_session(resources={"cpu": "1", "mem": "128m"})
+        with pytest.raises(LostLeadership):
+            await old.core.scheduler.run_pass()
+        assert (await client.get_session(session.id)).status == "PENDING"
+        assert await new.core.scheduler.run_pass() == 1  # the real leader places it
+        assert (await client.get_session(session.id)).status in ("SCHEDULED", "PREPARING", "RUNNING")
+    finally:
+        await cluster.stop()
