@@ -22,12 +22,22 @@ async def serve_until_signalled(start: Callable[[], Awaitable[None]], stop: Call
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
     try:
-        await start()
-        await stopping.wait()
+        try:
+            await start()
+        except BaseException as start_error:
+            # Stop what got started, but report why it did not start, not what stopping then tripped on.
+            try:
+                await stop()
+            except Exception as stop_error:  # noqa: BLE001 - noted on the error that matters
+                start_error.add_note(f"stopping after this failed also failed: {type(stop_error).__name__}: {stop_error}")
+            raise
+        try:
+            await stopping.wait()
+        finally:
+            await stop()
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
-        await stop()
 
 
 def run_service(start: Callable[[], Awaitable[None]], stop: Callable[[], Awaitable[None]]) -> None:

@@ -4,8 +4,7 @@ A failed start reaches the CLI as whatever the failing layer raised: an
 ``OSError`` from the database driver, SQLAlchemy's wrapper of a PostgreSQL
 refusal, asyncio's bind error. ``run_with_readable_errors`` turns those into
 `CorralError`s that say what could not be reached or used (the original stays
-chained, for ``-v``). It also digs out a start error hidden by a ``stop()``
-that failed while cleaning up after it.
+chained, for ``-v``).
 """
 from __future__ import annotations
 
@@ -19,8 +18,6 @@ from urllib.parse import unquote, urlsplit
 from corral.common.errors import ConfigError, CorralError, ServiceUnavailable
 
 DB_DRIVER_MODULES = ("asyncpg", "aiosqlite", "sqlite3", "sqlalchemy")
-# Runs stop() in a `finally` after start(): an error there hides the start error.
-_SERVE_FRAMES = {("corral.common.process", "serve_until_signalled")}
 _ERRNO_IN_TEXT = re.compile(r"\[Errno (\d+)\]")
 _BIND_ADDRESS = re.compile(r"bind on address \('([^']*)', (\d+)")
 
@@ -29,30 +26,11 @@ def run_with_readable_errors(body: Callable[[], None], db_url: Callable[[], str 
     """Run ``body``; re-raise what it raises as a readable error. ``db_url`` names the database it uses."""
     try:
         body()
-        return
-    except Exception as raised:
-        error = unmask_start_error(raised)
+    except Exception as error:
         readable = explain(error, db_url)
-    # Raised outside the handler, so a start error dug out from under a stop
-    # error does not get that stop error chained to it as its context.
-    if readable is error:
-        raise error
-    raise readable from error
-
-
-def unmask_start_error(error: Exception) -> Exception:
-    """The start error that ``error``, raised by ``stop()`` while cleaning up after it, hides."""
-    hidden = error.__context__
-    if (
-        isinstance(hidden, Exception)
-        and error.__cause__ is None
-        and not error.__suppress_context__
-        and _passed_through(error, _SERVE_FRAMES)
-        and _passed_through(hidden, _SERVE_FRAMES)
-    ):
-        hidden.add_note(f"stopping after this failed also failed: {type(error).__name__}: {error}")
-        return hidden
-    return error
+        if readable is error:
+            raise
+        raise readable from error
 
 
 def explain(error: Exception, db_url: Callable[[], str | None] | None = None) -> Exception:
@@ -110,10 +88,6 @@ def _reason(error: OSError) -> str:
 def _is_db_error(error: BaseException) -> bool:
     modules = [type(error).__module__] + [module for module, _ in _frames(error)]
     return any(module.split(".")[0] in DB_DRIVER_MODULES for module in modules)
-
-
-def _passed_through(error: BaseException, functions: set[tuple[str, str]]) -> bool:
-    return any(frame in functions for frame in _frames(error))
 
 
 def _frames(error: BaseException) -> Iterator[tuple[str, str]]:
