@@ -88,6 +88,7 @@ class ManagerServer:
         self.port: int = config.api.port
         # What `stop` undoes, newest first; filled in as `start` gets further, so a partial start stops cleanly.
         self._cleanups: list[tuple[str, Callable[[], Awaitable[Any]]]] = []
+        self._serving = False
 
     @property
     def url(self) -> str:
@@ -163,6 +164,7 @@ class ManagerServer:
         for name, service in (("scheduler", core.scheduler), ("recovery", core.recovery), ("agent watch", core.registry)):
             service.start()
             self._on_stop(name, service.stop)
+        self._serving = True
         log.info("manager %s listening on %s (database %s)", config.id, self.url, engine.url.render_as_string())
 
     def _etcd_client(self) -> Any:
@@ -180,12 +182,12 @@ class ManagerServer:
 
     async def stop(self) -> None:
         """Undo whatever `start` got to, newest first; safe after a failed or partial start, and twice."""
-        started = bool(self._cleanups)
+        was_serving, self._serving = self._serving, False
         while self._cleanups:
             what, cleanup = self._cleanups.pop()
             try:
                 await cleanup()
             except Exception:  # noqa: BLE001 - keep stopping the rest; never mask why we are stopping
                 log.warning("stopping the %s failed", what, exc_info=True)
-        if started:
+        if was_serving:
             log.info("manager %s stopped", self.config.id)

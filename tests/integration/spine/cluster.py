@@ -40,6 +40,8 @@ class LiveCluster:
     storage: Any = None  # the in-process StorageProxyServer, once start_storage() ran
     storage_manager_secret: str = field(default_factory=new_secret_key)
     storage_jwt_secret: str = field(default_factory=new_secret_key)
+    # Set once any agent ran: its containers are removed at the end even if the test dropped the agent.
+    agents_started: bool = False
 
     @property
     def manager(self) -> ManagerServer:
@@ -125,6 +127,7 @@ class LiveCluster:
         await agent.start()
         await agent.link.heartbeat_now()
         self.agents.append(agent)
+        self.agents_started = True
         return agent
 
     def client(self, access_key: str | None = None, secret_key: str | None = None,
@@ -156,7 +159,7 @@ class LiveCluster:
                 pass
         if self.storage is not None:
             await self.storage.stop()
-        if self.agents:
+        if self.agents or self.agents_started:
             await remove_test_containers(f"t{self.run_id}-")
 
 
