@@ -2,7 +2,10 @@
 
 Events are queued and retried until the manager accepts them, so a manager
 restart loses nothing; heartbeats carry the full kernel list, so the manager
-can reconcile even what an event could not tell it.
+can reconcile even what an event could not tell it. The two never overtake
+each other: a heartbeat first delivers the events queued before it, so the
+manager never hears "kernel K is gone" (no longer listed) before it heard how
+K ended (its exit code).
 """
 from __future__ import annotations
 
@@ -19,6 +22,10 @@ from .config import ManagerLinkConfig
 log = logging.getLogger(__name__)
 
 
+class EventsRefused(Exception):
+    """The manager answered a batch of events with a client error: sending it again cannot help."""
+
+
 class ManagerLink:
     def __init__(
         self,
@@ -31,7 +38,9 @@ class ManagerLink:
         self._agent_id = agent_id
         self._payload = heartbeat_payload
         self._on_destroy = on_destroy
-        self._events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._events: list[dict[str, Any]] = []
+        self._events_waiting = asyncio.Event()
+        self._send_lock = asyncio.Lock()  # one conversation at a time, in order
         self._http: aiohttp.ClientSession | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._destroys: set[asyncio.Task[None]] = set()
@@ -64,14 +73,17 @@ class ManagerLink:
             await self._http.close()
 
     def send_event(self, kind: str, kernel_id: str, **fields: Any) -> None:
-        self._events.put_nowait({"kind": kind, "kernel_id": kernel_id, **fields})
+        self._events.append({"kind": kind, "kernel_id": kernel_id, **fields})
+        self._events_waiting.set()
 
     async def heartbeat_now(self) -> None:
-        payload = await self._payload()
-        async with self.http.post(f"{self.config.url}/internal/v1/agents/heartbeat", json=payload) as resp:
-            if resp.status != 200:
-                raise RuntimeError(f"manager answered {resp.status}: {(await resp.text())[:300]}")
-            answer = await resp.json()
+        async with self._send_lock:
+            await self._deliver_queued()
+            payload = await self._payload()
+            async with self.http.post(f"{self.config.url}/internal/v1/agents/heartbeat", json=payload) as resp:
+                if resp.status != 200:
+                    raise RuntimeError(f"manager answered {resp.status}: {(await resp.text())[:300]}")
+                answer = await resp.json()
         if not self._connected:
             log.info("connected to manager at %s", self.config.url)
             self._connected = True
@@ -94,27 +106,40 @@ class ManagerLink:
     async def _event_loop(self) -> None:
         delay = 0.5
         while True:
-            event = await self._events.get()
-            batch = [event]
-            while not self._events.empty():
-                batch.append(self._events.get_nowait())
-            while True:
-                try:
-                    await self._post_events(batch)
-                    delay = 0.5
-                    break
-                except asyncio.CancelledError:
-                    for item in batch:
-                        self._events.put_nowait(item)
-                    raise
-                except Exception as exc:  # noqa: BLE001 - retry until the manager takes them
-                    log.warning("could not deliver %d kernel event(s): %s; retrying", len(batch), exc)
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 10)
+            await self._events_waiting.wait()
+            try:
+                async with self._send_lock:
+                    await self._deliver_queued()
+                delay = 0.5
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - retry until the manager takes them
+                log.warning("could not deliver %d kernel event(s): %s; retrying", len(self._events), exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10)
+
+    async def _deliver_queued(self) -> None:
+        """Send every queued event (caller holds the send lock); on failure they stay queued, in order."""
+        self._events_waiting.clear()
+        batch, self._events = self._events, []
+        if not batch:
+            return
+        try:
+            await self._post_events(batch)
+        except EventsRefused as exc:
+            # The manager will never take these (a 4xx): keeping them would hold up every later event and
+            # heartbeat. The heartbeats' kernel lists still let it reconcile.
+            log.error("manager refused %d kernel event(s), dropping them: %s", len(batch), exc)
+        except BaseException:
+            self._events[:0] = batch
+            self._events_waiting.set()
+            raise
 
     async def _post_events(self, batch: list[dict[str, Any]]) -> None:
         payload = {"agent_id": self._agent_id, "events": batch}
         async with self.http.post(f"{self.config.url}/internal/v1/kernel-events", json=payload) as resp:
+            if 400 <= resp.status < 500 and resp.status not in (401, 408, 429):
+                raise EventsRefused(f"HTTP {resp.status}: {(await resp.text())[:300]}")
             if resp.status != 200:
                 raise RuntimeError(f"manager answered {resp.status}: {(await resp.text())[:300]}")
             answer = await resp.json()
@@ -126,11 +151,11 @@ class ManagerLink:
             task.add_done_callback(self._destroys.discard)
 
     async def _flush_events(self) -> None:
-        batch = []
-        while not self._events.empty():
-            batch.append(self._events.get_nowait())
-        if batch:
-            try:
-                await self._post_events(batch)
-            except Exception as exc:  # noqa: BLE001
-                log.warning("%d kernel event(s) undelivered at shutdown (%s); the next heartbeat reconciles", len(batch), exc)
+        if not self._events:
+            return
+        count = len(self._events)
+        try:
+            async with self._send_lock:
+                await self._deliver_queued()
+        except Exception as exc:  # noqa: BLE001
+            log.warning("%d kernel event(s) undelivered at shutdown (%s); the next heartbeat reconciles", count, exc)
