@@ -88,6 +88,7 @@ class LiveCluster:
                 "proxies": [self.storage_entry()], "default_host": f"{self.STORAGE_PROXY}:{self.STORAGE_VOLUME}",
             }
         overrides.setdefault("lifecycle", {"interval_s": 0.5})
+        overrides.setdefault("scheduler", {"interval_s": 0.5})
         config = load_manager_config(
             None,
             id=f"manager-{len(self.managers) + 1}",
@@ -95,7 +96,6 @@ class LiveCluster:
             db={"url": self.db_url},
             etcd={"endpoints": self.etcd_endpoints, "prefix": f"/corral-test-{self.run_id}"},
             agents={"cluster_secret": self.cluster_secret, "heartbeat_timeout_s": self.heartbeat_timeout_s},
-            scheduler={"interval_s": 0.5},
             admin_access_key=self.admin_access_key,
             admin_secret_key=self.admin_secret_key,
             **overrides,

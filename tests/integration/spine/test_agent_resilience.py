@@ -143,3 +143,39 @@ async def test_docker_outage_is_a_clear_error_and_the_agent_recovers(cluster: Li
     await client.destroy_session(retry.id)
     await client.wait_for_status(retry.id, {"TERMINATED"}, timeout=30)
     await proxy.stop()
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_sessions_created_while_an_agent_is_down_wait_and_run_when_it_is_back(
+    db_url: str, base_image: str
+) -> None:
+    """Between an agent's death and its LOST mark, new sessions placed there go back to the queue
+    (saying why) instead of failing, and run once the agent is back."""
+    cluster = LiveCluster(db_url=db_url, heartbeat_timeout_s=60.0)  # it stays ALIVE the whole time
+    await cluster.start_manager(scheduler={"interval_s": 0.5, "unreachable_backoff_s": 0.5})
+    await cluster.start_agent()
+    try:
+        client = cluster.client()
+        down = cluster.agents.pop()
+        await down.stop()
+        sessions = [await client.create_session(resources={"mem": "128m"}) for _ in range(3)]
+
+        async def all_requeued() -> bool:
+            infos = [await client.get_session(s.id) for s in sessions]
+            return all(
+                i.status == "PENDING" and "PREPARING" in [h["status"] for h in i.raw["status_history"]]
+                for i in infos
+            )
+
+        await wait_for(all_requeued, timeout=30)
+        history = (await client.get_session(sessions[0].id)).raw["status_history"]
+        assert any("could not be reached" in h["reason"] and "back in the queue" in h["reason"] for h in history)
+
+        await cluster.start_agent()
+        for session in sessions:
+            running = await client.wait_for_status(session.id, {"RUNNING"}, timeout=60)
+            assert running.raw["agent_id"] == down.agent_id
+        for session in sessions:
+            await client.destroy_session(session.id)
+    finally:
+        await cluster.stop()
