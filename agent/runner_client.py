@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from corral.common.errors import BackendError
+from corral.kernels import contract
 
 MAX_LINE_BYTES = 64 << 20
 # Unix socket paths are limited to 108 bytes (with the NUL); longer ones are reached through the directory.
@@ -36,6 +37,9 @@ PING_TIMEOUT_S = 5.0
 # How often to ask the engine whether a container that is not up yet died (a Docker inspect each,
 # on an engine busy starting containers). An exit event, when the caller has one, ends the wait sooner.
 LIVENESS_CHECK_EVERY_S = 2.0
+# Stream connections ("connect", "pty") buffer little on this side, so a slow consumer back-pressures the runner.
+STREAM_LIMIT_BYTES = 256 << 10
+STREAM_OPEN_TIMEOUT_S = 15.0
 
 
 class RunnerUnavailable(BackendError):
@@ -44,6 +48,10 @@ class RunnerUnavailable(BackendError):
 
 class ContainerExitedEarly(BackendError):
     """The container ended before its runner answered (a quick batch job, or a crash)."""
+
+
+class RunnerRefused(BackendError):
+    """The runner answered a ``connect`` or ``pty`` request with ``ok: false`` (its error is the message)."""
 
 
 @dataclass(frozen=True)
@@ -55,13 +63,15 @@ class ExecutionResult:
     stderr: str
 
 
-async def open_connection(socket_path: str | os.PathLike[str]) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+async def open_connection(
+    socket_path: str | os.PathLike[str], *, limit: int = MAX_LINE_BYTES
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     path = Path(socket_path)
     if len(str(path)) <= MAX_SOCKET_PATH:
-        return await asyncio.open_unix_connection(str(path), limit=MAX_LINE_BYTES)
+        return await asyncio.open_unix_connection(str(path), limit=limit)
     fd = os.open(path.parent, os.O_RDONLY)
     try:
-        return await asyncio.open_unix_connection(f"/proc/self/fd/{fd}/{path.name}", limit=MAX_LINE_BYTES)
+        return await asyncio.open_unix_connection(f"/proc/self/fd/{fd}/{path.name}", limit=limit)
     finally:
         os.close(fd)
 
@@ -241,3 +251,119 @@ async def execute_events(socket_path: Path, code: str) -> AsyncIterator[dict[str
         yield {"op": "result", "status": "error", "exit_code": 1, "error": "the kernel's runner went away"}
     finally:
         await client.close()
+
+
+# -- streams: TCP pipes and terminals into the container ---------------------------------
+
+
+async def _open_stream(
+    socket_path: str | os.PathLike[str], request: dict[str, Any]
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, dict[str, Any]]:
+    """Sends a stream op as the first line of a new connection; returns it with the runner's ok answer."""
+    try:
+        reader, writer = await open_connection(socket_path, limit=STREAM_LIMIT_BYTES)
+    except OSError as exc:
+        raise RunnerUnavailable(f"cannot reach the kernel's runner: {exc}") from None
+    try:
+        writer.write(json.dumps(request).encode() + b"\n")
+        await writer.drain()
+        line = await asyncio.wait_for(reader.readline(), STREAM_OPEN_TIMEOUT_S)
+        if not line:
+            raise RunnerUnavailable(f"the runner closed the connection before answering {request['op']}")
+        answer = json.loads(line)
+    except (ConnectionError, OSError, TimeoutError, ValueError) as exc:
+        writer.close()
+        raise RunnerUnavailable(f"the runner did not answer {request['op']}: {exc!r}") from None
+    except BaseException:
+        writer.close()
+        raise
+    if not isinstance(answer, dict) or answer.get("ok") is not True:
+        writer.close()
+        error = answer.get("error") if isinstance(answer, dict) else None
+        raise RunnerRefused(error or f"the runner refused {request['op']}: {answer!r}")
+    return reader, writer, answer
+
+
+async def open_tcp_pipe(
+    socket_path: str | os.PathLike[str], port: int
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A byte pipe to ``127.0.0.1:port`` inside the kernel's container (no published port needed).
+
+    ``writer.write_eof()`` half-closes towards the container's server; the reader's EOF is its
+    half-close. Raises ``RunnerRefused`` when the runner cannot connect (``connection refused: ...``)."""
+    reader, writer, _ = await _open_stream(socket_path, {"op": "connect", "port": port})
+    return reader, writer
+
+
+class PtyConnection:
+    """A terminal in the kernel's container: frames per ``corral.kernels.contract`` (``PTY_FRAME_*``).
+
+    ``read_frame`` yields ``(type, payload)``: DATA (output bytes), PONG, EXIT (JSON
+    ``{"code": N}``; the runner then closes), ERROR (JSON ``{"error": ...}``). PINGs
+    from the runner are answered here and not returned."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, pty_id: str) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.pty_id = pty_id
+
+    async def _send(self, frame: bytes) -> None:
+        try:
+            self.writer.write(frame)
+            await self.writer.drain()
+        except (ConnectionError, OSError) as exc:
+            raise RunnerUnavailable(f"the pty connection is closed: {exc!r}") from None
+
+    async def send_input(self, data: bytes) -> None:
+        """Keystrokes; waits while the terminal does not take them (back-pressure)."""
+        if data:
+            await self._send(contract.encode_data_frames(data))
+
+    async def resize(self, rows: int, cols: int) -> None:
+        await self._send(contract.encode_json_frame(contract.PTY_FRAME_RESIZE, {"rows": rows, "cols": cols}))
+
+    async def ping(self, payload: bytes = b"") -> None:
+        """Sends a PING; its PONG (same payload) comes through ``read_frame``."""
+        await self._send(contract.encode_frame(contract.PTY_FRAME_PING, payload))
+
+    async def read_frame(self) -> tuple[int, bytes]:
+        """The next frame; raises ``RunnerUnavailable`` once the connection ends (after EXIT,
+        on a take-over by another client, or when the runner goes away)."""
+        while True:
+            try:
+                frame = await contract.read_frame(self.reader)
+            except (asyncio.IncompleteReadError, contract.FrameError, ConnectionError, OSError) as exc:
+                raise RunnerUnavailable(f"the pty connection broke: {exc!r}") from None
+            if frame is None:
+                raise RunnerUnavailable("the runner closed the pty connection")
+            if frame[0] == contract.PTY_FRAME_PING:
+                await self._send(contract.encode_frame(contract.PTY_FRAME_PONG, frame[1]))
+                continue
+            return frame
+
+    async def close(self) -> None:
+        """Detaches: the shell keeps running for the runner's grace period (re-attach by ``pty_id``)."""
+        self.writer.close()
+        with contextlib.suppress(Exception):
+            await self.writer.wait_closed()
+
+    async def __aenter__(self) -> PtyConnection:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+
+async def open_pty(
+    socket_path: str | os.PathLike[str],
+    rows: int,
+    cols: int,
+    attach: str | None = None,
+    command: list[str] | None = None,
+) -> PtyConnection:
+    """Starts a shell (``command``, default the container user's shell) on a new terminal, or
+    re-attaches to the live one ``attach`` names (its recent output is replayed first).
+    Raises ``RunnerRefused`` for an unknown or ended pty, or a command that cannot start."""
+    request = {"op": "pty", "rows": rows, "cols": cols, "attach": attach, "command": command}
+    reader, writer, answer = await _open_stream(socket_path, request)
+    return PtyConnection(reader, writer, answer["pty"])

@@ -59,6 +59,11 @@ DEFAULT_INTERRUPT_GRACE = 5.0
 MAX_REQUEST_BYTES = 64 * 1024 * 1024
 READ_CHUNK = 65536
 WRITE_HIGH_WATER = 4 * 1024 * 1024  # pause reading a worker pipe while a client lags this much
+STREAM_HIGH_WATER = 256 * 1024  # "connect": stop reading one side while the other lags this much
+PTY_OUTPUT_HIGH_WATER = 256 * 1024  # "pty": stop reading the terminal while its client lags this much
+PTY_FINAL_OUTPUT_BYTES = 1024 * 1024  # at most this much output is still read after the shell exits
+CONNECT_TIMEOUT_S = 10.0
+STREAM_OPS = ("connect", "pty")  # take over their connection: only as its first request
 
 
 # --------------------------------------------------------------------------
@@ -478,6 +483,360 @@ class Worker:
 
 
 # --------------------------------------------------------------------------
+# Runner side: streams ("connect": a TCP pipe; "pty": a terminal)
+# --------------------------------------------------------------------------
+
+
+def _pause_reading(writer: asyncio.StreamWriter) -> None:
+    transport = writer.transport
+    if not transport.is_closing():
+        transport.pause_reading()  # type: ignore[attr-defined]
+
+
+def _resume_reading(writer: asyncio.StreamWriter) -> None:
+    transport = writer.transport
+    if not transport.is_closing():
+        transport.resume_reading()  # type: ignore[attr-defined]
+
+
+def _write_buffered(writer: asyncio.StreamWriter) -> int:
+    return 0 if writer.is_closing() else writer.transport.get_write_buffer_size()
+
+
+async def _pump(
+    source: asyncio.StreamReader, source_writer: asyncio.StreamWriter, target: asyncio.StreamWriter
+) -> None:
+    """Copies ``source`` to ``target`` until EOF, then half-closes ``target``.
+
+    While ``target`` lags more than ``STREAM_HIGH_WATER`` bytes, the source's transport
+    stops reading, so the peer is back-pressured through the kernel's socket buffers."""
+    while True:
+        data = await source.read(READ_CHUNK)
+        if not data:
+            break
+        target.write(data)
+        if _write_buffered(target) > STREAM_HIGH_WATER:
+            _pause_reading(source_writer)
+            try:
+                await target.drain()
+            finally:
+                _resume_reading(source_writer)
+    if not target.is_closing() and target.can_write_eof():
+        target.write_eof()
+
+
+def _valid_port(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 65535
+
+
+def _valid_size(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 65535
+
+
+class PtyClient:
+    """The connection a pty is attached to (at most one at a time)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, writer: asyncio.StreamWriter) -> None:
+        self.writer = writer
+        self.ended: "asyncio.Future[None]" = loop.create_future()
+
+    def send(self, frame: bytes) -> None:
+        if not self.writer.is_closing():
+            self.writer.write(frame)
+
+    def congested(self) -> bool:
+        return _write_buffered(self.writer) > PTY_OUTPUT_HIGH_WATER
+
+    async def drain(self) -> None:
+        try:
+            await self.writer.drain()
+        except (ConnectionError, OSError):
+            pass
+
+    def end(self, abort: bool = False) -> None:
+        """Closes the connection; ``abort`` drops unsent output (a client taken over may never read it)."""
+        if not self.ended.done():
+            self.ended.set_result(None)
+        if abort:
+            self.writer.transport.abort()
+        else:
+            self.writer.close()
+
+
+class PtySession:
+    """A shell on a pseudo-terminal; it outlives its client for the grace period."""
+
+    def __init__(self, manager: "PtyManager", pty_id: str, master_fd: int,
+                 process: subprocess.Popen, exited: "asyncio.Future[int]") -> None:
+        self.manager = manager
+        self.loop = manager.loop
+        self.id = pty_id
+        self.master_fd = master_fd
+        self.process = process
+        self.exited = exited
+        self.client: Optional[PtyClient] = None
+        self.scrollback = bytearray()
+        self.finished = False
+        self._reading = False
+        self._resume_task: Optional["asyncio.Task[None]"] = None
+        self._grace_timer: Optional[asyncio.TimerHandle] = None
+        self._input_lock = asyncio.Lock()
+        self._set_reading(True)
+        exited.add_done_callback(lambda _: self.loop.create_task(self._finish()))
+
+    # -- clients ------------------------------------------------------------
+
+    def attach(self, client: PtyClient, reply: bytes) -> None:
+        """Makes ``client`` the attached one: ``reply`` (the ok line), the scrollback, then live output."""
+        if self._grace_timer is not None:
+            self._grace_timer.cancel()
+            self._grace_timer = None
+        previous, self.client = self.client, client
+        if previous is not None:
+            previous.end(abort=True)
+        client.send(reply)
+        if self.scrollback:
+            client.send(contract.encode_frame(contract.PTY_FRAME_DATA, bytes(self.scrollback)))
+        self._stop_waiting_for_drain()
+        self._set_reading(True)
+
+    def detach(self, client: PtyClient) -> None:
+        if self.client is not client:
+            return  # taken over already
+        self.client = None
+        self._stop_waiting_for_drain()
+        if self.finished:
+            return
+        self._set_reading(True)  # keep the shell going: output only feeds the scrollback now
+        grace = self.manager.grace
+        self._grace_timer = self.loop.call_later(grace, self.expire)
+
+    def expire(self) -> None:
+        """The grace period ended with no client: forget the shell and hang it up."""
+        self._grace_timer = None
+        self.manager.forget(self)
+        self.hang_up()
+
+    def hang_up(self) -> None:
+        if self.exited.done():
+            return
+        _kill_group(self.process.pid, signal.SIGHUP)
+        _kill_group(self.process.pid, signal.SIGCONT)  # a stopped group would not act on the hang-up
+        self.loop.call_later(contract.PTY_KILL_AFTER_S, self._kill_if_alive)
+
+    def _kill_if_alive(self) -> None:
+        if not self.exited.done():
+            _kill_group(self.process.pid, signal.SIGKILL)
+
+    # -- input from the client --------------------------------------------------
+
+    async def write_input(self, data: bytes, client_writer: asyncio.StreamWriter) -> None:
+        """Writes keystrokes to the master; while the terminal does not take them, the
+        client's connection stops being read (back-pressure instead of buffering)."""
+        view = memoryview(data)
+        async with self._input_lock:
+            while view and not self.finished:
+                try:
+                    view = view[os.write(self.master_fd, view):]
+                    continue
+                except BlockingIOError:
+                    pass
+                except OSError:
+                    return  # the terminal is gone; the shell's exit ends the session
+                _pause_reading(client_writer)
+                try:
+                    await self._wait_writable()
+                finally:
+                    _resume_reading(client_writer)
+
+    async def _wait_writable(self) -> None:
+        writable = self.loop.create_future()
+        self.loop.add_writer(self.master_fd, lambda: writable.done() or writable.set_result(None))
+        try:
+            await asyncio.wait([writable, self.exited], timeout=1.0, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not self.finished:
+                self.loop.remove_writer(self.master_fd)
+
+    def resize(self, rows: int, cols: int) -> None:
+        if self.finished:
+            return
+        import fcntl
+        import struct
+        import termios
+
+        try:
+            fcntl.ioctl(self.master_fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+        except OSError:
+            pass
+
+    # -- output to the client ---------------------------------------------------
+
+    def _set_reading(self, on: bool) -> None:
+        if on == self._reading or self.finished:
+            return
+        self._reading = on
+        if on:
+            self.loop.add_reader(self.master_fd, self._on_readable)
+        else:
+            self.loop.remove_reader(self.master_fd)
+
+    def _on_readable(self) -> None:
+        # A pty read returns at most a few KiB: gather what is there into one frame.
+        chunks: List[bytes] = []
+        size = 0
+        ended = False
+        while size < READ_CHUNK:
+            try:
+                data = os.read(self.master_fd, READ_CHUNK - size)
+            except BlockingIOError:
+                break
+            except OSError:  # EIO: every slave end is closed; the shell's exit ends the session
+                data = b""
+            if not data:
+                ended = True
+                break
+            chunks.append(data)
+            size += len(data)
+        if chunks:
+            self._output(b"".join(chunks))
+        if ended:
+            self._set_reading(False)
+            return
+        client = self.client
+        if client is not None and client.congested():
+            self._set_reading(False)
+            self._resume_task = self.loop.create_task(self._resume_after_drain(client))
+
+    async def _resume_after_drain(self, client: PtyClient) -> None:
+        await client.drain()
+        if self.client is client:
+            self._resume_task = None
+            self._set_reading(True)
+
+    def _stop_waiting_for_drain(self) -> None:
+        if self._resume_task is not None:
+            self._resume_task.cancel()
+            self._resume_task = None
+
+    def _output(self, data: bytes) -> None:
+        self.scrollback += data
+        excess = len(self.scrollback) - contract.PTY_SCROLLBACK_BYTES
+        if excess > 0:
+            del self.scrollback[:excess]
+        if self.client is not None:
+            self.client.send(contract.encode_frame(contract.PTY_FRAME_DATA, data))
+
+    async def _finish(self) -> None:
+        """The shell ended: flush its last output, send EXIT, close the terminal."""
+        self._stop_waiting_for_drain()
+        self._set_reading(False)
+        if self._grace_timer is not None:
+            self._grace_timer.cancel()
+            self._grace_timer = None
+        self.manager.forget(self)
+        drained = 0
+        while drained < PTY_FINAL_OUTPUT_BYTES:  # bounded: a background job may keep writing
+            try:
+                data = os.read(self.master_fd, READ_CHUNK)
+            except OSError:  # BlockingIOError (all read) or EIO (no writer left)
+                break
+            if not data:
+                break
+            drained += len(data)
+            self._output(data)
+            client = self.client
+            if client is not None and client.congested():
+                await client.drain()
+        self.finished = True
+        code = self.exited.result()
+        client, self.client = self.client, None
+        if client is not None:
+            client.send(contract.encode_json_frame(contract.PTY_FRAME_EXIT, {"code": code}))
+            client.end()
+        try:
+            os.close(self.master_fd)  # hangs up whatever still holds the terminal
+        except OSError:
+            pass
+
+
+class PtyManager:
+    """The live ptys of this runner, by id."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, reaper: ChildReaper) -> None:
+        self.loop = loop
+        self.reaper = reaper
+        self.sessions: Dict[str, PtySession] = {}
+        self.grace = float(os.environ.get(contract.PTY_GRACE_ENV, contract.DEFAULT_PTY_GRACE_S))
+
+    def forget(self, session: PtySession) -> None:
+        if self.sessions.get(session.id) is session:
+            del self.sessions[session.id]
+
+    def hang_up_all(self) -> None:
+        for session in list(self.sessions.values()):
+            self.forget(session)
+            session.hang_up()
+
+    def start(self, argv: List[str], rows: int, cols: int) -> PtySession:
+        """Starts ``argv`` as the session leader of a new terminal; raises OSError if it cannot."""
+        import secrets
+
+        master_fd, slave_fd = os.openpty()  # both non-inheritable
+        try:
+            _set_window_size(slave_fd, rows, cols)
+            env = dict(os.environ)
+            env.pop(SOCKET_ENV, None)
+            env["TERM"] = contract.PTY_TERM
+            process = subprocess.Popen(
+                argv, stdin=slave_fd, stdout=slave_fd, stderr=slave_fd, cwd=_pty_cwd(), env=env,
+                start_new_session=True, preexec_fn=_take_controlling_terminal,
+            )
+        except BaseException:
+            os.close(master_fd)
+            raise
+        finally:
+            os.close(slave_fd)
+        os.set_blocking(master_fd, False)
+        exited = self.reaper.watch(process.pid)
+        exited.add_done_callback(_record_returncode(process))
+        pty_id = secrets.token_hex(8)
+        session = PtySession(self, pty_id, master_fd, process, exited)
+        self.sessions[pty_id] = session
+        return session
+
+
+def _take_controlling_terminal() -> None:
+    """In the child, after setsid(): make the pty (now fd 0) its controlling terminal."""
+    import fcntl
+    import termios
+
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
+def _set_window_size(fd: int, rows: int, cols: int) -> None:
+    import fcntl
+    import struct
+    import termios
+
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+
+def _default_shell() -> List[str]:
+    shell = os.environ.get("SHELL")
+    if shell and os.access(shell, os.X_OK):
+        return [shell]
+    return ["/bin/bash"] if os.access("/bin/bash", os.X_OK) else ["/bin/sh"]
+
+
+def _pty_cwd() -> Optional[str]:
+    for directory in (os.environ.get("HOME"), "/home/work"):
+        if directory and os.path.isdir(directory):
+            return directory
+    return None
+
+
+# --------------------------------------------------------------------------
 # Runner side: the socket server
 # --------------------------------------------------------------------------
 
@@ -517,6 +876,7 @@ class Runner:
         self.interrupt_grace = float(os.environ.get(INTERRUPT_GRACE_ENV, DEFAULT_INTERRUPT_GRACE))
         self.batch_process: Optional[subprocess.Popen] = None
         self.connections: Dict["asyncio.Task[Any]", asyncio.StreamWriter] = {}
+        self.ptys = PtyManager(self.loop, self.reaper)
 
     async def run(self) -> int:
         # Handlers first: as PID 1 an unhandled SIGTERM would be ignored, not fatal.
@@ -544,6 +904,7 @@ class Runner:
             server.close()
             _unlink_quietly(self.socket_path)
             self.worker.closed = True
+            self.ptys.hang_up_all()
             await self._stop_worker()
             await self._close_connections()
         return exit_code
@@ -598,6 +959,7 @@ class Runner:
         this_task = asyncio.current_task()
         assert this_task is not None
         self.connections[this_task] = writer
+        first = True
         try:
             while True:
                 try:
@@ -611,7 +973,14 @@ class Runner:
                     break
                 if not line.strip():
                     continue
-                task = self._handle_request(connection, line)
+                request = self._parse_request(connection, line)
+                is_first, first = first, False
+                if request is None:
+                    continue
+                if is_first and request.get("op") in STREAM_OPS:
+                    await self._serve_stream(request, reader, writer)
+                    break
+                task = self._handle_request(connection, request)
                 if task is not None:
                     tasks.append(task)
                     tasks = [t for t in tasks if not t.done()]
@@ -623,7 +992,8 @@ class Runner:
             writer.close()
             self.connections.pop(this_task, None)
 
-    def _handle_request(self, connection: Connection, line: bytes) -> Optional["asyncio.Task[None]"]:
+    @staticmethod
+    def _parse_request(connection: Connection, line: bytes) -> Optional[Dict[str, Any]]:
         try:
             request = json.loads(line.decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as error:
@@ -632,6 +1002,9 @@ class Runner:
         if not isinstance(request, dict):
             connection.send({"op": "error", "error": "a request must be a JSON object"})
             return None
+        return request
+
+    def _handle_request(self, connection: Connection, request: Dict[str, Any]) -> Optional["asyncio.Task[None]"]:
         request_id = request.get("id")
         op = request.get("op")
         if op == "ping":
@@ -655,9 +1028,142 @@ class Runner:
                 _kill_group(self.batch_process.pid, signal.SIGTERM)
             else:
                 self.stop(0)
+        elif op in STREAM_OPS:
+            connection.send({"op": "error", "error": "%s must be the first request on a new connection" % op},
+                            request_id)
         else:
             connection.send({"op": "error", "error": "unknown op: %r" % (op,)}, request_id)
         return None
+
+    # -- streams ("connect", "pty"): the first request on a connection ------------
+
+    async def _serve_stream(
+        self, request: Dict[str, Any], reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        def answer(message: Dict[str, Any]) -> bytes:
+            if request.get("id") is not None:
+                message["id"] = request["id"]
+            return json.dumps(message).encode("utf-8") + b"\n"
+
+        if request["op"] == "connect":
+            await self._serve_connect(request, reader, writer, answer)
+        else:
+            await self._serve_pty(request, reader, writer, answer)
+
+    async def _serve_connect(
+        self, request: Dict[str, Any], reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+        answer: Callable[[Dict[str, Any]], bytes],
+    ) -> None:
+        port = request.get("port")
+        if not _valid_port(port):
+            writer.write(answer({"ok": False, "error": "connect needs an integer 'port' in 1..65535, got %r" % (port,)}))
+            return
+        address = "127.0.0.1:%d" % port
+        try:
+            tcp_reader, tcp_writer = await asyncio.wait_for(
+                asyncio.open_connection("127.0.0.1", port, limit=STREAM_HIGH_WATER), CONNECT_TIMEOUT_S)
+        except ConnectionRefusedError:
+            writer.write(answer({"ok": False, "error": "connection refused: %s" % address}))
+            return
+        except asyncio.TimeoutError:
+            writer.write(answer({"ok": False, "error": "connection timed out: %s" % address}))
+            return
+        except OSError as error:
+            writer.write(answer({"ok": False, "error": "cannot connect to %s: %s" % (address, error.strerror or error)}))
+            return
+        writer.write(answer({"ok": True}))
+        pumps = [
+            self.loop.create_task(_pump(reader, writer, tcp_writer)),
+            self.loop.create_task(_pump(tcp_reader, tcp_writer, writer)),
+        ]
+        try:
+            # Both directions to their EOF; a reset either way ends both.
+            for finished in asyncio.as_completed(pumps):
+                try:
+                    await finished
+                except (ConnectionError, OSError):
+                    break
+        finally:
+            for pump in pumps:
+                pump.cancel()
+            await asyncio.gather(*pumps, return_exceptions=True)
+            tcp_writer.close()
+
+    async def _serve_pty(
+        self, request: Dict[str, Any], reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+        answer: Callable[[Dict[str, Any]], bytes],
+    ) -> None:
+        rows, cols = request.get("rows", 24), request.get("cols", 80)
+        attach, command = request.get("attach"), request.get("command")
+        if not (_valid_size(rows) and _valid_size(cols)):
+            writer.write(answer({"ok": False, "error": "pty needs integer 'rows' and 'cols' in 1..65535"}))
+            return
+        if attach is not None and not isinstance(attach, str):
+            writer.write(answer({"ok": False, "error": "'attach' must be a pty id (a string) or null"}))
+            return
+        if command is not None and not (
+            isinstance(command, list) and command and all(isinstance(part, str) for part in command)
+        ):
+            writer.write(answer({"ok": False, "error": "'command' must be a non-empty list of strings or null"}))
+            return
+        if attach is not None:
+            session = self.ptys.sessions.get(attach)
+            if session is None:
+                writer.write(answer({"ok": False, "error": "no live pty %r (it ended, or its grace period "
+                                                           "expired)" % (attach,)}))
+                return
+            session.resize(rows, cols)
+        else:
+            argv = command or _default_shell()
+            try:
+                session = self.ptys.start(argv, rows, cols)
+            except OSError as error:
+                writer.write(answer({"ok": False, "error": "cannot start %s: %s" % (argv[0], error.strerror or error)}))
+                return
+        client = PtyClient(self.loop, writer)
+        session.attach(client, answer({"ok": True, "pty": session.id}))
+        frames = self.loop.create_task(self._read_pty_frames(session, client, reader, writer))
+        try:
+            await asyncio.wait([frames, client.ended], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            frames.cancel()
+            await asyncio.gather(frames, return_exceptions=True)
+            session.detach(client)
+
+    async def _read_pty_frames(
+        self, session: PtySession, client: PtyClient, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        def violation(error: str) -> None:
+            client.send(contract.encode_json_frame(contract.PTY_FRAME_ERROR, {"error": error}))
+
+        while True:
+            try:
+                frame = await contract.read_frame(reader)
+            except contract.FrameError as error:
+                return violation(str(error))
+            except (asyncio.IncompleteReadError, ConnectionError, OSError):
+                return
+            if frame is None:
+                return
+            frame_type, payload = frame
+            if frame_type == contract.PTY_FRAME_DATA:
+                await session.write_input(payload, writer)
+            elif frame_type == contract.PTY_FRAME_RESIZE:
+                try:
+                    size = json.loads(payload.decode("utf-8"))
+                    rows, cols = size["rows"], size["cols"]
+                except (UnicodeDecodeError, ValueError, TypeError, KeyError):
+                    return violation("a RESIZE frame carries JSON {\"rows\": R, \"cols\": C}")
+                if not (_valid_size(rows) and _valid_size(cols)):
+                    return violation("RESIZE needs integer rows and cols in 1..65535")
+                session.resize(rows, cols)
+            elif frame_type == contract.PTY_FRAME_PING:
+                client.send(contract.encode_frame(contract.PTY_FRAME_PONG, payload))
+            elif frame_type == contract.PTY_FRAME_PONG:
+                pass
+            else:
+                return violation("unexpected frame type %d" % frame_type)
+            await client.drain()  # a client that does not read its PONGs is not read either
 
     async def _execute(self, connection: Connection, code: str, request_id: Any) -> None:
         async with self.execute_lock:

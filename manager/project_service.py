@@ -42,7 +42,7 @@ PROJECT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 class CreateProjectRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str
+    name: str = Field(json_schema_extra={"pattern": PROJECT_NAME_RE.pattern})
     description: str = Field("", max_length=1000)
 
     @field_validator("name")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr, field_validator
 
 from corral.common.errors import InvalidRequest
 from corral.common.slots import CPU, CUDA_DEVICE, CUDA_SHARES, MEM, ResourceSlot, parse_size, validate_request
@@ -20,10 +20,11 @@ DEFAULT_MEM = "1g"
 class ResourceRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    cpu: str | float | int = DEFAULT_CPU
-    mem: str | int = DEFAULT_MEM
-    cuda_device: int | str | None = Field(None, alias="cuda.device")
-    cuda_shares: str | float | None = Field(None, alias="cuda.shares")
+    # Strict: a JSON true/false is not an amount (lax parsing would read it as 1 or 0).
+    cpu: StrictStr | StrictInt | StrictFloat = DEFAULT_CPU
+    mem: StrictStr | StrictInt = DEFAULT_MEM
+    cuda_device: StrictInt | StrictStr | None = Field(None, alias="cuda.device")
+    cuda_shares: StrictStr | StrictInt | StrictFloat | None = Field(None, alias="cuda.shares")
 
     def to_slots(self) -> ResourceSlot:
         slots: dict[str, object] = {CPU: self.cpu, MEM: parse_size(self.mem)}
@@ -42,11 +43,11 @@ class ResourceRequest(BaseModel):
 class CreateSessionRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = None
-    image: str | None = None
+    name: str | None = Field(None, json_schema_extra={"pattern": NAME_RE.pattern})
+    image: str | None = Field(None, json_schema_extra={"pattern": IMAGE_RE.pattern})
     type: Literal["interactive", "batch"] = "interactive"
     command: str | list[str] | None = None
-    env: dict[str, str] = {}
+    env: dict[str, str] = Field({}, json_schema_extra={"propertyNames": {"pattern": ENV_KEY_RE.pattern}})
     resources: ResourceRequest = ResourceRequest()
     mounts: list[str] = []
     cluster_size: int = Field(1, ge=1, le=1)

@@ -52,9 +52,12 @@ class Route:
             op["parameters"] = params
         if self.body is not None:
             op["requestBody"] = {
-                "required": True,
+                # A body whose fields all have defaults may be left out.
+                "required": any(field.is_required() for field in self.body.model_fields.values()),
                 "content": {"application/json": {"schema": schema_ref(self.body, "validation")}},
             }
+        if self.body is not None or self.query:
+            responses.setdefault("400", self._response(400, "Invalid request body or query parameter", schema_ref))
         if self.signed:
             responses.setdefault("401", self._response(401, "Missing, forged or expired signature", schema_ref))
         return op

@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import func, select
 from typing import Literal
 
@@ -25,7 +25,7 @@ USERNAME_RE = re.compile(r"^[a-z_][a-z0-9_.-]{0,63}$")
 class CreateUserRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    username: str
+    username: str = Field(json_schema_extra={"pattern": USERNAME_RE.pattern})
     role: Literal["user", "admin"] = "user"
 
     @field_validator("username")

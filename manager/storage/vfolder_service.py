@@ -74,7 +74,7 @@ def _checked_quota(value: int | str) -> int | str:
 
 
 # Request fields: checked where they are declared, so every request model shares the rules.
-VfolderName = Annotated[str, AfterValidator(_check_name)]
+VfolderName = Annotated[str, AfterValidator(_check_name), Field(json_schema_extra={"pattern": VFOLDER_NAME_RE.pattern})]
 QuotaSpec = Annotated[int | str, AfterValidator(_checked_quota)]
 
 
