@@ -258,6 +258,13 @@ class KernelManager:
             raise Conflict(f"kernel {kernel_id} is {record.status}")
         return record
 
+    def runner_socket(self, kernel_id: str) -> Path:
+        """The running kernel's runner socket (for terminals and tunnels)."""
+        record = self.running(kernel_id)
+        if not self.backend.has_runner:
+            raise Conflict(f"kernel {kernel_id} has no runner to open a terminal in (this backend only simulates containers)")
+        return contract.runner_socket_path(record.kernel_dir)
+
     def execute(self, kernel_id: str, code: str) -> AsyncIterator[dict[str, Any]]:
         record = self.running(kernel_id)
         if not self.backend.has_runner:

@@ -10,8 +10,12 @@ from corral.common.ndjson_response import stream_ndjson
 from corral.common.request_body import parse_body
 from corral.common.version import VERSION
 
+from corral.common.terminal_protocol import HEARTBEAT_S, MAX_MESSAGE, TerminalSize
+
+from . import runner_client
 from .kernel_spec import KernelSpec
 from .kernels import KernelManager
+from .terminal_relay import relay_pty
 
 KERNELS_KEY = web.AppKey("corral.kernels", KernelManager)
 SECRET_KEY = web.AppKey("corral.secret", str)
@@ -56,6 +60,22 @@ async def execute(request: web.Request) -> web.StreamResponse:
     return await stream_ndjson(request, events)
 
 
+async def terminal(request: web.Request) -> web.StreamResponse:
+    """A shell in the kernel's container (websocket, `corral.common.terminal_protocol`)."""
+    _authorize(request)
+    size = TerminalSize.from_query(request.query)
+    socket_path = request.app[KERNELS_KEY].runner_socket(request.match_info["kernel_id"])
+    pty = await runner_client.open_pty(socket_path, size.rows, size.cols, attach=request.query.get("attach") or None)
+    socket = web.WebSocketResponse(heartbeat=HEARTBEAT_S, max_msg_size=MAX_MESSAGE)
+    try:
+        await socket.prepare(request)
+    except BaseException:
+        await pty.close()
+        raise
+    await relay_pty(socket, pty)
+    return socket
+
+
 def create_rpc_app(kernels: KernelManager, cluster_secret: str) -> web.Application:
     app = web.Application(middlewares=[make_problem_middleware("agent")], client_max_size=4 << 20)
     app[KERNELS_KEY] = kernels
@@ -65,4 +85,5 @@ def create_rpc_app(kernels: KernelManager, cluster_secret: str) -> web.Applicati
     app.router.add_delete("/rpc/v1/kernels/{kernel_id}", destroy_kernel)
     app.router.add_get("/rpc/v1/kernels/{kernel_id}/logs", kernel_logs)
     app.router.add_post("/rpc/v1/kernels/{kernel_id}/execute", execute)
+    app.router.add_get("/rpc/v1/kernels/{kernel_id}/terminal", terminal)
     return app

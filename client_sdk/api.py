@@ -40,6 +40,8 @@ from corral.common.errors import (
     error_from_problem,
 )
 from corral.common.signing import sign_request
+from corral.common.terminal_protocol import HEARTBEAT_S as TERMINAL_HEARTBEAT_S
+from corral.common.terminal_protocol import MAX_MESSAGE as TERMINAL_MAX_MESSAGE
 
 from .config import ClientConfig, load_client_config
 from .errors import ExecutionStreamBroken, SessionFailed, WaitTimeout
@@ -68,6 +70,7 @@ from .models import (
     WhoAmI,
 )
 from .streams import iter_lines, iter_ndjson, iter_sse
+from .terminal import TerminalConnection
 
 if TYPE_CHECKING:
     from .storage import StorageClient
@@ -338,6 +341,41 @@ class AsyncCorralClient:
 
     async def logs(self, ref: str) -> str:
         return (await self._model(SessionLogs, "GET", f"{API_PREFIX}/sessions/{self._ref(ref)}/logs")).logs
+
+    @asynccontextmanager
+    async def terminal(
+        self, ref: str, *, rows: int = 24, cols: int = 80, attach: str | None = None
+    ) -> AsyncIterator[TerminalConnection]:
+        """A shell in the session (its main kernel): ``async with client.terminal("nb") as term:``.
+
+        ``term.send(b"ls\n")``, ``term.resize(rows, cols)``, ``async for chunk in term.output()``;
+        ``term.pty_id`` with ``attach=`` finds the same shell again after a dropped connection.
+        """
+        path = f"{API_PREFIX}/sessions/{self._ref(ref)}/terminal"
+        query = {"rows": rows, "cols": cols, "attach": attach}
+        path_qs = self._path_qs(path, query)
+        if not self.config.has_credentials:
+            raise AuthenticationFailed("no access key/secret key configured")
+        headers = sign_request(self.config.access_key, self.config.secret_key, "GET", path_qs, b"")
+        url = URL(str(self._base.origin()) + path_qs, encoded=True)
+        try:
+            socket = await self._session().ws_connect(
+                url, headers=headers, heartbeat=TERMINAL_HEARTBEAT_S, max_msg_size=TERMINAL_MAX_MESSAGE,
+                timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=10),
+            )
+        except aiohttp.WSServerHandshakeError as exc:
+            if exc.status in (401, 403, 404, 409):
+                # A refused handshake carries no body: the same request without the upgrade says why.
+                await self._json("GET", path, query=query)
+            cls = _ERROR_BY_STATUS.get(exc.status, CorralError)
+            raise cls(f"the manager refused the terminal: HTTP {exc.status} {exc.message}".rstrip()) from None
+        except aiohttp.ClientConnectorError as exc:
+            raise ServiceUnavailable(f"cannot reach the Corral manager at {self.endpoint}: {exc}") from None
+        connection = await TerminalConnection.attach(socket)
+        try:
+            yield connection
+        finally:
+            await connection.close()
 
     async def execute(self, ref: str, code: str) -> AsyncIterator[dict[str, Any]]:
         """Run ``code`` in the session's interpreter, yielding its events as they come.

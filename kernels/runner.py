@@ -17,6 +17,13 @@ request may carry an ``"id"`` that is echoed in every reply to it):
     {"op": "shutdown"}            -> {"op": "shutdown_ok"}, then the runner exits
     anything else                 -> {"op": "error", "error": S}
 
+As the first line of a connection only (they take it over; see kernels/README.md):
+
+    {"op": "connect", "port": N}  -> {"ok": true} then a raw byte pipe to 127.0.0.1:N
+    {"op": "pty", "rows": R, "cols": C, "attach": ID|null, "command": [...]|null}
+                                  -> {"ok": true, "pty": ID} then frames (contract.PTY_FRAME_*)
+    failure                       -> {"ok": false, "error": S}, then the runner closes
+
 Executes run in one persistent worker interpreter (a child ``python3 -u``
 whose fd 1/2 are pipes read by this process, so output of subprocesses is
 streamed too) and are serialized: a second execute waits for the first.
@@ -1135,6 +1142,7 @@ class Runner:
     ) -> None:
         def violation(error: str) -> None:
             client.send(contract.encode_json_frame(contract.PTY_FRAME_ERROR, {"error": error}))
+            client.end()  # nothing after the ERROR frame
 
         while True:
             try:

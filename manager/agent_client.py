@@ -9,7 +9,8 @@ import aiohttp
 
 from corral.common.cluster_secret import bearer_headers
 
-from corral.common.errors import BackendError, CorralError, ServiceUnavailable, error_from_problem
+from corral.common.errors import BackendError, Conflict, CorralError, NotFound, ServiceUnavailable, error_from_problem
+from corral.common.terminal_protocol import HEARTBEAT_S, MAX_MESSAGE, TerminalSize
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,26 @@ class AgentClient:
     async def kernel_logs(self, address: str, kernel_id: str) -> str:
         data = await self._call("GET", address, f"/rpc/v1/kernels/{kernel_id}/logs")
         return str(data.get("logs", ""))
+
+    async def open_terminal(
+        self, address: str, kernel_id: str, size: TerminalSize, attach: str | None
+    ) -> aiohttp.ClientWebSocketResponse:
+        """The agent's terminal websocket for a kernel (see `corral.common.terminal_protocol`)."""
+        query = {"rows": str(size.rows), "cols": str(size.cols), **({"attach": attach} if attach else {})}
+        url = f"{address.rstrip('/')}/rpc/v1/kernels/{kernel_id}/terminal"
+        try:
+            return await self.http.ws_connect(
+                url, params=query, heartbeat=HEARTBEAT_S, max_msg_size=MAX_MESSAGE, timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=10)
+            )
+        except aiohttp.WSServerHandshakeError as exc:
+            detail = f"agent at {address} refused the terminal: {exc.message or exc.status}"
+            if exc.status == 404:
+                raise NotFound(detail) from None
+            if exc.status == 409:
+                raise Conflict(detail) from None
+            raise BackendError(detail) from None
+        except aiohttp.ClientError as exc:
+            raise ServiceUnavailable(f"agent at {address} is unreachable: {exc}") from None
 
     async def execute(self, address: str, kernel_id: str, code: str) -> AsyncIterator[dict[str, Any]]:
         url = f"{address.rstrip('/')}/rpc/v1/kernels/{kernel_id}/execute"

@@ -19,6 +19,7 @@ from .project_cmd import project_group
 from .run_cmd import run_command
 from .server_cmd import agent_group, manager_group, storage_group, up_command
 from .session_cmd import session_group
+from .terminal_cmd import terminal_command
 from .vfolder_cmd import vfolder_group
 
 
@@ -74,6 +75,7 @@ def main(ctx: click.Context, endpoint: str | None, verbose: int) -> None:
 for command in (
     run_command,
     exec_command,
+    terminal_command,
     session_group,
     vfolder_group,
     project_group,

@@ -9,7 +9,7 @@ from corral.common import api_models as api
 from corral.common.version import VERSION
 
 from ..session_requests import CreateSessionRequest
-from . import cluster, internal, projects, sessions, users, vfolders
+from . import cluster, internal, projects, sessions, terminal, users, vfolders
 from .context_access import SERVICES_KEY, USER_KEY, ApiServices, ctx_of
 from corral.common.http_problems import make_problem_middleware
 from .routes import Handler, Route, build_openapi
@@ -108,6 +108,15 @@ PUBLIC_ROUTES: list[Route] = [
     Route("POST", f"{API}/sessions/{{ref}}/execute", sessions.execute_code, "Run code in the session's interpreter",
           body=sessions.ExecuteRequest, response_type="application/x-ndjson", response=api.ExecuteEvent,
           responses={200: "Output lines, then a result line", 409: "Session not running"}),
+    Route("GET", f"{API}/sessions/{{ref}}/terminal", terminal.session_terminal,
+          "A shell in the session (websocket; see corral.common.terminal_protocol)",
+          query=(("rows", "terminal height, 1-1000 (24)"), ("cols", "terminal width, 1-1000 (80)"),
+                 ("attach", "pty id from an earlier connection's `attached` message: re-attach to that shell")),
+          responses={101: "Websocket: binary messages carry terminal bytes both ways; text messages are JSON "
+                          "control messages (resize towards the session; attached, exit, error back)",
+                     400: "Not a websocket upgrade, or a bad size", 404: "No such session",
+                     409: "Session not RUNNING", 502: "The agent could not open a shell",
+                     503: "The session's agent is unreachable"}),
     Route("GET", f"{API}/sessions/{{ref}}/logs", sessions.session_logs, "Container output", response=api.SessionLogs,
           responses={200: "OK", 404: "No such session"}),
     Route("GET", f"{API}/sessions/{{ref}}/events", sessions.session_events,

@@ -66,7 +66,7 @@ async def destroy_session(request: web.Request) -> web.Response:
     return json_response(api.Session, view, status=200 if final else 202)
 
 
-async def _kernel_target(request: web.Request) -> tuple[Any, str, str]:
+async def kernel_target(request: web.Request) -> tuple[Any, str, str]:
     """The session's main kernel and the address of its agent; 409 unless RUNNING."""
     service: SessionService = service_of(request)
     async with ctx_of(request).sessionmaker() as db:
@@ -78,14 +78,14 @@ async def _kernel_target(request: web.Request) -> tuple[Any, str, str]:
 
 async def execute_code(request: web.Request) -> web.StreamResponse:
     body = await parse_body(request, ExecuteRequest)
-    sess, kernel_id, address = await _kernel_target(request)
+    sess, kernel_id, address = await kernel_target(request)
     if sess.status != SessionStatus.RUNNING:
         raise Conflict(f"session {sess.name} is {sess.status}, not RUNNING", session_status=sess.status)
     return await stream_ndjson(request, ctx_of(request).agent_client.execute(address, kernel_id, body.code))
 
 
 async def session_logs(request: web.Request) -> web.Response:
-    sess, kernel_id, address = await _kernel_target(request)
+    sess, kernel_id, address = await kernel_target(request)
     if sess.status in (SessionStatus.RUNNING, SessionStatus.TERMINATING) and address:
         logs = await ctx_of(request).agent_client.kernel_logs(address, kernel_id)
     else:

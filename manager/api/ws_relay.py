@@ -1,0 +1,65 @@
+"""Copying a websocket conversation between a client and an agent, both ways, with back-pressure."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+
+import aiohttp
+from aiohttp import web
+
+from corral.common.terminal_protocol import ERROR, EXIT
+
+Socket = web.WebSocketResponse | aiohttp.ClientWebSocketResponse
+LOST = "connection to the session was lost"
+
+
+async def relay(client: web.WebSocketResponse, agent: aiohttp.ClientWebSocketResponse) -> None:
+    """Until either side closes; then the other is closed too. Each send waits for the receiving side to
+    take the bytes, so a slow reader slows the writer down instead of filling the manager's memory.
+    If the agent's side ends without the session saying so (an agent restart), the client is told."""
+    ended_cleanly = asyncio.Event()
+
+    async def towards_agent() -> None:
+        await _copy(client, agent)
+
+    async def towards_client() -> None:
+        async for message in agent:
+            if message.type == aiohttp.WSMsgType.BINARY:
+                await client.send_bytes(message.data)
+            elif message.type == aiohttp.WSMsgType.TEXT:
+                if _is_exit(message.data):
+                    ended_cleanly.set()
+                await client.send_str(message.data)
+            else:
+                break
+
+    tasks = [asyncio.ensure_future(towards_agent()), asyncio.ensure_future(towards_client())]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        if tasks[1] in done and not ended_cleanly.is_set() and not client.closed:
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await client.send_str(json.dumps({"type": ERROR, "detail": LOST}))
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await agent.close()
+        await client.close()
+
+
+async def _copy(source: Socket, target: Socket) -> None:
+    async for message in source:
+        if message.type == aiohttp.WSMsgType.BINARY:
+            await target.send_bytes(message.data)
+        elif message.type == aiohttp.WSMsgType.TEXT:
+            await target.send_str(message.data)
+        else:
+            break
+
+
+def _is_exit(text: str) -> bool:
+    try:
+        return json.loads(text).get("type") == EXIT
+    except (ValueError, AttributeError):
+        return False
