@@ -23,7 +23,7 @@ READ_CHUNK = 1 << 16
 @click.command("terminal")
 @click.argument("session_ref", metavar="SESSION")
 @click.option("--attach", "attach", default=None, metavar="PTY",
-              help="Re-attach to the shell an earlier `corral terminal` left (its id is printed on exit).")
+              help="Re-attach to the shell a dropped `corral terminal` left running (it prints the id).")
 def terminal_command(session_ref: str, attach: str | None) -> None:
     """Open a shell in SESSION. Keys (Ctrl-C included) go to the remote shell; exits with the shell's
     status. A dropped connection leaves the shell running for a while: `--attach PTY` finds it again."""
@@ -35,6 +35,8 @@ async def _terminal(client: AsyncCorralClient, ref: str, attach: str | None) -> 
     size = shutil.get_terminal_size()
     async with client:
         async with client.terminal(ref, rows=size.lines, cols=size.columns, attach=attach) as term:
+            if attach is None:
+                note(f"shell {term.pty_id} in {ref}; if the connection drops, `--attach {term.pty_id}` finds it again")
             try:
                 with _raw_input(sys.stdin) as interactive:
                     await _pump(term, interactive)
