@@ -18,16 +18,6 @@ from .runner_process import RawConnection, RunnerProcess
 
 
 @pytest.fixture
-async def runner() -> AsyncIterator[RunnerProcess]:
-    process = await RunnerProcess.start()
-    await process.wait_for_socket()
-    try:
-        yield process
-    finally:
-        await process.stop()
-
-
-@pytest.fixture
 async def client(runner: RunnerProcess) -> AsyncIterator[RunnerClient]:
     connection = await RunnerClient.connect(runner.socket_path)
     try:

@@ -7,7 +7,7 @@ import asyncio
 import hashlib
 import os
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -16,16 +16,6 @@ from corral.agent.runner_client import RunnerRefused, open_tcp_pipe
 from .runner_process import RawConnection, RunnerProcess
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
-
-
-@pytest.fixture
-async def runner() -> AsyncIterator[RunnerProcess]:
-    process = await RunnerProcess.start()
-    await process.wait_for_socket()
-    try:
-        yield process
-    finally:
-        await process.stop()
 
 
 async def serve(handler: Handler) -> tuple[asyncio.Server, int]:

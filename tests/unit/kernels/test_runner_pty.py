@@ -6,7 +6,6 @@ import json
 import os
 import re
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -17,16 +16,6 @@ from corral.kernels import contract
 from .runner_process import RawConnection, RunnerProcess
 
 SHELL = ["/bin/sh"]  # no rc files: quick and predictable (the default-shell test uses $SHELL)
-
-
-@pytest.fixture
-async def runner() -> AsyncIterator[RunnerProcess]:
-    process = await RunnerProcess.start()
-    await process.wait_for_socket()
-    try:
-        yield process
-    finally:
-        await process.stop()
 
 
 async def read_until(terminal: PtyConnection, pattern: bytes, timeout: float = 10.0) -> bytes:
