@@ -28,6 +28,7 @@ from .leader import LeaderElection
 from .lifecycle.kernel_events import KernelEvents
 from .lifecycle.moves import set_reason
 from .lifecycle.terminator import Terminator
+from .lifecycle.transitions import STARTING
 from .scheduler.bind import Binder
 from .scheduler.wakeup import Wakeup
 from .states import ACTIVE, AgentStatus, SessionStatus
@@ -234,7 +235,7 @@ class AgentRegistry:
             ).all()
         grace = f"waiting up to {self._lost_grace_s:.0f} s for it to come back"
         for session_id, status in rows:
-            if status in (SessionStatus.SCHEDULED, SessionStatus.PREPARING):
+            if status in STARTING:
                 await self._binder.requeue(session_id, f"{reason} before the session started; back in the queue")
             elif status == SessionStatus.TERMINATING:
                 self._terminator.spawn(session_id)

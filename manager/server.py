@@ -69,8 +69,8 @@ def build_core(
     wakeup = SchedulerWakeup()
     kernel_events = KernelEvents(sessionmaker, hub, wakeup)
     cooldown = AgentCooldown(config.scheduler.unreachable_backoff_s)
-    binder = Binder(sessionmaker, hub, agent_client, kernel_events, wakeup, cooldown)
     terminator = Terminator(sessionmaker, agent_client, kernel_events)
+    binder = Binder(sessionmaker, hub, agent_client, kernel_events, terminator, wakeup, cooldown)
     scheduler = Scheduler(
         sessionmaker, hub, leader, LeaderFence(sessionmaker, config.id), stages or build_stages(config.scheduler),
         binder, wakeup, cooldown, config.scheduler.interval_s,

@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from typing import Callable
 
 import aiohttp
 from aiohttp import web
@@ -20,21 +21,11 @@ async def relay(client: web.WebSocketResponse, agent: aiohttp.ClientWebSocketRes
     If the agent's side ends without the session saying so (an agent restart), the client is told."""
     ended_cleanly = asyncio.Event()
 
-    async def towards_agent() -> None:
-        await _copy(client, agent)
+    def watch(text: str) -> None:
+        if _is_exit(text):
+            ended_cleanly.set()
 
-    async def towards_client() -> None:
-        async for message in agent:
-            if message.type == aiohttp.WSMsgType.BINARY:
-                await client.send_bytes(message.data)
-            elif message.type == aiohttp.WSMsgType.TEXT:
-                if _is_exit(message.data):
-                    ended_cleanly.set()
-                await client.send_str(message.data)
-            else:
-                break
-
-    tasks = [asyncio.ensure_future(towards_agent()), asyncio.ensure_future(towards_client())]
+    tasks = [asyncio.ensure_future(_copy(client, agent)), asyncio.ensure_future(_copy(agent, client, watch))]
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         if tasks[1] in done and not ended_cleanly.is_set() and not client.closed:
@@ -48,11 +39,14 @@ async def relay(client: web.WebSocketResponse, agent: aiohttp.ClientWebSocketRes
         await client.close()
 
 
-async def _copy(source: Socket, target: Socket) -> None:
+async def _copy(source: Socket, target: Socket, watch: Callable[[str], None] | None = None) -> None:
+    """Every message from ``source`` to ``target`` until ``source`` closes; ``watch`` sees the text ones."""
     async for message in source:
         if message.type == aiohttp.WSMsgType.BINARY:
             await target.send_bytes(message.data)
         elif message.type == aiohttp.WSMsgType.TEXT:
+            if watch is not None:
+                watch(message.data)
             await target.send_str(message.data)
         else:
             break

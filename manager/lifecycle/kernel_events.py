@@ -9,16 +9,17 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from corral.common.session_status import TERMINAL, SessionStatus
 
+from ..clock import utcnow
 from ..db.models import Kernel, Session
 from ..events import EventHub, SessionProgressEvent
 from ..scheduler.wakeup import Wakeup
-from .moves import lock_session, move_kernels, move_session, set_reason, utcnow
+from .moves import lock_session, move_kernels, move_session, set_reason
 from .occupancy import recalc_occupied
+from .transitions import STARTING
 
 log = logging.getLogger(__name__)
 
 MAX_STORED_LOG = 1 << 20
-STARTING = frozenset({SessionStatus.SCHEDULED, SessionStatus.PREPARING})
 # Statuses in which an agent can know a kernel: the create request was sent.
 ON_AGENT = frozenset({SessionStatus.PREPARING, SessionStatus.RUNNING, SessionStatus.TERMINATING})
 

@@ -13,11 +13,10 @@ for writers that start from a kernel.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterable, Mapping
 
-from sqlalchemy import event, func, literal, select, update
+from sqlalchemy import bindparam, event, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session as OrmSession
 
@@ -30,13 +29,6 @@ from .transitions import KERNEL_MOVES, SESSION_MOVES, sources
 
 _PENDING_EVENTS = "corral.pending_events"
 StatusSet = frozenset[SessionStatus] | set[SessionStatus]
-
-
-@dataclass(frozen=True)
-class MovedKernel:
-    id: str
-    session_id: str
-    agent_id: str | None
 
 
 async def lock_session(db: AsyncSession, session_id: str) -> str | None:
@@ -118,9 +110,8 @@ async def move_kernels(
     kernel_ids: Iterable[str] | None = None,
     only_from: StatusSet | None = None,
     **values: Any,
-) -> list[MovedKernel]:
-    """Move a session's kernels (or the given ones) to ``target`` where allowed; those that moved
-    (with their values after the move)."""
+) -> list[str]:
+    """Move a session's kernels (or the given ones) to ``target`` where allowed; the ids of those that moved."""
     allowed = sources(KERNEL_MOVES, target, only_from)
     if not allowed or (session_id is None and session_ids is None and kernel_ids is None):
         return []
@@ -133,10 +124,40 @@ async def move_kernels(
         query = query.where(Kernel.id.in_(list(kernel_ids)))
     result = await db.execute(
         query.values(status=target, status_reason=reason, status_changed_at=utcnow(), **values)
-        .returning(Kernel.id, Kernel.session_id, Kernel.agent_id)
+        .returning(Kernel.id)
         .execution_options(synchronize_session=False)
     )
-    return [MovedKernel(*row) for row in result.all()]
+    return list(result.scalars().all())
+
+
+async def move_kernels_of_sessions(
+    db: AsyncSession,
+    target: SessionStatus,
+    reason: str,
+    values_by_session: Mapping[str, Mapping[str, Any]],
+    *,
+    only_from: StatusSet | None = None,
+) -> None:
+    """Move each session's kernels to ``target`` where allowed, with values of their own per session
+    (one executemany statement for any number of sessions)."""
+    allowed = sources(KERNEL_MOVES, target, only_from)
+    if not allowed or not values_by_session:
+        return
+    columns = sorted({column for values in values_by_session.values() for column in values})
+    kernels = Kernel.__table__
+    await db.execute(
+        kernels.update()
+        # Plain comparisons, not IN: an expanding IN cannot be part of an executemany.
+        .where(kernels.c.session_id == bindparam("_session_id"), or_(*(kernels.c.status == s for s in sorted(allowed))))
+        .values(
+            status=target, status_reason=reason, status_changed_at=utcnow(),
+            **{column: bindparam(f"_{column}", type_=kernels.c[column].type) for column in columns},
+        ),
+        [
+            {"_session_id": session_id, **{f"_{column}": values[column] for column in columns}}
+            for session_id, values in values_by_session.items()
+        ],
+    )
 
 
 async def set_reason(db: AsyncSession, session_id: str, reason: str, *, while_in: StatusSet) -> bool:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -110,7 +110,7 @@ class Recovery:
         for session_id, since in preparing:
             if now - since > timeout:
                 reason = f"did not start within {cfg.prepare_timeout_s:.0f} s"
-                self._terminator.in_flight.spawn(session_id, self._terminator.fail_start(session_id, reason))
+                self._terminator.spawn_fail_start(session_id, reason)
             elif session_id not in self._binder.in_flight and self._due(session_id, cfg.prepare_retry_s):
                 self._binder.spawn_redrive(session_id)
         for session_id, _ in terminating:
@@ -135,7 +135,7 @@ class Recovery:
             del self._last_try[session_id]
 
 
-async def _in_status_since(db: AsyncSession, status: SessionStatus, cutoff: object) -> list[tuple[str, object]]:
+async def _in_status_since(db: AsyncSession, status: SessionStatus, cutoff: datetime) -> list[tuple[str, datetime]]:
     rows = await db.execute(
         select(Session.id, Session.status_changed_at)
         .where(Session.status == status, Session.status_changed_at <= cutoff)

@@ -42,6 +42,9 @@ class Terminator:
     def spawn(self, session_id: str) -> bool:
         return self.in_flight.spawn(session_id, self.terminate(session_id))
 
+    def spawn_fail_start(self, session_id: str, reason: str) -> bool:
+        return self.in_flight.spawn(session_id, self.fail_start(session_id, reason))
+
     async def close(self) -> None:
         await self.in_flight.close()
 
@@ -61,7 +64,7 @@ class Terminator:
                     "its container is removed if the agent returns", None,
                 )
             else:
-                await self._destroy_on_agent(kernel_id, agent_id, address, reason)
+                await self.remove_kernel(kernel_id, agent_id, address, reason)
 
     async def fail_start(self, session_id: str, reason: str) -> None:
         """A session that could not start in time: remove what its agents made, and fail it with ``reason``."""
@@ -76,7 +79,9 @@ class Terminator:
                     log.info("kernel %s: %s; the next heartbeat removes it if it exists", kernel_id, exc)
             await self._kernel_events.ended(kernel_id, None, reason, None, failed=True)
 
-    async def _destroy_on_agent(self, kernel_id: str, agent_id: str, address: str, reason: str) -> None:
+    async def remove_kernel(self, kernel_id: str, agent_id: str, address: str, reason: str) -> None:
+        """Ask the agent to remove the kernel's container, and end the kernel with what it says;
+        an agent that cannot be reached now is asked again later (`Recovery`, heartbeats)."""
         try:
             result = await self._agents.destroy_kernel(address, kernel_id, reason)
         except NotFound:

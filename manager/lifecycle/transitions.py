@@ -56,6 +56,10 @@ KERNEL_MOVES: Mapping[SessionStatus, frozenset[SessionStatus]] = {
 }
 
 
+# A session that holds a placement but has no running container yet.
+STARTING: frozenset[SessionStatus] = frozenset({S.SCHEDULED, S.PREPARING})
+
+
 def sources(table: Mapping[SessionStatus, frozenset[SessionStatus]], target: SessionStatus,
             only_from: frozenset[SessionStatus] | set[SessionStatus] | None = None) -> frozenset[SessionStatus]:
     """The statuses ``target`` may be entered from, narrowed by the caller's own expectation."""

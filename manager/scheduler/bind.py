@@ -28,7 +28,7 @@ from typing import Any, Protocol
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from corral.common.errors import Conflict, CorralError, KernelDestroyed, NotFound, ServiceUnavailable
+from corral.common.errors import Conflict, CorralError, KernelDestroyed, ServiceUnavailable
 from corral.common.ids import new_id
 from corral.common.session_status import TERMINAL, SessionStatus
 
@@ -38,13 +38,12 @@ from ..lifecycle.keyed_tasks import KeyedTasks
 from ..lifecycle.kernel_events import KernelEvents
 from ..lifecycle.moves import move_kernels, move_session, move_sessions
 from ..lifecycle.occupancy import recalc_occupied
+from ..lifecycle.terminator import Terminator
+from ..lifecycle.transitions import STARTING
 from .cooldown import AgentCooldown
 from .wakeup import Wakeup
 
 log = logging.getLogger(__name__)
-
-STARTING = frozenset({SessionStatus.SCHEDULED, SessionStatus.PREPARING})
-
 
 class KernelAgentClient(Protocol):
     async def create_kernel(self, address: str, spec: dict[str, Any]) -> Any: ...
@@ -87,6 +86,7 @@ class Binder:
         hub: EventHub,
         agents: KernelAgentClient,
         kernel_events: KernelEvents,
+        terminator: Terminator,
         wakeup: Wakeup,
         cooldown: AgentCooldown,
     ) -> None:
@@ -94,6 +94,7 @@ class Binder:
         self._hub = hub
         self._agents = agents
         self._kernel_events = kernel_events
+        self._terminator = terminator
         self._wakeup = wakeup
         self._cooldown = cooldown
         self.in_flight = KeyedTasks("bind")
@@ -118,20 +119,16 @@ class Binder:
     async def bind_many(self, session_ids: list[str]) -> None:
         """``SCHEDULED → PREPARING`` for all in one transaction, then ask their agents, concurrently."""
         async with self._sessionmaker() as db:
-            agent_of = dict(
-                (await db.execute(
-                    select(Kernel.session_id, Kernel.agent_id)
-                    .where(Kernel.session_id.in_(session_ids), Kernel.cluster_idx == 0)
-                )).all()
-            )
+            # Read before the move (which changes no placement); the move decides which sessions go ahead.
+            placements = await self._placements(db, session_ids, only={SessionStatus.SCHEDULED})
             won = await move_sessions(
-                db, self._hub, {sid: f"agent {agent_of.get(sid)} is creating the container" for sid in session_ids},
+                db, self._hub,
+                {sid: f"agent {kernels[0].agent_id} is creating the container" for sid, kernels in placements.items()},
                 SessionStatus.PREPARING, only_from={SessionStatus.SCHEDULED},
             )
             if not won:
                 return  # destroyed (or re-queued) since they were placed: nothing to start
             await move_kernels(db, SessionStatus.PREPARING, "", session_ids=won, only_from={SessionStatus.SCHEDULED})
-            placements = await self._placements(db, won)
             await db.commit()
         await asyncio.gather(*(self._create(sid, placements.get(sid, [])) for sid in won))
 
@@ -156,10 +153,10 @@ class Binder:
                 db, SessionStatus.PENDING, reason, session_id=session_id, only_from=STARTING,
                 agent_id=None, allocation=None, container_id=None,
             )
-            for kernel in moved:
+            for kernel_id in moved:
                 # A new id per placement: whatever the old one left on an agent (a container, a tombstone,
                 # a late event) can never be mistaken for the next placement.
-                await db.execute(update(Kernel).where(Kernel.id == kernel.id).values(id=new_id()))
+                await db.execute(update(Kernel).where(Kernel.id == kernel_id).values(id=new_id()))
             await recalc_occupied(db, held_on)
             await db.commit()
         log.info("session %s back in the queue: %s", session_id, reason)
@@ -230,14 +227,7 @@ class Binder:
             status = await db.scalar(select(Session.status).where(Session.id == session_id))
         if status not in TERMINAL and status != SessionStatus.TERMINATING:
             return
-        reason = "session destroyed while its container was being created"
-        try:
-            result = await self._agents.destroy_kernel(placement.address, placement.kernel_id, reason)
-        except NotFound:
-            result = {}
-        except CorralError as exc:
-            log.warning("could not remove kernel %s yet (%s); the next heartbeat will", placement.kernel_id, exc)
-            return
-        await self._kernel_events.ended(
-            placement.kernel_id, (result or {}).get("exit_code"), reason, (result or {}).get("logs")
+        await self._terminator.remove_kernel(
+            placement.kernel_id, placement.agent_id, placement.address,
+            "session destroyed while its container was being created",
         )

@@ -3,15 +3,12 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from sqlalchemy import bindparam
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from corral.common.session_status import SessionStatus
 
-from ..clock import utcnow
-from ..db.models import Kernel
 from ..events import EventHub
-from ..lifecycle.moves import move_sessions
+from ..lifecycle.moves import move_kernels_of_sessions, move_sessions
 from .fencing import LeaderFence
 from .filter import Candidate
 
@@ -46,18 +43,9 @@ async def reserve(
         db, hub, {sid: f"placed on agent {c.node.agent_id}" for sid, c in choices}, SessionStatus.SCHEDULED,
         only_from={SessionStatus.PENDING},
     ))
-    placements = [
-        {"sid": sid, "aid": c.node.agent_id, "alloc": allocation_record(c)} for sid, c in choices if sid in won
-    ]
-    if placements:
-        kernels = Kernel.__table__
-        await db.execute(
-            kernels.update()
-            .where(kernels.c.session_id == bindparam("sid"), kernels.c.status == SessionStatus.PENDING)
-            .values(
-                status=SessionStatus.SCHEDULED, status_reason="", status_changed_at=utcnow(),
-                agent_id=bindparam("aid"), allocation=bindparam("alloc", type_=kernels.c.allocation.type),
-            ),
-            placements,
-        )
+    await move_kernels_of_sessions(
+        db, SessionStatus.SCHEDULED, "",
+        {sid: {"agent_id": c.node.agent_id, "allocation": allocation_record(c)} for sid, c in choices if sid in won},
+        only_from={SessionStatus.PENDING},
+    )
     return [sid for sid, _ in choices if sid in won]
