@@ -34,7 +34,7 @@ from corral.kernels.apt_sources import mirror_lines_for_suite
 from corral.kernels.build_progress import BuildProgress, MmdebstrapProgressParser, ProgressCallback
 from corral.kernels.docker_import import dockerfile_changes, import_rootfs
 from corral.kernels.errors import ImageBuildError
-from corral.kernels.recipe import RECIPES_DIR, Recipe, list_recipes, load_recipe
+from corral.kernels.recipe import RECIPE_DIGEST_LABEL, RECIPES_DIR, Recipe, list_recipes, load_recipe
 
 __all__ = [
     "BuildProgress", "BuiltImage", "build_image", "image_exists", "list_recipes",
@@ -66,6 +66,8 @@ mkdir -p "$root{SESSION_HOME}" "$root/opt/corral" "$root/run/corral"
 if [ -d "$root/etc/skel" ]; then cp -a "$root/etc/skel/." "$root{SESSION_HOME}/"; fi
 chown -R {SESSION_UID}:{SESSION_UID} "$root{SESSION_HOME}"
 chmod 0755 "$root{SESSION_HOME}"
+# openssh-server's install made host keys that every session would share: each session gets its own.
+rm -f "$root"/etc/ssh/ssh_host_*
 """
 _READ_CHUNK = 1 << 20
 _TERMINATE_GRACE_SECONDS = 15.0
@@ -97,7 +99,8 @@ async def build_image(
     force: bool = False,
     recipes_dir: Path = RECIPES_DIR,
 ) -> BuiltImage:
-    """Builds the recipe's image unless its tag exists already (or ``force``).
+    """Builds the recipe's image unless its tag exists already, built from this very recipe (same
+    digest), and ``force`` is not set.
 
     ``tag`` overrides the recipe's tag; the recipe's aliases (e.g.
     ``corral/python:latest``) are applied only when it is not overridden.
@@ -112,7 +115,7 @@ async def build_image(
     try:
         async with _docker_client(docker) as client, _build_lock(target_tag, report):
             existing = await _inspect_or_none(client, target_tag)
-            if existing is not None and not force:
+            if existing is not None and not force and _digest_of(existing) == recipe.digest:
                 await _apply_tags(client, existing["Id"], aliases, only_missing=True)
                 report(BuildProgress("reused", f"{target_tag} exists ({existing['Id'][:19]})"))
                 return _built_image(existing, target_tag, recipe, aliases, started, reused=True)
@@ -245,6 +248,12 @@ async def _stop_process(process: asyncio.subprocess.Process) -> None:
         with contextlib.suppress(ProcessLookupError):
             process.kill()
         await process.wait()
+
+
+def _digest_of(image: dict) -> str:
+    """The recipe digest an image was built from ('' for one built before digests, or by hand)."""
+    labels = (image.get("Config") or {}).get("Labels") or {}
+    return labels.get(RECIPE_DIGEST_LABEL, "")
 
 
 async def _apply_tags(client: aiodocker.Docker, image_id: str, tags: tuple[str, ...], *, only_missing: bool) -> None:

@@ -19,7 +19,7 @@ RECIPES_DIR = Path(__file__).parent / "recipes"
 IMAGE_LABEL = "ai.corral.image"
 RECIPE_LABEL = "ai.corral.recipe"
 RECIPE_DIGEST_LABEL = "ai.corral.recipe-digest"
-SERVICE_PORTS_LABEL = "ai.corral.service-ports"
+SERVICES_LABEL = "ai.corral.services"  # e.g. "jupyterlab:http:8888,sshd:tcp:2200" (see kernels/services.py)
 
 _KNOWN_KEYS = {"name", "description", "tag", "aliases", "suite", "packages", "labels"}
 
@@ -45,7 +45,7 @@ class Recipe:
         return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()[:16]
 
     def image_labels(self) -> dict[str, str]:
-        labels = {SERVICE_PORTS_LABEL: ""}
+        labels = {SERVICES_LABEL: ""}
         labels.update(self.labels)
         labels[IMAGE_LABEL] = "1"
         labels[RECIPE_LABEL] = self.name

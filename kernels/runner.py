@@ -15,6 +15,13 @@ request may carry an ``"id"`` that is echoed in every reply to it):
                                       "exit_code": N, "error": S|null}
     {"op": "interrupt"}           -> {"op": "interrupt_ok", "interrupted": bool}
     {"op": "shutdown"}            -> {"op": "shutdown_ok"}, then the runner exits
+    {"op": "services"}            -> {"op": "services", "services": [INFO...]}
+    {"op": "service_start", "name": S, "wait_s": F}
+                                  -> {"op": "service", "service": INFO} (once ready/failed, or after wait_s)
+    {"op": "service_stop", "name": S}
+                                  -> {"op": "service", "service": INFO}
+      INFO: {"name", "protocol", "port", "start", "state": "stopped"|"starting"|"ready"|"failed",
+             "pid", "exit_code", "error", "started_at", "ready_at", "log_tail"}
     anything else                 -> {"op": "error", "error": S}
 
 As the first line of a connection only (they take it over; see kernels/README.md):
@@ -40,25 +47,29 @@ import sys
 from typing import Any, Callable, Dict, List, Optional
 
 
-def _load_contract() -> Any:
-    """``contract.py`` next to this file, whether imported from the corral package or run
-    as ``/opt/corral/runner.py``. Loaded by path and kept out of ``sys.modules``, so it
-    works whatever ``sys.path`` is (``PYTHONSAFEPATH``) and never shadows a user's module."""
+def _load_sibling(name: str) -> Any:
+    """``NAME.py`` next to this file, whether imported from the corral package or run as
+    ``/opt/corral/runner.py``. Loaded by path under a ``corral_runner_`` name, so it works
+    whatever ``sys.path`` is (``PYTHONSAFEPATH``) and never shadows a user's module (user code
+    runs in a separate worker interpreter anyway)."""
     if __package__:
-        from . import contract
+        import importlib
 
-        return contract
+        return importlib.import_module("%s.%s" % (__package__, name))
     import importlib.util
 
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "contract.py")
-    spec = importlib.util.spec_from_file_location("corral_runner_contract", path)
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), name + ".py")
+    spec = importlib.util.spec_from_file_location("corral_runner_" + name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
 
-contract = _load_contract()
+contract = _load_sibling("contract")
+service_defs = _load_sibling("services")
+runner_services = _load_sibling("runner_services")
 DEFAULT_SOCKET_PATH = contract.CONTAINER_RUNNER_SOCKET
 SOCKET_ENV = contract.RUNNER_SOCKET_ENV
 INTERRUPT_GRACE_ENV = "CORRAL_INTERRUPT_GRACE"  # seconds before an unresponsive worker is killed
@@ -532,6 +543,47 @@ async def _pump(
         target.write_eof()
 
 
+async def splice_to_port(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, port: int,
+    connected: Optional[Callable[[Optional[str]], None]] = None,
+) -> None:
+    """Connects to 127.0.0.1:PORT and copies bytes both ways until both sides reach EOF (or
+    either resets). ``connected`` hears None once connected, or why connecting failed."""
+    address = "127.0.0.1:%d" % port
+    try:
+        tcp_reader, tcp_writer = await asyncio.wait_for(
+            asyncio.open_connection("127.0.0.1", port, limit=STREAM_HIGH_WATER), CONNECT_TIMEOUT_S)
+    except ConnectionRefusedError:
+        error: Optional[str] = "connection refused: %s" % address
+    except asyncio.TimeoutError:
+        error = "connection timed out: %s" % address
+    except OSError as failure:
+        error = "cannot connect to %s: %s" % (address, failure.strerror or failure)
+    else:
+        error = None
+    if connected is not None:
+        connected(error)
+    if error is not None:
+        return
+    loop = asyncio.get_running_loop()
+    pumps = [
+        loop.create_task(_pump(reader, writer, tcp_writer)),
+        loop.create_task(_pump(tcp_reader, tcp_writer, writer)),
+    ]
+    try:
+        # Both directions to their EOF; a reset either way ends both.
+        for finished in asyncio.as_completed(pumps):
+            try:
+                await finished
+            except (ConnectionError, OSError):
+                break
+    finally:
+        for pump in pumps:
+            pump.cancel()
+        await asyncio.gather(*pumps, return_exceptions=True)
+        tcp_writer.close()
+
+
 def _valid_port(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 65535
 
@@ -884,6 +936,7 @@ class Runner:
         self.batch_process: Optional[subprocess.Popen] = None
         self.connections: Dict["asyncio.Task[Any]", asyncio.StreamWriter] = {}
         self.ptys = PtyManager(self.loop, self.reaper)
+        self.services = self._service_manager()
 
     async def run(self) -> int:
         # Handlers first: as PID 1 an unhandled SIGTERM would be ignored, not fatal.
@@ -901,6 +954,7 @@ class Runner:
         server = await asyncio.start_unix_server(
             self._serve_connection, sock=listener, limit=MAX_REQUEST_BYTES,
         )
+        await self.services.open()
         if self.batch_argv is not None:
             self.loop.create_task(self._run_batch(self.batch_argv))
         else:
@@ -912,9 +966,31 @@ class Runner:
             _unlink_quietly(self.socket_path)
             self.worker.closed = True
             self.ptys.hang_up_all()
+            self.services.close()
             await self._stop_worker()
             await self._close_connections()
         return exit_code
+
+    def _service_manager(self) -> Any:
+        runner_dir = os.path.dirname(os.path.abspath(self.socket_path))
+        session_id = os.environ.get(contract.SESSION_ID_ENV, "")
+        values = {"home": runner_services.home_dir(), "runner_dir": runner_dir}
+        definitions = []
+        try:
+            for definition in service_defs.definitions_from_env(os.environ.get(service_defs.SERVICES_ENV, "")):
+                base_url = service_defs.http_base_path(session_id, definition.name)
+                definitions.append(definition.rendered(dict(values, base_url=base_url)))
+        except (ValueError, KeyError, TypeError) as error:
+            print("corral-runner: ignoring %s: %s" % (service_defs.SERVICES_ENV, error), file=sys.stderr, flush=True)
+            definitions = []
+
+        def prepare_sshd(definition: Any) -> None:
+            runner_services.prepare_sshd(definition, runner_dir, service_defs.SSH_DIR, service_defs.SSHD_DIR)
+
+        return runner_services.ServiceManager(
+            self.loop, self.reaper, definitions, runner_dir, service_defs.socket_name,
+            {service_defs.SSHD: prepare_sshd}, splice_to_port, bind_socket_atomically,
+        )
 
     def stop(self, exit_code: int) -> None:
         if not self.stopping.done():
@@ -1018,7 +1094,7 @@ class Runner:
             connection.send({
                 "op": "pong", "pid": os.getpid(), "python": "%d.%d.%d" % sys.version_info[:3],
                 "mode": "batch" if self.batch_argv is not None else "interactive",
-                "busy": self.worker.busy,
+                "busy": self.worker.busy, "user": runner_services.session_user(),
             }, request_id)
         elif op == "execute":
             code = request.get("code")
@@ -1026,6 +1102,16 @@ class Runner:
                 connection.send({"op": "error", "error": "execute needs a string 'code'"}, request_id)
                 return None
             return self.loop.create_task(self._execute(connection, code, request_id))
+        elif op == "services":
+            connection.send({"op": "services", "services": self.services.infos()}, request_id)
+        elif op in ("service_start", "service_stop"):
+            service = self.services.get(request.get("name"))
+            if service is None:
+                known = ", ".join(sorted(self.services.services)) or "none"
+                connection.send({"op": "error", "error": "no service named %r (this session has: %s)"
+                                 % (request.get("name"), known)}, request_id)
+                return None
+            return self.loop.create_task(self._service_op(connection, op, service, request, request_id))
         elif op == "interrupt":
             interrupted = self.worker.interrupt(self.interrupt_grace)
             connection.send({"op": "interrupt_ok", "interrupted": interrupted}, request_id)
@@ -1041,6 +1127,18 @@ class Runner:
         else:
             connection.send({"op": "error", "error": "unknown op: %r" % (op,)}, request_id)
         return None
+
+    async def _service_op(
+        self, connection: Connection, op: str, service: Any, request: Dict[str, Any], request_id: Any
+    ) -> None:
+        if op == "service_stop":
+            info = await self.services.stop(service)
+        else:
+            wait_s = request.get("wait_s", 0)
+            if isinstance(wait_s, bool) or not isinstance(wait_s, (int, float)) or wait_s < 0:
+                wait_s = 0
+            info = await self.services.ensure(service, min(float(wait_s), 3600.0))
+        connection.send({"op": "service", "service": info}, request_id)
 
     # -- streams ("connect", "pty"): the first request on a connection ------------
 
@@ -1065,36 +1163,8 @@ class Runner:
         if not _valid_port(port):
             writer.write(answer({"ok": False, "error": "connect needs an integer 'port' in 1..65535, got %r" % (port,)}))
             return
-        address = "127.0.0.1:%d" % port
-        try:
-            tcp_reader, tcp_writer = await asyncio.wait_for(
-                asyncio.open_connection("127.0.0.1", port, limit=STREAM_HIGH_WATER), CONNECT_TIMEOUT_S)
-        except ConnectionRefusedError:
-            writer.write(answer({"ok": False, "error": "connection refused: %s" % address}))
-            return
-        except asyncio.TimeoutError:
-            writer.write(answer({"ok": False, "error": "connection timed out: %s" % address}))
-            return
-        except OSError as error:
-            writer.write(answer({"ok": False, "error": "cannot connect to %s: %s" % (address, error.strerror or error)}))
-            return
-        writer.write(answer({"ok": True}))
-        pumps = [
-            self.loop.create_task(_pump(reader, writer, tcp_writer)),
-            self.loop.create_task(_pump(tcp_reader, tcp_writer, writer)),
-        ]
-        try:
-            # Both directions to their EOF; a reset either way ends both.
-            for finished in asyncio.as_completed(pumps):
-                try:
-                    await finished
-                except (ConnectionError, OSError):
-                    break
-        finally:
-            for pump in pumps:
-                pump.cancel()
-            await asyncio.gather(*pumps, return_exceptions=True)
-            tcp_writer.close()
+        await splice_to_port(reader, writer, port, lambda error: writer.write(answer(
+            {"ok": False, "error": error} if error else {"ok": True})))
 
     async def _serve_pty(
         self, request: Dict[str, Any], reader: asyncio.StreamReader, writer: asyncio.StreamWriter,

@@ -95,7 +95,7 @@ async def test_base_image_config_and_labels(base_image: BuiltImage, docker: aiod
     labels = config["Labels"]
     assert labels["ai.corral.image"] == "1"
     assert labels["ai.corral.recipe"] == "python"
-    assert labels["ai.corral.service-ports"] == ""
+    assert labels["ai.corral.services"] == "sshd:tcp:2200"
     assert labels["ai.corral.recipe-digest"]
 
 

@@ -18,7 +18,7 @@ def test_the_base_recipe() -> None:
     labels = recipe.image_labels()
     assert labels["ai.corral.image"] == "1"
     assert labels["ai.corral.recipe"] == "python"
-    assert labels["ai.corral.service-ports"] == ""
+    assert labels["ai.corral.services"] == "sshd:tcp:2200"
     assert len(labels["ai.corral.recipe-digest"]) == 16
     assert "python" in [r.name for r in list_recipes()]
 
