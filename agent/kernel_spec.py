@@ -39,6 +39,8 @@ class KernelSpec(BaseModel):
     env: dict[str, str] = {}
     allocation: dict[str, Any]
     mounts: list[VfolderMount] = []
+    # The owner's public keys, for the session's sshd (replaced later through the RPC when they change).
+    ssh_authorized_keys: list[str] = []
 
     @property
     def resources(self) -> Allocation:
@@ -53,6 +55,8 @@ class KernelRecord:
     allocation: Allocation
     status: str = "preparing"  # preparing | running | terminating
     container_id: str | None = None
+    ssh_host_key: str = ""  # the public half of the kernel's own host key ("" for a simulated kernel)
+    ssh_user: str = ""  # who the session's processes run as (the login name for ssh)
     # The Docker create+start call while it runs: a destroy that arrives meanwhile
     # waits for it, so it learns the container id instead of leaving a stray.
     creating: "asyncio.Future[str] | None" = field(default=None, compare=False, repr=False)

@@ -6,14 +6,14 @@ import logging
 import os
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, AsyncIterator
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
 
 from corral.common.allocator import NodeState
 from corral.common.errors import BackendError, Conflict, CorralError, NotFound
 from corral.common.node_resources import Allocation, NodeCapacity
 from corral.kernels import contract
 
-from . import runner_client
+from . import runner_client, ssh_material
 from .backend.base import ContainerBackend
 from .kernel_spec import KernelRecord, KernelSpec
 from .kernel_tombstones import DESTROYED_BEFORE_CREATED, KernelTombstones
@@ -37,7 +37,9 @@ class KernelManager:
         capacity: NodeCapacity,
         link: ManagerLink,
         gpu_enforcer: "GpuEnforcer | None" = None,
+        kernel_user: tuple[int, int] = (1000, 1000),
     ) -> None:
+        self.kernel_user = kernel_user  # the uid:gid containers run as (owns the host key)
         self.kernels_root = data_dir / "k"
         self.gpu_enforcer = gpu_enforcer
         self.backend = backend
@@ -50,6 +52,7 @@ class KernelManager:
         self._destroying: dict[str, asyncio.Task[dict[str, Any]]] = {}
         self._stray_candidates: set[str] = set()
         self.tombstones = KernelTombstones()
+        self.forget_hooks: list[Callable[[Path], None]] = []  # told each kernel directory that goes away
 
     # Start-up: re-attach ----------------------------------------------------------------
     async def reattach(self) -> None:
@@ -59,7 +62,8 @@ class KernelManager:
             allocation = Allocation.from_json(found.allocation)
             if found.running:
                 self.records[found.kernel_id] = KernelRecord(
-                    found.kernel_id, found.session_id, found.kernel_dir, allocation, "running", found.container_id
+                    found.kernel_id, found.session_id, found.kernel_dir, allocation, "running", found.container_id,
+                    ssh_host_key=ssh_material.read_host_key(found.kernel_dir),
                 )
                 self.state.add(allocation)
                 log.info("re-attached kernel %s (container %s)", found.kernel_id, found.container_id[:12])
@@ -104,6 +108,8 @@ class KernelManager:
         try:
             check_vfolder_mounts(spec)
             socket_path = contract.prepare_runner_dir(record.kernel_dir)
+            if self.backend.has_runner:
+                self._write_ssh_material(spec, record)
             if self.gpu_enforcer is not None and spec.resources.gpu_shares:
                 spec = await self.gpu_enforcer.prepare(spec)
             progress = ProgressThrottle(
@@ -117,7 +123,8 @@ class KernelManager:
                 return await self.backend.is_running(record.container_id or "")
 
             if self.backend.has_runner:
-                await runner_client.wait_until_ready(socket_path, RUNNER_READY_TIMEOUT_S, alive, exited)
+                pong = await runner_client.wait_until_ready(socket_path, RUNNER_READY_TIMEOUT_S, alive, exited)
+                record.ssh_user = str(pong.get("user") or "")
         except asyncio.CancelledError:
             raise
         except runner_client.ContainerExitedEarly:
@@ -133,9 +140,26 @@ class KernelManager:
         record.status = "running"
         self._started(spec.kernel_id)  # from here on, an exit event goes to on_container_exit
         log.info("kernel %s running in container %s", spec.kernel_id, (record.container_id or "")[:12])
-        self.link.send_event("kernel.running", spec.kernel_id, container_id=record.container_id)
+        self.link.send_event(
+            "kernel.running", spec.kernel_id, container_id=record.container_id,
+            ssh_host_key=record.ssh_host_key or None, ssh_user=record.ssh_user or None,
+        )
         if exited.is_set():  # it ran, and already ended: settle it like any other exit
             await self.on_container_exit(spec.kernel_id, None)
+
+    def _write_ssh_material(self, spec: KernelSpec, record: KernelRecord) -> None:
+        docker = self.kernel_user
+        record.ssh_host_key = ssh_material.write_host_key(
+            record.kernel_dir, docker[0], docker[1], f"corral-{spec.session_name or spec.session_id}"
+        )
+        ssh_material.write_authorized_keys(record.kernel_dir, spec.ssh_authorized_keys)
+
+    def set_authorized_keys(self, kernel_id: str, keys: list[str]) -> None:
+        """The owner's keys changed: the next ssh login sees the new list."""
+        record = self.records.get(kernel_id)
+        if record is None:
+            raise NotFound(f"no kernel {kernel_id} on this agent")
+        ssh_material.write_authorized_keys(record.kernel_dir, keys)
 
     async def _fail_start(self, spec: KernelSpec, record: KernelRecord, reason: str) -> None:
         logs = ""
@@ -247,6 +271,8 @@ class KernelManager:
         if self.records.pop(record.kernel_id, None) is not None:
             self.state.release(record.allocation)
         self.tombstones.bury(record.kernel_id, how_it_ended)
+        for hook in self.forget_hooks:
+            hook(record.kernel_dir)
         _remove_dir(record.kernel_dir)
 
     # Use ------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from corral.common.terminal_protocol import HEARTBEAT_S, MAX_MESSAGE, TerminalSi
 from . import runner_client
 from .kernel_spec import KernelSpec
 from .kernels import KernelManager
+from .service_rpc import add_service_routes
 from .terminal_relay import relay_pty
 
 KERNELS_KEY = web.AppKey("corral.kernels", KernelManager)
@@ -86,4 +87,5 @@ def create_rpc_app(kernels: KernelManager, cluster_secret: str) -> web.Applicati
     app.router.add_get("/rpc/v1/kernels/{kernel_id}/logs", kernel_logs)
     app.router.add_post("/rpc/v1/kernels/{kernel_id}/execute", execute)
     app.router.add_get("/rpc/v1/kernels/{kernel_id}/terminal", terminal)
+    add_service_routes(app, kernels, cluster_secret)
     return app

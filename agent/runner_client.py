@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from corral.common.errors import BackendError
+from corral.common.errors import BackendError, NotFound
 from corral.kernels import contract
 
 MAX_LINE_BYTES = 64 << 20
@@ -52,6 +52,10 @@ class ContainerExitedEarly(BackendError):
 
 class RunnerRefused(BackendError):
     """The runner answered a ``connect`` or ``pty`` request with ``ok: false`` (its error is the message)."""
+
+
+class UnknownService(NotFound):
+    """The runner has no service of that name (its message lists the ones it has)."""
 
 
 @dataclass(frozen=True)
@@ -121,6 +125,23 @@ class RunnerClient:
 
     async def shutdown(self) -> dict[str, Any]:
         return await self._request_one({"op": "shutdown"})
+
+    async def services(self) -> list[dict[str, Any]]:
+        answer = await self._request_one({"op": "services"})
+        return list(answer.get("services") or [])
+
+    async def start_service(self, name: str, wait_s: float) -> dict[str, Any]:
+        """Starts the service unless it is up; waits up to ``wait_s`` for ready or failed."""
+        return await self._service_op("service_start", name, wait_s)
+
+    async def stop_service(self, name: str) -> dict[str, Any]:
+        return await self._service_op("service_stop", name)
+
+    async def _service_op(self, op: str, name: str, wait_s: float = 0) -> dict[str, Any]:
+        answer = await self._request_one({"op": op, "name": name, "wait_s": wait_s})
+        if answer.get("op") == "error":
+            raise UnknownService(str(answer.get("error")))
+        return dict(answer["service"])
 
     async def execute_stream(self, code: str) -> AsyncIterator[dict[str, Any]]:
         """Yields ``output`` messages as they arrive, then the ``result`` (or ``error``) message.
@@ -197,8 +218,8 @@ async def wait_until_ready(
     timeout: float,
     is_alive: Callable[[], Awaitable[bool]] | None = None,
     exited: asyncio.Event | None = None,
-) -> None:
-    """Polls for the runner's socket and pings it. Raises ``ContainerExitedEarly`` at the next
+) -> dict[str, Any]:
+    """Polls for the runner's socket and pings it; returns its pong (pid, python, user...). Raises ``ContainerExitedEarly`` at the next
     poll once ``exited`` is set, or when ``is_alive`` (asked every ``LIVENESS_CHECK_EVERY_S``) says no.
 
     The runner binds its socket atomically (it is listening once the path
@@ -208,8 +229,9 @@ async def wait_until_ready(
     deadline = started + timeout
     next_liveness_check = started + LIVENESS_CHECK_EVERY_S
     while True:
-        if socket_path.exists() and await _answers_ping(socket_path):
-            return
+        pong = await _answers_ping(socket_path) if socket_path.exists() else None
+        if pong is not None:
+            return pong
         if exited is not None and exited.is_set():
             raise ContainerExitedEarly("the container exited before its runner came up")
         now = time.monotonic()
@@ -222,15 +244,16 @@ async def wait_until_ready(
         await asyncio.sleep(min(max((now - started) * POLL_FRACTION_OF_WAIT, FAST_POLL_S), SLOW_POLL_S))
 
 
-async def _answers_ping(socket_path: Path) -> bool:
+async def _answers_ping(socket_path: Path) -> dict[str, Any] | None:
     try:
         client = RunnerClient(*await open_connection(socket_path))
     except OSError:
-        return False
+        return None
     try:
-        return (await asyncio.wait_for(client.ping(), PING_TIMEOUT_S)).get("op") == "pong"
+        pong = await asyncio.wait_for(client.ping(), PING_TIMEOUT_S)
+        return pong if pong.get("op") == "pong" else None
     except (RunnerUnavailable, TimeoutError):
-        return False
+        return None
     finally:
         await client.close()
 

@@ -76,7 +76,10 @@ class AgentServer:
         await self.backend.start()
         self.link = ManagerLink(config.manager, config.id, self._heartbeat_payload, self._destroy_requested)
         started.push_async_callback(self.link.stop)
-        self.kernels = KernelManager(config.data_dir, self.backend, self.capacity, self.link, self._gpu_enforcer())
+        self.kernels = KernelManager(
+            config.data_dir, self.backend, self.capacity, self.link, self._gpu_enforcer(),
+            kernel_user=(config.docker.kernel_uid, config.docker.kernel_gid),
+        )
         started.push_async_callback(self.kernels.close)
         if await self.backend.available():
             await self.kernels.reattach()

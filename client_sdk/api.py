@@ -50,6 +50,11 @@ from corral.common.api_models import ExecuteOutput, ExecuteResult
 from .models import (
     TERMINAL_STATUSES,
     Agent,
+    AppToken,
+    SessionService,
+    SessionServiceList,
+    SshKey,
+    SshKeyList,
     AgentList,
     ApiModel,
     Health,
@@ -71,6 +76,7 @@ from .models import (
 )
 from .streams import iter_lines, iter_ndjson, iter_sse
 from .terminal import TerminalConnection
+from .tunnel import Tunnel
 
 if TYPE_CHECKING:
     from .storage import StorageClient
@@ -342,6 +348,29 @@ class AsyncCorralClient:
     async def logs(self, ref: str) -> str:
         return (await self._model(SessionLogs, "GET", f"{API_PREFIX}/sessions/{self._ref(ref)}/logs")).logs
 
+    async def _ws_connect(
+        self, path: str, query: dict[str, Any] | None, what: str, *, max_msg_size: int = 0
+    ) -> aiohttp.ClientWebSocketResponse:
+        """A signed websocket handshake; a refusal is raised as the error the manager gives for the same
+        request without the upgrade (a refused handshake carries no body)."""
+        path_qs = self._path_qs(path, query or {})
+        if not self.config.has_credentials:
+            raise AuthenticationFailed("no access key/secret key configured")
+        headers = sign_request(self.config.access_key, self.config.secret_key, "GET", path_qs, b"")
+        url = URL(str(self._base.origin()) + path_qs, encoded=True)
+        try:
+            return await self._session().ws_connect(
+                url, headers=headers, heartbeat=TERMINAL_HEARTBEAT_S, max_msg_size=max_msg_size,
+                timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=10),
+            )
+        except aiohttp.WSServerHandshakeError as exc:
+            if exc.status in (400, 401, 403, 404, 409, 502, 503):
+                await self._json("GET", path, query=query)
+            cls = _ERROR_BY_STATUS.get(exc.status, CorralError)
+            raise cls(f"the manager refused {what}: HTTP {exc.status} {exc.message}".rstrip()) from None
+        except aiohttp.ClientConnectorError as exc:
+            raise ServiceUnavailable(f"cannot reach the Corral manager at {self.endpoint}: {exc}") from None
+
     @asynccontextmanager
     async def terminal(
         self, ref: str, *, rows: int = 24, cols: int = 80, attach: str | None = None
@@ -353,29 +382,49 @@ class AsyncCorralClient:
         """
         path = f"{API_PREFIX}/sessions/{self._ref(ref)}/terminal"
         query = {"rows": rows, "cols": cols, "attach": attach}
-        path_qs = self._path_qs(path, query)
-        if not self.config.has_credentials:
-            raise AuthenticationFailed("no access key/secret key configured")
-        headers = sign_request(self.config.access_key, self.config.secret_key, "GET", path_qs, b"")
-        url = URL(str(self._base.origin()) + path_qs, encoded=True)
-        try:
-            socket = await self._session().ws_connect(
-                url, headers=headers, heartbeat=TERMINAL_HEARTBEAT_S, max_msg_size=TERMINAL_MAX_MESSAGE,
-                timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=10),
-            )
-        except aiohttp.WSServerHandshakeError as exc:
-            if exc.status in (401, 403, 404, 409):
-                # A refused handshake carries no body: the same request without the upgrade says why.
-                await self._json("GET", path, query=query)
-            cls = _ERROR_BY_STATUS.get(exc.status, CorralError)
-            raise cls(f"the manager refused the terminal: HTTP {exc.status} {exc.message}".rstrip()) from None
-        except aiohttp.ClientConnectorError as exc:
-            raise ServiceUnavailable(f"cannot reach the Corral manager at {self.endpoint}: {exc}") from None
+        socket = await self._ws_connect(path, query, "the terminal", max_msg_size=TERMINAL_MAX_MESSAGE)
         connection = await TerminalConnection.attach(socket)
         try:
             yield connection
         finally:
             await connection.close()
+
+    # -- services: tunnels, apps ---------------------------------------------------------
+
+    async def services(self, ref: str) -> list[SessionService]:
+        """The session's services (its image's and the built-in terminal) with their states."""
+        path = f"{API_PREFIX}/sessions/{self._ref(ref)}/services"
+        return (await self._model(SessionServiceList, "GET", path)).services
+
+    async def start_service(self, ref: str, name: str, *, wait_s: float = 0) -> SessionService:
+        """Starts a service unless it is up; with ``wait_s``, returns once it is ready (SessionServiceFailed
+        with its log tail if it fails)."""
+        path = f"{API_PREFIX}/sessions/{self._ref(ref)}/services/{quote(name, safe='')}/start"
+        return await self._model(SessionService, "POST", path, query={"wait_s": wait_s})
+
+    async def open_tunnel(self, ref: str, name: str) -> Tunnel:
+        """A TCP connection to the service (``await tunnel.send(b)``, ``await tunnel.receive()``)."""
+        path = f"{API_PREFIX}/sessions/{self._ref(ref)}/services/{quote(name, safe='')}/tcp"
+        return Tunnel(await self._ws_connect(path, None, f"a tunnel to {name}"))
+
+    async def app_url(self, ref: str, name: str) -> str:
+        """A one-time link that logs a browser in to the session's http service (valid for two minutes)."""
+        path = f"{API_PREFIX}/sessions/{self._ref(ref)}/services/{quote(name, safe='')}/app-token"
+        token = await self._model(AppToken, "POST", path)
+        return str(self._base.origin()) + token.url
+
+    # -- SSH keys -------------------------------------------------------------------------
+
+    async def ssh_keys(self) -> list[SshKey]:
+        return (await self._model(SshKeyList, "GET", f"{API_PREFIX}/ssh-keys")).items
+
+    async def add_ssh_key(self, public_key: str, name: str = "") -> SshKey:
+        body = {"public_key": public_key, "name": name}
+        return await self._model(SshKey, "POST", f"{API_PREFIX}/ssh-keys", body=body)
+
+    async def remove_ssh_key(self, ref: str) -> SshKey:
+        """By id or fingerprint."""
+        return await self._model(SshKey, "DELETE", f"{API_PREFIX}/ssh-keys/{quote(ref, safe='')}")
 
     async def execute(self, ref: str, code: str) -> AsyncIterator[dict[str, Any]]:
         """Run ``code`` in the session's interpreter, yielding its events as they come.

@@ -15,6 +15,12 @@ from typing import Any
 
 from corral.common.api_models import (
     Agent,
+    AppToken,
+    SessionService,
+    SessionServiceList,
+    SshAccess,
+    SshKey,
+    SshKeyList,
     AgentList,
     ApiModel,
     Health,
@@ -42,7 +48,8 @@ from corral.common.session_status import SessionStatus
 FAILED_STATUSES = frozenset({SessionStatus.ERROR, SessionStatus.CANCELLED})
 
 __all__ = [
-    "FAILED_STATUSES", "TERMINAL_STATUSES", "Agent", "AgentList", "ApiModel", "Health", "Image", "ImageList", "Kernel",
+    "FAILED_STATUSES", "TERMINAL_STATUSES", "Agent", "AgentList", "ApiModel", "AppToken", "SessionService",
+    "SessionServiceList", "SshAccess", "SshKey", "SshKeyList", "Health", "Image", "ImageList", "Kernel",
     "NewUser", "Project", "ProjectList", "ProjectMember", "Session", "SessionLogs", "SessionPage", "StatusChange",
     "StorageHostList", "UserList", "Vfolder", "VfolderList", "VfolderToken", "WhoAmI", "parse_time",
 ]

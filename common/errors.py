@@ -112,6 +112,13 @@ class BackendError(CorralError):
     title = "Backend error"
 
 
+class SessionServiceFailed(BackendError):
+    """A session's service (JupyterLab, sshd, ...) could not start; ``log_tail`` says why."""
+
+    type_suffix = "session-service-failed"
+    title = "Session service failed"
+
+
 _BY_SUFFIX: dict[str, type[CorralError]] = {}
 
 

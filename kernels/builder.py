@@ -34,6 +34,7 @@ from corral.kernels.apt_sources import mirror_lines_for_suite
 from corral.kernels.build_progress import BuildProgress, MmdebstrapProgressParser, ProgressCallback
 from corral.kernels.docker_import import dockerfile_changes, import_rootfs
 from corral.kernels.errors import ImageBuildError
+from corral.kernels.pip_layer import add_pip_layer
 from corral.kernels.recipe import RECIPE_DIGEST_LABEL, RECIPES_DIR, Recipe, list_recipes, load_recipe
 
 __all__ = [
@@ -105,7 +106,9 @@ async def build_image(
     ``tag`` overrides the recipe's tag; the recipe's aliases (e.g.
     ``corral/python:latest``) are applied only when it is not overridden.
     Concurrent builds of one tag, in any process on this machine, wait for
-    each other instead of building twice.
+    each other instead of building twice. A recipe with a ``base`` builds (or
+    reuses) the base's image first, then adds its pip layer (``pip_layer``);
+    ``force`` rebuilds that layer only, not the base.
     """
     recipe = load_recipe(recipe_name, recipes_dir)
     target_tag = tag or recipe.tag
@@ -119,7 +122,15 @@ async def build_image(
                 await _apply_tags(client, existing["Id"], aliases, only_missing=True)
                 report(BuildProgress("reused", f"{target_tag} exists ({existing['Id'][:19]})"))
                 return _built_image(existing, target_tag, recipe, aliases, started, reused=True)
-            image_id = await _bootstrap_and_import(client, recipe, report)
+            if recipe.base is not None:  # layered: the base is built (or reused) first, by this same path
+                base = await build_image(
+                    recipe.base, progress=_base_progress(recipe.base, report), docker=client, recipes_dir=recipes_dir
+                )
+                image_id = await add_pip_layer(client, base.image_id, recipe, report, owner=f"{SESSION_UID}:{SESSION_UID}")
+            else:
+                image_id = await _bootstrap_and_import(client, recipe, report)
+                if recipe.pip:
+                    image_id = await add_pip_layer(client, image_id, recipe, report, owner=f"{SESSION_UID}:{SESSION_UID}")
             report(BuildProgress("tagging", ", ".join((target_tag, *aliases))))
             await _apply_tags(client, image_id, (target_tag, *aliases), only_missing=False)
             if existing is not None and existing["Id"] != image_id:
@@ -129,6 +140,16 @@ async def build_image(
             return built
     except aiodocker.DockerError as error:
         raise ImageBuildError(f"Docker engine error while building {target_tag}: {error.message}") from error
+
+
+def _base_progress(base: str, report: ProgressCallback) -> ProgressCallback:
+    """The base build's events, marked as such; its end is not this build's end."""
+
+    def forward(event: BuildProgress) -> None:
+        stage = "resolving" if event.stage in ("reused", "done", "tagging") else event.stage
+        report(BuildProgress(stage, f"base {base}: {event.message}", event.current, event.total, event.unit))
+
+    return forward
 
 
 async def _bootstrap_and_import(client: aiodocker.Docker, recipe: Recipe, report: ProgressCallback) -> str:

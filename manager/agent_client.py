@@ -72,6 +72,33 @@ class AgentClient:
         except aiohttp.ClientError as exc:
             raise ServiceUnavailable(f"agent at {address} is unreachable: {exc}") from None
 
+    async def list_services(self, address: str, kernel_id: str) -> list[dict[str, Any]]:
+        data = await self._call("GET", address, f"/rpc/v1/kernels/{kernel_id}/services")
+        return list(data.get("services") or [])
+
+    async def set_authorized_keys(self, address: str, kernel_id: str, keys: list[str]) -> None:
+        await self._call("PUT", address, f"/rpc/v1/kernels/{kernel_id}/ssh/authorized-keys", {"keys": keys}, timeout=10)
+
+    async def start_service(self, address: str, kernel_id: str, name: str, wait_s: float) -> dict[str, Any]:
+        """Starts a service unless it is up; its state once ready or failed (or after ``wait_s``)."""
+        path = f"/rpc/v1/kernels/{kernel_id}/services/{name}/start?wait_s={wait_s:g}"
+        return dict(await self._call("POST", address, path, timeout=wait_s + 30))
+
+    async def open_service_tcp(self, address: str, kernel_id: str, name: str) -> aiohttp.ClientWebSocketResponse:
+        """The agent's TCP tunnel websocket for a (ready) service."""
+        url = f"{address.rstrip('/')}/rpc/v1/kernels/{kernel_id}/services/{name}/tcp"
+        try:
+            return await self.http.ws_connect(
+                url, heartbeat=HEARTBEAT_S, max_msg_size=0, timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=10)
+            )
+        except aiohttp.WSServerHandshakeError as exc:
+            raise BackendError(f"agent at {address} refused the tunnel: {exc.message or exc.status}") from None
+        except aiohttp.ClientError as exc:
+            raise ServiceUnavailable(f"agent at {address} is unreachable: {exc}") from None
+
+    def service_http_url(self, address: str, kernel_id: str, name: str, tail: str) -> str:
+        return f"{address.rstrip('/')}/rpc/v1/kernels/{kernel_id}/services/{name}/http/{tail}"
+
     async def execute(self, address: str, kernel_id: str, code: str) -> AsyncIterator[dict[str, Any]]:
         url = f"{address.rstrip('/')}/rpc/v1/kernels/{kernel_id}/execute"
         try:

@@ -17,7 +17,8 @@ from .agent_client import AgentClient
 from .agent_registry import AgentRegistry
 from .api.app import create_app
 from .api.context_access import ApiServices
-from .auth import RequestAuthenticator
+from .app_auth import AppAuth
+from .auth import NonceLedger, RequestAuthenticator
 from .bootstrap import ensure_user
 from .config import ManagerConfig
 from .db.engine import create_engine, make_sessionmaker
@@ -34,7 +35,9 @@ from .scheduler.dispatcher import Scheduler
 from .scheduler.fencing import LeaderFence
 from .scheduler.registry import SchedulerStages, build_stages
 from .scheduler.wakeup import SchedulerWakeup
+from .session_access import AccessRecorder
 from .session_service import SessionService
+from .ssh_keys import SshKeyService
 from .storage.proxies import StorageProxies
 from .storage.proxy_client import StorageProxyClient
 from .storage.vfolder_service import VfolderService
@@ -138,19 +141,23 @@ class ManagerServer:
             sessionmaker, core.hub, self.vfolders, core.terminator, core.wakeup, config.default_image
         )
 
+        nonces = NonceLedger(sessionmaker)
         app = create_app(
             ApiServices(
                 manager_id=config.id,
                 cluster_secret=config.agents.cluster_secret,
                 sessionmaker=sessionmaker,
                 hub=core.hub,
-                authenticator=RequestAuthenticator(sessionmaker),
+                authenticator=RequestAuthenticator(sessionmaker, nonces=nonces),
                 agent_client=agent_client,
                 sessions=self.sessions,
                 registry=core.registry,
                 kernel_events=core.kernel_events,
                 vfolders=self.vfolders,
                 projects=ProjectService(sessionmaker),
+                ssh_keys=SshKeyService(sessionmaker, agent_client),
+                app_auth=AppAuth(config.agents.cluster_secret, nonces),
+                access=AccessRecorder(sessionmaker),
             )
         )
         self.app = app

@@ -62,8 +62,17 @@ def session_model(
         exit_code=sess.exit_code,
         agent_id=sess.kernels[0].agent_id if sess.kernels else None,
         kernels=[kernel_model(k) for k in sess.kernels],
+        ssh=ssh_access(sess),
         **fields,
     )
+
+
+def ssh_access(sess: Session) -> api.SshAccess | None:
+    """The main kernel's sshd, once its agent reported the host key."""
+    kernel = sess.kernels[0] if sess.kernels else None
+    if kernel is None or not kernel.ssh_host_key:
+        return None
+    return api.SshAccess(user=kernel.ssh_user or "", host_key=kernel.ssh_host_key, host_key_alias=f"corral-{sess.id}")
 
 
 def kernel_view(kernel: Kernel) -> dict[str, Any]:

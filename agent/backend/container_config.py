@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from corral.kernels import contract
+from corral.kernels import contract, services
 
 from ..config import AgentConfig
 from ..gpu_enforcement import GpuContainerSettings, container_gpu_settings, mps_root
@@ -13,8 +13,8 @@ from ..kernel_spec import KernelSpec
 KERNELS_MOUNT = contract.CONTAINER_KERNELS_DIR
 
 
-def kernel_env(spec: KernelSpec, gpu: GpuContainerSettings | None = None) -> dict[str, str]:
-    """The session's env, then Corral's (which wins): identity, limits, GPU settings."""
+def kernel_env(spec: KernelSpec, gpu: GpuContainerSettings | None = None, services_env: str = "") -> dict[str, str]:
+    """The session's env, then Corral's (which wins): identity, limits, services, GPU settings."""
     alloc = spec.resources
     env = dict(spec.env)
     env.update(
@@ -27,6 +27,8 @@ def kernel_env(spec: KernelSpec, gpu: GpuContainerSettings | None = None) -> dic
             contract.CPU_CORES_ENV: ",".join(str(c) for c in alloc.cpu_cores),
         }
     )
+    if services_env:
+        env[services.SERVICES_ENV] = services_env
     if gpu is not None:
         env.update(gpu.env)
     return env
@@ -43,7 +45,8 @@ def gpu_settings(spec: KernelSpec, config: AgentConfig) -> GpuContainerSettings:
 
 
 def build_container_config(
-    spec: KernelSpec, config: AgentConfig, kernel_dir: Path, kernels_pkg_dir: Path, labels: dict[str, str]
+    spec: KernelSpec, config: AgentConfig, kernel_dir: Path, kernels_pkg_dir: Path, labels: dict[str, str],
+    services_env: str = "",
 ) -> dict[str, Any]:
     alloc = spec.resources
     gpu = gpu_settings(spec, config)
@@ -78,7 +81,7 @@ def build_container_config(
     return {
         "Image": spec.image,
         "Cmd": cmd,
-        "Env": [f"{k}={v}" for k, v in kernel_env(spec, gpu).items()],
+        "Env": [f"{k}={v}" for k, v in kernel_env(spec, gpu, services_env).items()],
         "Labels": labels,
         "User": f"{config.docker.kernel_uid}:{config.docker.kernel_gid}",
         "HostConfig": host_config,

@@ -13,6 +13,7 @@ import aiohttp
 from aiodocker.exceptions import DockerError
 
 from corral.common.errors import BackendError, InvalidRequest, ServiceUnavailable
+from corral.kernels.services import ServiceDeclarationError, definitions_to_env, parse_services
 
 from ..config import AgentConfig
 from ..kernel_spec import KernelSpec
@@ -75,7 +76,11 @@ class DockerBackend:
     async def start_kernel(
         self, spec: KernelSpec, kernel_dir: Path, progress: ProgressCallback | None = None
     ) -> str:
-        await self._ensure_image(spec.image, progress)
+        image = await self._ensure_image(spec.image, progress)
+        try:
+            declared = parse_services((image.get("Config") or {}).get("Labels") or {})
+        except ServiceDeclarationError as exc:
+            raise BackendError(f"image {spec.image!r} declares its services wrongly: {exc}") from None
         labels = {
             LABEL_MANAGED: "1",
             LABEL_AGENT: self.agent_id,
@@ -84,7 +89,9 @@ class DockerBackend:
             LABEL_KERNEL_DIR: str(kernel_dir),
             LABEL_ALLOCATION: json.dumps(spec.allocation, sort_keys=True),
         }
-        config = build_container_config(spec, self.config, kernel_dir, self.kernels_pkg_dir, labels)
+        config = build_container_config(
+            spec, self.config, kernel_dir, self.kernels_pkg_dir, labels, definitions_to_env(declared)
+        )
         # A node may advertise more cores than the host has (simulation, mock GPUs);
         # Docker refuses a quota above the host's CPU count.
         host = config["HostConfig"]
@@ -209,10 +216,10 @@ class DockerBackend:
             await asyncio.sleep(2)
 
     # Helpers ----------------------------------------------------------------------------------
-    async def _ensure_image(self, image: str, progress: ProgressCallback | None = None) -> None:
+    async def _ensure_image(self, image: str, progress: ProgressCallback | None = None) -> dict[str, Any]:
+        """The image's inspect document, pulling it first when it is missing (and pulling is allowed)."""
         try:
-            await self.docker.images.inspect(image)
-            return
+            return await self.docker.images.inspect(image)
         except DockerError as exc:
             if exc.status != 404:
                 raise self._translate(exc, f"looking up image {image!r}") from None
@@ -244,6 +251,10 @@ class DockerBackend:
         except ENGINE_ERRORS as exc:
             raise ServiceUnavailable(f"Docker engine unavailable while pulling {image!r}: {exc}") from None
         log.info("%s", tracker.summary())
+        try:
+            return await self.docker.images.inspect(image)
+        except DockerError as exc:
+            raise self._translate(exc, f"looking up image {image!r} after pulling it") from None
 
     def _pull_stream(self, image: str) -> AsyncIterator[dict[str, Any]]:
         """The engine's pull progress objects (one seam, so tests can replay recorded ones)."""

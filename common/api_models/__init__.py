@@ -12,19 +12,23 @@ from .sessions import (
     ExecuteOutput,
     ExecuteResult,
     GpuAssignment,
+    AppToken,
     Kernel,
     KernelAllocation,
     Session,
     SessionLogs,
     SessionMount,
     SessionPage,
+    SessionService,
+    SessionServiceList,
+    SshAccess,
     StatusChange,
 )
-from .users import NewUser, User, UserList
+from .users import NewUser, SshKey, SshKeyList, User, UserList
 from .vfolders import StorageHost, StorageHostList, Vfolder, VfolderList, VfolderShare, VfolderToken, VfolderUsage
 
 __all__ = [
-    "OPTIONAL_KEY", "Agent", "AgentGpu", "AgentList", "ApiModel", "ExecuteError", "ExecuteEvent", "ExecuteOutput",
+    "OPTIONAL_KEY", "Agent", "AppToken", "SessionService", "SessionServiceList", "SshAccess", "SshKey", "SshKeyList", "AgentGpu", "AgentList", "ApiModel", "ExecuteError", "ExecuteEvent", "ExecuteOutput",
     "ExecuteResult", "GpuAssignment", "Health", "Image", "ImageList", "Kernel", "KernelAllocation", "MigDevice",
     "NewUser", "Problem", "Project", "ProjectList", "ProjectMember", "ProjectVfolder", "Session", "SessionLogs",
     "SessionMount", "SessionPage", "StatusChange", "StorageHost", "StorageHostList", "Timestamp", "User", "UserList",

@@ -101,6 +101,14 @@ class Kernel(ApiModel):
     exit_code: int | None = None
 
 
+class SshAccess(ApiModel):
+    """How to reach the session's sshd: the login name and its own host key, for known_hosts."""
+
+    user: str = ""
+    host_key: str = Field("", description="the public host key line, e.g. 'ssh-ed25519 AAAA... corral-NAME'")
+    host_key_alias: str = Field("", description="the name known_hosts pins it under (OpenSSH HostKeyAlias)")
+
+
 class Session(ApiModel):
     """A session; ``status_history`` comes with a single session, not with listings."""
 
@@ -123,6 +131,7 @@ class Session(ApiModel):
     exit_code: int | None = None
     agent_id: str | None = None
     kernels: list[Kernel] = []
+    ssh: SshAccess | None = None
     status_history: Annotated[list[StatusChange], OPTIONAL_KEY] = []
 
     @property
@@ -167,3 +176,30 @@ class ExecuteError(ApiModel):
 
 class ExecuteEvent(RootModel[Annotated[Union[ExecuteOutput, ExecuteResult, ExecuteError], Field(discriminator="op")]]):
     """One NDJSON line of ``POST /sessions/{ref}/execute``."""
+
+
+class SessionService(ApiModel):
+    """A service of the session (declared by its image, plus the built-in terminal)."""
+
+    name: str = ""
+    protocol: Annotated[str, one_of("tcp", "http", "pty")] = ""
+    port: int | None = None
+    start: Annotated[str, one_of("boot", "lazy")] = "lazy"
+    state: Annotated[str, one_of("stopped", "starting", "ready", "failed")] = ""
+    error: str | None = None
+    log_tail: str = ""
+    started_at: Timestamp | None = None
+    ready_at: Timestamp | None = None
+    http_path: str | None = Field(None, description="http services: where the manager's proxy serves it")
+
+
+class SessionServiceList(ApiModel):
+    services: list[SessionService] = []
+
+
+class AppToken(ApiModel):
+    """A one-time link that logs a browser in to one service of one session."""
+
+    url: str = Field("", description="path (on the manager) to open in the browser; carries the token")
+    token: str = ""
+    expires_at: Timestamp | None = None

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
+from pydantic import Field
+
 from .base import ApiModel, Timestamp, one_of
 
 Role = Annotated[str, one_of("user", "admin")]
@@ -29,3 +31,17 @@ class NewUser(ApiModel):
     created_at: Timestamp | None = None
     access_key: str = ""
     secret_key: str = ""
+
+
+class SshKey(ApiModel):
+    """A public key that every session of its user accepts for SSH."""
+
+    id: str = ""
+    name: str = ""
+    fingerprint: str = Field("", description="SHA256:..., as ssh-keygen -l prints it")
+    public_key: str = ""
+    created_at: Timestamp | None = None
+
+
+class SshKeyList(ApiModel):
+    items: list[SshKey] = []

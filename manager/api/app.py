@@ -9,7 +9,8 @@ from corral.common import api_models as api
 from corral.common.version import VERSION
 
 from ..session_requests import CreateSessionRequest
-from . import cluster, internal, projects, sessions, terminal, users, vfolders
+from ..app_auth import TOKEN_QUERY
+from . import cluster, internal, projects, services, sessions, ssh_keys, terminal, users, vfolders
 from .context_access import SERVICES_KEY, USER_KEY, ApiServices, ctx_of
 from corral.common.http_problems import make_problem_middleware
 from .routes import Handler, Route, build_openapi
@@ -87,6 +88,41 @@ PROJECT_ROUTES: list[Route] = [
                      404: "No such project, user or member", 409: "Would leave the project without a manager"}),
 ]
 
+SVC = f"{API}/sessions/{{ref}}/services"
+SERVICE_ROUTES: list[Route] = [
+    Route("GET", SVC, services.list_services,
+          "The session's services (declared by its image, and the built-in terminal) and their states",
+          response=api.SessionServiceList,
+          responses={200: "OK", 404: "No such session", 409: "Session not RUNNING",
+                     503: "The session's agent is unreachable"}),
+    Route("POST", f"{SVC}/{{name}}/start", services.start_service,
+          "Start a service unless it is up; with wait_s, answer once it is ready (or failed)",
+          response=api.SessionService, query=(("wait_s", "seconds to wait for ready, 0-300 (0)"),),
+          responses={200: "Its state", 404: "No such session or service", 409: "Session not RUNNING",
+                     502: "The service failed to start (log_tail says why)"}),
+    Route("GET", f"{SVC}/{{name}}/tcp", services.service_tcp,
+          "A TCP connection to the service (websocket; binary messages carry the bytes both ways)",
+          responses={101: "Websocket: binary messages are the TCP stream; a close with code 1011 means the "
+                          "connection to the session was lost",
+                     400: "Not a websocket upgrade, or the terminal", 404: "No such session or service",
+                     409: "Session not RUNNING", 502: "The service failed to start (log_tail says why)",
+                     503: "The session's agent is unreachable"}),
+    Route("POST", f"{SVC}/{{name}}/app-token", services.app_token,
+          "A one-time browser link to an http service (exchanged for a cookie scoped to the session)",
+          response=api.AppToken,
+          responses={200: "url: open it in a browser within expires_at", 400: "Not an http service",
+                     404: "No such session or service", 409: "Session not RUNNING"}),
+    Route("GET", f"{API}/sessions/{{session_id}}/services/{{name}}/http/{{path}}", services.service_http,
+          "The service's web app, proxied (any method; websockets too). Authenticated by the cookie a "
+          "corral_token link sets, or by a signed request",
+          signed=False, any_method=True,
+          router_path=f"{API}/sessions/{{session_id}}/services/{{name}}/http/{{path:.*}}",
+          query=((TOKEN_QUERY, "a token from app-token: sets the app cookie, then redirects without it"),),
+          responses={200: "The app's answer (any status it gives)", 303: "Token accepted: cookie set",
+                     401: "No valid cookie, token or signature", 404: "No such session or service",
+                     409: "Session not RUNNING", 502: "The service failed (log_tail says why)"}),
+]
+
 PUBLIC_ROUTES: list[Route] = [
     Route("GET", f"{API}/health", cluster.health, "Liveness and version", signed=False, tag="cluster",
           response=api.Health),
@@ -117,6 +153,7 @@ PUBLIC_ROUTES: list[Route] = [
                      400: "Not a websocket upgrade, or a bad size", 404: "No such session",
                      409: "Session not RUNNING", 502: "The agent could not open a shell",
                      503: "The session's agent is unreachable"}),
+    *SERVICE_ROUTES,
     Route("GET", f"{API}/sessions/{{ref}}/logs", sessions.session_logs, "Container output", response=api.SessionLogs,
           responses={200: "OK", 404: "No such session"}),
     Route("GET", f"{API}/sessions/{{ref}}/events", sessions.session_events,
@@ -136,6 +173,15 @@ PUBLIC_ROUTES: list[Route] = [
           body=users.CreateUserRequest, response=api.NewUser,
           responses={201: "Created; the only time the secret key is shown",
                                                    403: "Not an admin", 409: "Username taken"}),
+    Route("GET", f"{API}/ssh-keys", ssh_keys.list_ssh_keys, "The caller's SSH public keys", tag="users",
+          response=api.SshKeyList),
+    Route("POST", f"{API}/ssh-keys", ssh_keys.add_ssh_key,
+          "Register an SSH public key: every session of the caller accepts it (running ones at once)", tag="users",
+          body=ssh_keys.AddSshKeyRequest, response=api.SshKey,
+          responses={201: "Registered", 400: "Not an OpenSSH public key", 409: "Registered already"}),
+    Route("DELETE", f"{API}/ssh-keys/{{ref}}", ssh_keys.remove_ssh_key,
+          "Remove one of the caller's SSH keys (by id or fingerprint)", tag="users", response=api.SshKey,
+          responses={200: "Removed", 404: "No such key"}),
     Route("GET", f"{API}/users", users.list_users, "List users (admin)", tag="users", response=api.UserList,
           responses={200: "OK", 403: "Not an admin"}),
     *VFOLDER_ROUTES,
@@ -156,7 +202,10 @@ def create_app(services: ApiServices) -> web.Application:
     app = web.Application(middlewares=[make_problem_middleware("manager")], client_max_size=2 << 20)
     app[SERVICES_KEY] = services
     for route in PUBLIC_ROUTES:
-        app.router.add_route(route.method, route.path, _signed(route.handler) if route.signed else route.handler)
+        app.router.add_route(
+            "*" if route.any_method else route.method, route.router_path or route.path,
+            _signed(route.handler) if route.signed else route.handler,
+        )
     openapi = build_openapi(PUBLIC_ROUTES, VERSION)
 
     async def openapi_document(request: web.Request) -> web.Response:

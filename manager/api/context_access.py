@@ -7,6 +7,9 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ..agent_client import AgentClient
+from ..app_auth import AppAuth
+from ..session_access import AccessRecorder
+from ..ssh_keys import SshKeyService
 from ..agent_registry import AgentRegistry
 from ..auth import AuthUser, RequestAuthenticator
 from ..events import EventHub
@@ -31,6 +34,9 @@ class ApiServices:
     kernel_events: KernelEvents
     vfolders: VfolderService
     projects: ProjectService
+    ssh_keys: SshKeyService
+    app_auth: AppAuth
+    access: AccessRecorder
 
 
 SERVICES_KEY = web.AppKey("corral.services", ApiServices)

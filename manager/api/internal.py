@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Literal
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..agent_registry import Heartbeat
 from ..auth import check_cluster_secret
@@ -22,6 +22,8 @@ class KernelEvent(BaseModel):
     exit_code: int | None = None
     reason: str = ""
     logs: str | None = None
+    ssh_host_key: str | None = Field(default=None, max_length=16384)  # kernel.running: its sshd's public key
+    ssh_user: str | None = Field(default=None, max_length=64)  # kernel.running: who the session runs as
 
 
 class KernelEventBatch(BaseModel):
@@ -49,7 +51,10 @@ async def kernel_events(request: web.Request) -> web.Response:
     unwanted: list[str] = []
     for event in batch.events:
         if event.kind == "kernel.running":
-            if not await kernel_events.running(event.kernel_id, event.container_id, agent_id=batch.agent_id):
+            if not await kernel_events.running(
+                event.kernel_id, event.container_id, agent_id=batch.agent_id,
+                ssh_host_key=event.ssh_host_key, ssh_user=event.ssh_user,
+            ):
                 unwanted.append(event.kernel_id)
         elif event.kind == "kernel.progress":
             await kernel_events.progress(event.kernel_id, event.reason)

@@ -35,6 +35,10 @@ class Route:
     response: Any = None
     query: tuple[tuple[str, str], ...] = ()  # (name, description)
     tag: str = "sessions"
+    # Wiring only: the aiohttp path when it differs (a ``{tail:.*}`` pattern), and whether every
+    # method is routed to the handler (a proxy); the document shows ``path`` and ``method``.
+    router_path: str = ""
+    any_method: bool = False
 
     def openapi_operation(self, schema_ref: SchemaRef) -> dict[str, Any]:
         responses = {str(code): self._response(code, text, schema_ref) for code, text in self.responses.items()}

@@ -9,7 +9,8 @@ from corral.common.errors import Conflict, InvalidRequest
 from corral.common.session_status import SessionStatus
 from corral.common.terminal_protocol import HEARTBEAT_S, MAX_MESSAGE, TerminalSize
 
-from .context_access import ctx_of
+from ..session_access import TERMINAL
+from .context_access import ctx_of, user_of
 from .sessions import kernel_target
 from .ws_relay import relay
 
@@ -35,5 +36,6 @@ async def session_terminal(request: web.Request) -> web.StreamResponse:
     except BaseException:
         await upstream.close()
         raise
+    await ctx_of(request).access.opened(sess.id, user_of(request).user_id, TERMINAL)
     await relay(socket, upstream)
     return socket

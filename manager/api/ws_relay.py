@@ -4,14 +4,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from typing import Callable
 
 import aiohttp
 from aiohttp import web
 
 from corral.common.terminal_protocol import ERROR, EXIT
+from corral.common.ws_pipe import copy_messages
 
-Socket = web.WebSocketResponse | aiohttp.ClientWebSocketResponse
 LOST = "connection to the session was lost"
 
 
@@ -25,7 +24,7 @@ async def relay(client: web.WebSocketResponse, agent: aiohttp.ClientWebSocketRes
         if _is_exit(text):
             ended_cleanly.set()
 
-    tasks = [asyncio.ensure_future(_copy(client, agent)), asyncio.ensure_future(_copy(agent, client, watch))]
+    tasks = [asyncio.ensure_future(copy_messages(client, agent)), asyncio.ensure_future(copy_messages(agent, client, watch))]
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         if tasks[1] in done and not ended_cleanly.is_set() and not client.closed:
@@ -37,19 +36,6 @@ async def relay(client: web.WebSocketResponse, agent: aiohttp.ClientWebSocketRes
         await asyncio.gather(*tasks, return_exceptions=True)
         await agent.close()
         await client.close()
-
-
-async def _copy(source: Socket, target: Socket, watch: Callable[[str], None] | None = None) -> None:
-    """Every message from ``source`` to ``target`` until ``source`` closes; ``watch`` sees the text ones."""
-    async for message in source:
-        if message.type == aiohttp.WSMsgType.BINARY:
-            await target.send_bytes(message.data)
-        elif message.type == aiohttp.WSMsgType.TEXT:
-            if watch is not None:
-                watch(message.data)
-            await target.send_str(message.data)
-        else:
-            break
 
 
 def _is_exit(text: str) -> bool:

@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 
-from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
@@ -93,6 +93,8 @@ class Session(Base):
     terminated_at: Mapped[datetime | None] = mapped_column(nullable=True)
     # When the current status was entered: what the lifecycle timeouts count from.
     status_changed_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    # The last time someone used it (terminal, tunnel, app request): what idle culling will read.
+    last_activity_at: Mapped[datetime | None] = mapped_column(nullable=True)
     exit_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
     kernels: Mapped[list["Kernel"]] = relationship(
@@ -115,8 +117,38 @@ class Kernel(Base):
     exit_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
     last_logs: Mapped[str | None] = mapped_column(Text, nullable=True)
     status_changed_at: Mapped[datetime]
+    # Reported by the agent once the kernel runs: its sshd's public host key, and the login name.
+    ssh_host_key: Mapped[str | None] = mapped_column(Text, nullable=True)
+    ssh_user: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
     session: Mapped[Session] = relationship(back_populates="kernels")
+
+
+class SshKey(Base):
+    """A user's public key: every session they own accepts it for SSH."""
+
+    __tablename__ = "ssh_keys"
+    __table_args__ = (UniqueConstraint("user_id", "fingerprint", name="uq_ssh_keys_user_fingerprint"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    public_key: Mapped[str] = mapped_column(Text)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+
+
+class SessionAccess(Base):
+    """Who opened what in a session (terminal, tunnel, app), for the audit log."""
+
+    __tablename__ = "session_access"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # terminal | tcp | http
+    service: Mapped[str] = mapped_column(String(32), default="")
+    at: Mapped[datetime]
 
 
 class SessionStatusChange(Base):

@@ -30,14 +30,19 @@ class KernelEvents:
         self._hub = hub
         self._wakeup = wakeup
 
-    async def running(self, kernel_id: str, container_id: str | None, agent_id: str | None = None) -> bool:
+    async def running(
+        self, kernel_id: str, container_id: str | None, agent_id: str | None = None,
+        ssh_host_key: str | None = None, ssh_user: str | None = None,
+    ) -> bool:
         """The kernel's container is up. False when nobody wants it any more (the agent should remove it)."""
         async with self._sessionmaker() as db:
             kernel = await db.get(Kernel, kernel_id)
             if kernel is None or (agent_id is not None and kernel.agent_id != agent_id):
                 return False
             await lock_session(db, kernel.session_id)
-            values = {"container_id": container_id} if container_id else {}
+            values: dict[str, str] = {"container_id": container_id} if container_id else {}
+            if ssh_host_key:
+                values.update(ssh_host_key=ssh_host_key, ssh_user=ssh_user or "")
             moved = await move_kernels(
                 db, SessionStatus.RUNNING, "", kernel_ids=[kernel_id], only_from={SessionStatus.PREPARING}, **values
             )

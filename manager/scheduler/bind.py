@@ -34,6 +34,7 @@ from corral.common.session_status import TERMINAL, SessionStatus
 
 from ..db.models import Agent, Kernel, Session
 from ..events import EventHub
+from ..ssh_keys import authorized_keys
 from ..lifecycle.keyed_tasks import KeyedTasks
 from ..lifecycle.kernel_events import KernelEvents
 from ..lifecycle.moves import move_kernels, move_session, move_sessions
@@ -59,7 +60,7 @@ class Placement:
     spec: dict[str, Any]
 
 
-def kernel_spec(sess: Session, kernel: Kernel) -> dict[str, Any]:
+def kernel_spec(sess: Session, kernel: Kernel, ssh_keys: list[str] | None = None) -> dict[str, Any]:
     return {
         "kernel_id": kernel.id,
         "session_id": sess.id,
@@ -76,6 +77,7 @@ def kernel_spec(sess: Session, kernel: Kernel) -> dict[str, Any]:
             for m in sess.mounts or []
             if isinstance(m, dict) and m.get("host_path")
         ],
+        "ssh_authorized_keys": ssh_keys or [],
     }
 
 
@@ -183,10 +185,12 @@ class Binder:
                 .execution_options(populate_existing=True)
             )
         ).all()
+        keys = await authorized_keys(db, {sess.owner_id for sess in sessions.values()})
         placements: dict[str, list[Placement]] = {}
         for kernel, address in rows:
             if only is None or kernel.status in only:
-                spec = kernel_spec(sessions[kernel.session_id], kernel)
+                sess = sessions[kernel.session_id]
+                spec = kernel_spec(sess, kernel, keys.get(sess.owner_id))
                 placements.setdefault(kernel.session_id, []).append(
                     Placement(kernel.id, kernel.agent_id, address, spec)  # type: ignore[arg-type]
                 )

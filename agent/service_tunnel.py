@@ -1,0 +1,44 @@
+"""A websocket carrying a TCP byte stream: binary messages ↔ the runner's service socket.
+
+Each direction waits for its target to take the bytes (the websocket's send, the socket's drain),
+so a slow client slows the service down instead of filling the agent's memory."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import aiohttp
+from aiohttp import web
+
+READ_CHUNK = 256 * 1024
+
+
+async def relay_tcp(socket: web.WebSocketResponse, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    tasks = [asyncio.ensure_future(_to_service(socket, writer)), asyncio.ensure_future(_from_service(socket, reader))]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        writer.close()
+        with contextlib.suppress(ConnectionError, OSError):
+            await writer.wait_closed()
+        await socket.close()
+
+
+async def _to_service(socket: web.WebSocketResponse, writer: asyncio.StreamWriter) -> None:
+    async for message in socket:
+        if message.type == aiohttp.WSMsgType.BINARY:
+            writer.write(message.data)
+            await writer.drain()
+        elif message.type != aiohttp.WSMsgType.TEXT:
+            break
+    if writer.can_write_eof() and not writer.is_closing():
+        with contextlib.suppress(ConnectionError, OSError):
+            writer.write_eof()
+
+
+async def _from_service(socket: web.WebSocketResponse, reader: asyncio.StreamReader) -> None:
+    while data := await reader.read(READ_CHUNK):
+        await socket.send_bytes(data)

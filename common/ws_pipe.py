@@ -1,0 +1,45 @@
+"""Copying websocket messages between two websockets (either end a server or a client socket)."""
+from __future__ import annotations
+
+import asyncio
+from typing import Callable
+
+import aiohttp
+from aiohttp import web
+
+Socket = web.WebSocketResponse | aiohttp.ClientWebSocketResponse
+CLEAN_CLOSE_CODES = frozenset({aiohttp.WSCloseCode.OK, aiohttp.WSCloseCode.GOING_AWAY})
+
+
+async def copy_messages(source: Socket, target: Socket, watch: Callable[[str], None] | None = None) -> None:
+    """Every message from ``source`` to ``target`` until ``source`` closes; ``watch`` sees the text ones.
+    Each send waits for the target's transport to take the bytes (back-pressure)."""
+    async for message in source:
+        if message.type == aiohttp.WSMsgType.BINARY:
+            await target.send_bytes(message.data)
+        elif message.type == aiohttp.WSMsgType.TEXT:
+            if watch is not None:
+                watch(message.data)
+            await target.send_str(message.data)
+        else:
+            break
+
+
+async def pipe(a: Socket, b: Socket, lost: str | None = None) -> None:
+    """Both ways until either side closes; then the other is closed with the same code. With ``lost``,
+    ``b`` ending without a clean close (its peer went away) closes ``a`` with 1011 and that reason."""
+    a_to_b = asyncio.ensure_future(copy_messages(a, b))
+    b_to_a = asyncio.ensure_future(copy_messages(b, a))
+    tasks = [a_to_b, b_to_a]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        b_failed = b_to_a.done() and not a_to_b.done() and b.close_code not in CLEAN_CLOSE_CODES
+        if lost is not None and b_failed and not a.closed:
+            await a.close(code=aiohttp.WSCloseCode.INTERNAL_ERROR, message=lost.encode()[:120])
+        code = a.close_code if a.closed else b.close_code
+        for socket in (a, b):
+            await socket.close(code=code if code in CLEAN_CLOSE_CODES else aiohttp.WSCloseCode.OK)

@@ -1,0 +1,151 @@
+"""A session's services through the manager: states, TCP tunnels, the browser app proxy, and refusals.
+
+Real containers; the images declare their services in labels; no port is ever published."""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import subprocess
+
+import aiodocker
+import aiohttp
+import pytest
+
+from corral.common.errors import Conflict, InvalidRequest, NotFound, SessionServiceFailed
+
+from .cluster import BASE_IMAGE, LiveCluster
+
+pytestmark = [pytest.mark.docker]
+
+APP_IMAGE = "corral-test/services:1"
+WEB = {"command": ["python3", "{home}/app.py", "{port}", "{base_url}"], "start": "lazy", "ready_path": "{base_url}"}
+# What the test writes into the session before the (lazy) app first starts: answers with what it saw.
+APP = """
+import hashlib, json, sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+class Echo(BaseHTTPRequestHandler):
+    def answer(self, doc):
+        body = json.dumps(doc).encode()
+        self.send_response(200 if self.path.startswith(sys.argv[2]) else 404)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Set-Cookie", "app_own=1; Path=/")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):
+        self.answer({"path": self.path, "headers": dict(self.headers)})
+
+    def do_POST(self):
+        data = self.rfile.read(int(self.headers["Content-Length"]))
+        self.answer({"length": len(data), "sha256": hashlib.sha256(data).hexdigest()})
+
+ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Echo).serve_forever()
+"""
+BROKEN = {"command": ["sh", "-c", "echo 'missing settings file /etc/app.toml' >&2; exit 7"], "start": "boot"}
+
+
+@pytest.fixture(scope="module")
+def app_image(base_image: str) -> str:
+    labels = {
+        "ai.corral.services": "web:http:8000,broken:tcp:9000,sshd:tcp:2200",
+        "ai.corral.service.web": json.dumps(WEB),
+        "ai.corral.service.broken": json.dumps(BROKEN),
+    }
+    dockerfile = f"FROM {base_image}\n" + "".join(f"LABEL {k}={json.dumps(v)}\n" for k, v in labels.items())
+    subprocess.run(["docker", "build", "-q", "-t", APP_IMAGE, "-"], input=dockerfile.encode(), check=True,
+                   capture_output=True, timeout=120)
+    return APP_IMAGE
+
+
+async def running(client, image: str = BASE_IMAGE):  # type: ignore[no-untyped-def]
+    session = await client.create_session(image=image, resources={"mem": "256m"})
+    await client.wait_for_status(session.id, {"RUNNING"}, timeout=60)
+    return session
+
+
+async def test_sshd_is_ready_and_a_tunnel_reaches_it(cluster: LiveCluster) -> None:
+    client = cluster.client()
+    session = await running(client)
+    services = {s.name: s for s in await client.services(session.id)}
+    assert services["terminal"].protocol == "pty"
+    for _ in range(50):
+        if services["sshd"].state == "ready":
+            break
+        await asyncio.sleep(0.1)
+        services = {s.name: s for s in await client.services(session.id)}
+    assert services["sshd"].state == "ready" and services["sshd"].port == 2200
+    tunnel = await client.open_tunnel(session.id, "sshd")
+    banner = await asyncio.wait_for(tunnel.receive(), 10)
+    assert banner.startswith(b"SSH-2.0-OpenSSH")
+    await tunnel.close()
+    info = await client.get_session(session.id)
+    assert info.ssh is not None and info.ssh.user == "work" and info.ssh.host_key.startswith("ssh-ed25519 ")
+    assert info.ssh.host_key_alias == f"corral-{session.id}"
+    async with aiodocker.Docker() as docker:
+        details = await (await docker.containers.get(info.kernels[0].container_id)).show()
+    assert not details["HostConfig"].get("PortBindings") and not details["NetworkSettings"].get("Ports")
+    await client.destroy_session(session.id)
+
+
+async def test_refusals_say_why(cluster: LiveCluster, app_image: str) -> None:
+    client = cluster.client()
+    session = await running(client, app_image)
+    with pytest.raises(NotFound, match="this session has: broken, sshd, web"):
+        await client.open_tunnel(session.id, "nope")
+    with pytest.raises(SessionServiceFailed, match="exited with code 7") as failed:
+        await client.open_tunnel(session.id, "broken")
+    assert "missing settings file" in failed.value.extra["log_tail"]
+    with pytest.raises(InvalidRequest, match="not a TCP service"):
+        await client.open_tunnel(session.id, "terminal")
+    access, secret = await cluster.add_user("mallory")
+    with pytest.raises(NotFound):
+        await cluster.client(access, secret).services(session.id)
+    await client.destroy_session(session.id)
+    await client.wait_for_status(session.id, {"TERMINATED"}, timeout=30)
+    with pytest.raises(Conflict, match="not RUNNING"):
+        await client.services(session.id)
+
+
+async def test_the_app_proxy_logs_a_browser_in_with_a_one_time_link(cluster: LiveCluster, app_image: str) -> None:
+    client = cluster.client()
+    session = await running(client, app_image)
+    await client.execute_collect(session.id, f"open('/home/work/app.py', 'w').write({APP!r})")
+    link = await client.app_url(session.id, "web")
+    base = f"{cluster.manager.url}/api/v1/sessions/{session.id}/services/web/http/"
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as browser:
+        async with browser.get(f"{base}x") as anonymous:
+            assert anonymous.status == 401
+            assert anonymous.headers["Content-Type"].startswith("application/problem+json")
+        async with browser.get(link) as first:
+            assert first.status == 200, await first.text()  # the lazy app started on the way
+            assert str(first.url) == base  # redirected without the token
+        async with browser.get(f"{base}some/page?q=a%20b", headers={"Authorization": "Bearer mine"}) as page:
+            seen = await page.json()
+        assert seen["path"] == f"/api/v1/sessions/{session.id}/services/web/http/some/page?q=a%20b"
+        assert "corral_app" not in seen["headers"].get("Cookie", "")  # Corral's cookie stays with Corral
+        assert "app_own=1" in seen["headers"].get("Cookie", "")  # the app's own cookies pass
+        assert "Authorization" not in seen["headers"]
+        assert seen["headers"]["X-Forwarded-Proto"] == "http"
+        payload = bytes(range(256)) * 8192  # 2 MiB, streamed through both hops
+        async with browser.post(f"{base}upload", data=payload) as upload:
+            assert await upload.json() == {"length": len(payload), "sha256": hashlib.sha256(payload).hexdigest()}
+        cookie = next(c for c in browser.cookie_jar if c.key == "corral_app")
+        assert cookie["httponly"] and cookie["path"] == f"/api/v1/sessions/{session.id}/services/"
+        assert cookie["samesite"] == "Lax"
+        async with browser.get(link, allow_redirects=False) as replay:
+            assert replay.status == 401  # one-time
+    async with aiohttp.ClientSession() as other:
+        async with other.get(link) as used:
+            assert used.status == 401
+        forged = base + "?corral_token=" + link.split("corral_token=")[1][:-4] + "AAAA"
+        async with other.get(forged) as bad:
+            assert bad.status == 401
+    access, secret = await cluster.add_user("eve")
+    with pytest.raises(NotFound):
+        await cluster.client(access, secret).app_url(session.id, "web")
+    with pytest.raises(InvalidRequest, match="speaks tcp"):
+        await client.app_url(session.id, "sshd")
+    await client.destroy_session(session.id)
