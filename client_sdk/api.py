@@ -15,7 +15,9 @@ problem+json; an unreachable manager is ``ServiceUnavailable``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import socket
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
 from importlib import metadata
@@ -40,6 +42,7 @@ from corral.common.errors import (
     error_from_problem,
 )
 from corral.common.signing import sign_request
+from corral.common.ssh_keys import parse_public_key
 from corral.common.terminal_protocol import HEARTBEAT_S as TERMINAL_HEARTBEAT_S
 from corral.common.terminal_protocol import MAX_MESSAGE as TERMINAL_MAX_MESSAGE
 
@@ -76,6 +79,7 @@ from .models import (
 )
 from .streams import iter_lines, iter_ndjson, iter_sse
 from .terminal import TerminalConnection
+from .ssh_setup import SshFiles, ensure_key_pair, host_block, proxy_command, require_ssh, write_known_host
 from .tunnel import Tunnel
 
 if TYPE_CHECKING:
@@ -425,6 +429,36 @@ class AsyncCorralClient:
     async def remove_ssh_key(self, ref: str) -> SshKey:
         """By id or fingerprint."""
         return await self._model(SshKey, "DELETE", f"{API_PREFIX}/ssh-keys/{quote(ref, safe='')}")
+
+    async def ensure_ssh_key(self, files: SshFiles | None = None) -> str:
+        """This user's key pair for sessions (made on first use under ``files``, default
+        ``~/.config/corral/ssh/``) registered with the manager; returns the public key line."""
+        files = files or SshFiles.default()
+        public = ensure_key_pair(files, f"corral@{socket.gethostname()}")
+        fingerprint = parse_public_key(public).fingerprint
+        if not any(key.fingerprint == fingerprint for key in await self.ssh_keys()):
+            with contextlib.suppress(Conflict):  # registered meanwhile by another corral
+                await self.add_ssh_key(public, f"corral CLI on {socket.gethostname()}")
+        return public
+
+    async def ssh_config(
+        self, refs: Sequence[str] | None = None, *, files: SshFiles | None = None, proxy: str | None = None,
+    ) -> str:
+        """``Host corral-NAME`` entries for the sessions (all RUNNING ones with an sshd when ``refs`` is
+        None); pins their host keys in corral's known_hosts and makes/registers the key pair first.
+        ``proxy``: the ProxyCommand (default: this ``corral ssh-proxy %n``)."""
+        files = files or SshFiles.default()
+        await self.ensure_ssh_key(files)
+        if refs is None:
+            sessions = [s for s in await self.list_sessions(status=["RUNNING"]) if s.ssh is not None]
+        else:
+            sessions = [await self.get_session(ref) for ref in refs]
+        blocks = []
+        for session in sessions:
+            require_ssh(session)
+            write_known_host(files, session)
+            blocks.append(host_block(session, files, proxy or proxy_command()))
+        return "\n".join(blocks)
 
     async def execute(self, ref: str, code: str) -> AsyncIterator[dict[str, Any]]:
         """Run ``code`` in the session's interpreter, yielding its events as they come.

@@ -20,6 +20,9 @@ from .run_cmd import run_command
 from .server_cmd import agent_group, manager_group, storage_group, up_command
 from .session_cmd import session_group
 from .terminal_cmd import terminal_command
+from .app_cmd import app_command
+from .ssh_cmd import ssh_command, ssh_config_command, ssh_proxy_command, vscode_command
+from .ssh_key_cmd import ssh_key_group
 from .vfolder_cmd import vfolder_group
 
 
@@ -76,6 +79,12 @@ for command in (
     run_command,
     exec_command,
     terminal_command,
+    app_command,
+    ssh_command,
+    ssh_config_command,
+    ssh_proxy_command,
+    vscode_command,
+    ssh_key_group,
     session_group,
     vfolder_group,
     project_group,
