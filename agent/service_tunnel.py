@@ -15,8 +15,11 @@ READ_CHUNK = 256 * 1024
 
 async def relay_tcp(socket: web.WebSocketResponse, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     tasks = [asyncio.ensure_future(_to_service(socket, writer)), asyncio.ensure_future(_from_service(socket, reader))]
+    # 1000 only when the service or the client ended the connection; an agent going down says so (1001).
+    code = aiohttp.WSCloseCode.GOING_AWAY
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        code = aiohttp.WSCloseCode.OK
     finally:
         for task in tasks:
             task.cancel()
@@ -24,7 +27,7 @@ async def relay_tcp(socket: web.WebSocketResponse, reader: asyncio.StreamReader,
         writer.close()
         with contextlib.suppress(ConnectionError, OSError):
             await writer.wait_closed()
-        await socket.close()
+        await socket.close(code=code)
 
 
 async def _to_service(socket: web.WebSocketResponse, writer: asyncio.StreamWriter) -> None:

@@ -427,7 +427,9 @@ class AsyncCorralClient:
         return await self._model(SshKey, "POST", f"{API_PREFIX}/ssh-keys", body=body)
 
     async def remove_ssh_key(self, ref: str) -> SshKey:
-        """By id or fingerprint."""
+        """By id or fingerprint (``SHA256:…``)."""
+        if ref.startswith("SHA256:"):  # base64 may hold '/', which proxies mangle in a path: use the id
+            ref = next((key.id for key in await self.ssh_keys() if key.fingerprint == ref), ref)
         return await self._model(SshKey, "DELETE", f"{API_PREFIX}/ssh-keys/{quote(ref, safe='')}")
 
     async def ensure_ssh_key(self, files: SshFiles | None = None) -> str:

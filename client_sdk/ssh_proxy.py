@@ -14,7 +14,7 @@ import urllib.request
 from urllib.parse import quote
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosedOK, InvalidStatus, WebSocketException
+from websockets.exceptions import InvalidStatus, WebSocketException
 
 from corral.common.errors import CorralError
 from corral.common.signing import sign_request
@@ -24,6 +24,12 @@ from .config import load_client_config
 SERVICE = "sshd"
 READ_CHUNK = 256 * 1024
 PREFIX = "corral-"
+CLOSE_OK = 1000
+LOST = "connection to the session was lost"
+
+
+class ConnectionLost(Exception):
+    """The tunnel ended without the service closing it."""
 
 
 def tunnel_path(ref: str, service: str = SERVICE) -> str:
@@ -76,16 +82,19 @@ async def _pipe(socket: ClientConnection) -> int:
         async for message in socket:
             writer.write(message if isinstance(message, bytes) else message.encode())
             await writer.drain()
+        if socket.close_code != CLOSE_OK:  # 1001 or worse: the manager or the agent went away
+            raise ConnectionLost(socket.close_reason or LOST)
 
     tasks = [asyncio.ensure_future(upload()), asyncio.ensure_future(download())]
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         for task in done:
             error = task.exception()
-            if isinstance(error, ConnectionClosedOK):
-                continue
+            if isinstance(error, ConnectionLost):
+                _say(str(error))
+                return 1
             if isinstance(error, WebSocketException):
-                reason = getattr(getattr(error, "rcvd", None), "reason", "") or "connection to the session was lost"
+                reason = getattr(getattr(error, "rcvd", None), "reason", "") or LOST
                 _say(reason)
                 return 1
             if error is not None:

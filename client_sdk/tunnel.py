@@ -37,8 +37,7 @@ class Tunnel:
             return message.data
         if message.type == aiohttp.WSMsgType.TEXT:
             return message.data.encode()
-        code = self._socket.close_code
-        if code in (aiohttp.WSCloseCode.OK, aiohttp.WSCloseCode.GOING_AWAY):
+        if self._socket.close_code == aiohttp.WSCloseCode.OK:
             return b""
         reason = message.extra if isinstance(message.extra, str) and message.extra else LOST
         raise ServiceUnavailable(reason)

@@ -8,7 +8,9 @@ import aiohttp
 from aiohttp import web
 
 Socket = web.WebSocketResponse | aiohttp.ClientWebSocketResponse
-CLEAN_CLOSE_CODES = frozenset({aiohttp.WSCloseCode.OK, aiohttp.WSCloseCode.GOING_AWAY})
+# A peer that closes with 1000 is done; anything else (1001: its server is shutting down, 1006: gone)
+# means the conversation was cut.
+CLEAN_CLOSE_CODES = frozenset({aiohttp.WSCloseCode.OK})
 
 
 async def copy_messages(source: Socket, target: Socket, watch: Callable[[str], None] | None = None) -> None:
@@ -31,14 +33,15 @@ async def pipe(a: Socket, b: Socket, lost: str | None = None) -> None:
     a_to_b = asyncio.ensure_future(copy_messages(a, b))
     b_to_a = asyncio.ensure_future(copy_messages(b, a))
     tasks = [a_to_b, b_to_a]
+    b_ended_first = False
     try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        b_ended_first = done == {b_to_a}
     finally:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        b_failed = b_to_a.done() and not a_to_b.done() and b.close_code not in CLEAN_CLOSE_CODES
-        if lost is not None and b_failed and not a.closed:
+        if lost is not None and b_ended_first and b.close_code not in CLEAN_CLOSE_CODES and not a.closed:
             await a.close(code=aiohttp.WSCloseCode.INTERNAL_ERROR, message=lost.encode()[:120])
         code = a.close_code if a.closed else b.close_code
         for socket in (a, b):

@@ -122,15 +122,21 @@ async def build_image(
                 await _apply_tags(client, existing["Id"], aliases, only_missing=True)
                 report(BuildProgress("reused", f"{target_tag} exists ({existing['Id'][:19]})"))
                 return _built_image(existing, target_tag, recipe, aliases, started, reused=True)
+            owner = f"{SESSION_UID}:{SESSION_UID}"
             if recipe.base is not None:  # layered: the base is built (or reused) first, by this same path
                 base = await build_image(
                     recipe.base, progress=_base_progress(recipe.base, report), docker=client, recipes_dir=recipes_dir
                 )
-                image_id = await add_pip_layer(client, base.image_id, recipe, report, owner=f"{SESSION_UID}:{SESSION_UID}")
+                image_id = await add_pip_layer(client, base.image_id, recipe, report, owner=owner)
             else:
                 image_id = await _bootstrap_and_import(client, recipe, report)
                 if recipe.pip:
-                    image_id = await add_pip_layer(client, image_id, recipe, report, owner=f"{SESSION_UID}:{SESSION_UID}")
+                    rootfs_id = image_id
+                    try:
+                        image_id = await add_pip_layer(client, rootfs_id, recipe, report, owner=owner)
+                    except BaseException:
+                        await _remove_if_dangling(client, rootfs_id)  # no untagged half-build left behind
+                        raise
             report(BuildProgress("tagging", ", ".join((target_tag, *aliases))))
             await _apply_tags(client, image_id, (target_tag, *aliases), only_missing=False)
             if existing is not None and existing["Id"] != image_id:

@@ -57,6 +57,7 @@ SUITE_PYTHON: dict[str, SuitePython] = {
     "bookworm": SuitePython("3.11", (2, 36)),
 }
 
+_DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"  # an image without ENV PATH
 _ARCH_ALIASES = {"amd64": "x86_64", "x64": "x86_64", "arm64": "aarch64"}
 _OLDEST_MANYLINUX_MINOR = 17  # manylinux_2_17 == manylinux2014
 _LOG_TAIL_LINES = 30
@@ -289,7 +290,7 @@ class PipInstallProgressParser:
 def layer_changes(base_config: dict[str, Any], labels: dict[str, str], *, with_venv: bool) -> list[str]:
     """Commit changes that give the layer its base's config back (the container ran as root with
     another command), the venv first on PATH, and the recipe's labels."""
-    base_path = _env_value(base_config.get("Env") or [], "PATH") or "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    base_path = _env_value(base_config.get("Env") or [], "PATH") or _DEFAULT_PATH
     venv_bin = f"{VENV_DIR}/bin"
     if with_venv and venv_bin not in base_path.split(":"):
         base_path = f"{venv_bin}:{base_path}"
@@ -306,7 +307,9 @@ def layer_changes(base_config: dict[str, Any], labels: dict[str, str], *, with_v
     return changes
 
 
-def _layer_container_config(image: str, command: list[str], wheels: Path, base_config: dict[str, Any]) -> dict[str, Any]:
+def _layer_container_config(
+    image: str, command: list[str], wheels: Path, base_config: dict[str, Any]
+) -> dict[str, Any]:
     # The command goes in Cmd; Entrypoint is overridden only when the base has one (layer_changes restores it).
     entrypoint = {"Entrypoint": command[:1], "Cmd": command[1:]} if base_config.get("Entrypoint") else {"Cmd": command}
     return {

@@ -66,6 +66,7 @@ BUILTIN_DEFINITIONS: Dict[str, Dict[str, Any]] = {
             "--ServerApp.base_url={base_url}", "--IdentityProvider.token=", "--ServerApp.password=",
             "--ServerApp.disable_check_xsrf=True", "--ServerApp.allow_remote_access=True",
             "--ServerApp.trust_xheaders=True", "--ServerApp.root_dir={home}",
+            "--LabApp.extension_manager=readonly",  # sessions reach no package index at run time
         ],
         "start": "boot",
         "ready_path": "{base_url}api/status",

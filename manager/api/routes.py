@@ -16,6 +16,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 SchemaRef = Callable[[Any, JsonSchemaMode], dict[str, Any]]
 
 REF_TEMPLATE = "#/components/schemas/{model}"
+ANY_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")  # how an any-method route (a proxy) is documented
 # Media types whose body is a sequence; their route's response model describes one item.
 STREAM_TYPES = frozenset({"application/x-ndjson", "text/event-stream"})
 
@@ -133,7 +134,10 @@ def build_openapi(routes: list[Route], version: str) -> dict[str, Any]:
 
     paths: dict[str, dict[str, Any]] = {}
     for route in routes:
-        paths.setdefault(route.path, {})[route.method.lower()] = route.openapi_operation(schema_ref)
+        operation = route.openapi_operation(schema_ref)
+        for method in ANY_METHODS if route.any_method else (route.method,):
+            suffix = f"_{method.lower()}" if route.any_method else ""
+            paths.setdefault(route.path, {})[method.lower()] = {**operation, "operationId": operation["operationId"] + suffix}
     return {
         "openapi": "3.1.0",
         "info": {"title": "Corral API", "version": version},

@@ -149,3 +149,27 @@ async def test_the_app_proxy_logs_a_browser_in_with_a_one_time_link(cluster: Liv
     with pytest.raises(InvalidRequest, match="speaks tcp"):
         await client.app_url(session.id, "sshd")
     await client.destroy_session(session.id)
+
+
+async def test_an_agent_restart_mid_tunnel_is_a_clear_loss_and_the_session_carries_on(cluster: LiveCluster) -> None:
+    from corral.agent.server import AgentServer
+    from corral.common.errors import ServiceUnavailable
+
+    client = cluster.client()
+    session = await running(client)
+    tunnel = await client.open_tunnel(session.id, "sshd")
+    assert (await asyncio.wait_for(tunnel.receive(), 10)).startswith(b"SSH-2.0-")
+    old = cluster.agents.pop()
+    await old.stop()  # the session's container stays up
+    with pytest.raises(ServiceUnavailable, match="connection to the session was lost"):
+        async with asyncio.timeout(20):
+            while await tunnel.receive():
+                pass
+    restarted = AgentServer(cluster.agent_config("a1"))
+    await restarted.start()
+    cluster.agents.append(restarted)
+    again = await client.open_tunnel(session.id, "sshd")  # killing a tunnel never kills the session
+    assert (await asyncio.wait_for(again.receive(), 10)).startswith(b"SSH-2.0-")
+    await again.close()
+    assert (await client.get_session(session.id)).status == "RUNNING"
+    await client.destroy_session(session.id)

@@ -133,8 +133,13 @@ def _backend(tmp_path: Path, lines: list[dict[str, Any]], error: Exception | Non
     backend = DockerBackend(config, "t-pull", tmp_path)
 
     class Images:
-        async def inspect(self, image: str) -> None:
-            raise DockerError(404, f"No such image: {image}")
+        looked = 0
+
+        async def inspect(self, image: str) -> dict[str, Any]:
+            self.looked += 1
+            if self.looked == 1:  # missing until pulled
+                raise DockerError(404, f"No such image: {image}")
+            return {"Id": "sha256:pulled", "Config": {"Labels": {}}}
 
     class Docker:
         images = Images()

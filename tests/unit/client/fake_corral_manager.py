@@ -279,6 +279,7 @@ class FakeManager:
                          "allocation": {"cpu": "1", "mem": 1 << 30, "cpu_cores": [0, 1], "numa_nodes": [0],
                                         "cpu_spilled": False, "gpu_shares": {}, "gpu_whole": False},
                          "exit_code": None}],
+            "ssh": None,
             "status_history": [created],
         }
         self.sessions[session_id] = session
