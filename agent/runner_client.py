@@ -14,6 +14,7 @@ import contextlib
 import itertools
 import json
 import os
+import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -305,6 +306,46 @@ async def _open_stream(
         error = answer.get("error") if isinstance(answer, dict) else None
         raise RunnerRefused(error or f"the runner refused {request['op']}: {answer!r}")
     return reader, writer, answer
+
+
+async def connect_service(
+    fd_socket_path: str | os.PathLike[str], name: str, timeout: float
+) -> tuple[socket.socket | None, dict[str, Any]]:
+    """A TCP connection to the session's service, made by the runner inside the container and handed
+    over as a descriptor (``kernels/runner_services.py``), so its bytes skip the runner. None and the
+    runner's answer (the service's state, an error) when the service is not ready."""
+    loop = asyncio.get_running_loop()
+    channel = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    channel.setblocking(False)
+    try:
+        try:
+            await loop.sock_connect(channel, os.fspath(fd_socket_path))
+            await loop.sock_sendall(channel, json.dumps({"service": name}).encode() + b"\n")
+            await asyncio.wait_for(_readable(loop, channel), timeout)
+            message, fds, _, _ = socket.recv_fds(channel, 1 << 16, 1)
+        except (OSError, TimeoutError) as exc:
+            raise RunnerUnavailable(f"the runner did not hand over a connection to {name}: {exc!r}") from None
+        connections = [socket.socket(fileno=fd) for fd in fds]
+        try:
+            answer = json.loads(message.split(b"\n", 1)[0]) if message else {}
+        except ValueError:
+            answer = {}
+        if not isinstance(answer, dict) or not answer.get("ok") or not connections:
+            for connection in connections:
+                connection.close()
+            return None, answer if isinstance(answer, dict) else {}
+        return connections[0], answer
+    finally:
+        channel.close()
+
+
+async def _readable(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
+    ready = loop.create_future()
+    loop.add_reader(sock.fileno(), lambda: ready.done() or ready.set_result(None))
+    try:
+        await ready
+    finally:
+        loop.remove_reader(sock.fileno())
 
 
 async def open_tcp_pipe(

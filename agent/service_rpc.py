@@ -21,7 +21,10 @@ from corral.common.errors import SessionServiceFailed
 from corral.common.request_body import parse_body
 from corral.kernels import services as service_defs
 
+from corral.kernels.runner_services import FD_SOCKET_NAME
+
 from . import runner_client
+from .runner_client import UnknownService
 from .kernels import KernelManager
 from .service_tunnel import relay_tcp
 
@@ -32,6 +35,7 @@ SECRET_KEY = web.AppKey("corral.service_rpc.secret", str)
 PROXIES_KEY = web.AppKey("corral.service_rpc.proxies", "ServiceClients")
 READY_WAIT_S = 300.0  # a tunnel waits this long at most for a starting service
 TUNNEL_HEARTBEAT_S = 20.0
+STREAM_LIMIT = 1 << 20
 
 
 class AuthorizedKeys(BaseModel):
@@ -115,9 +119,14 @@ def _failed(name: str, info: dict[str, object]) -> SessionServiceFailed:
 async def service_tcp(request: web.Request) -> web.StreamResponse:
     kernels = _kernels(request)
     kernel_id, name = request.match_info["kernel_id"], request.match_info["name"]
-    await _ready(kernels, kernel_id, name, READY_WAIT_S)
-    reader, writer = await asyncio.open_unix_connection(str(_service_socket(kernels, kernel_id, name)))
-    socket = web.WebSocketResponse(heartbeat=TUNNEL_HEARTBEAT_S, max_msg_size=0)
+    fd_socket = kernels.runner_socket(kernel_id).parent / FD_SOCKET_NAME
+    connection, answer = await runner_client.connect_service(fd_socket, name, READY_WAIT_S)
+    if connection is None:
+        if "service" not in answer:
+            raise UnknownService(str(answer.get("error") or f"no service named {name!r}"))
+        raise _failed(name, {**answer["service"], "error": answer.get("error") or answer["service"].get("error")})
+    reader, writer = await asyncio.open_connection(sock=connection, limit=STREAM_LIMIT)
+    socket = web.WebSocketResponse(heartbeat=TUNNEL_HEARTBEAT_S, max_msg_size=0, compress=False)
     try:
         await socket.prepare(request)
     except BaseException:

@@ -1,4 +1,5 @@
-"""A websocket carrying a TCP byte stream: binary messages ↔ the runner's service socket.
+"""A websocket carrying a TCP byte stream: binary messages ↔ a TCP connection to the session's service
+(made inside the container by its runner and handed to the agent as a descriptor).
 
 Each direction waits for its target to take the bytes (the websocket's send, the socket's drain),
 so a slow client slows the service down instead of filling the agent's memory."""
@@ -31,12 +32,19 @@ async def relay_tcp(socket: web.WebSocketResponse, reader: asyncio.StreamReader,
 
 
 async def _to_service(socket: web.WebSocketResponse, writer: asyncio.StreamWriter) -> None:
+    """An empty binary message is the client's half-close: the service sees EOF and may still answer."""
     async for message in socket:
         if message.type == aiohttp.WSMsgType.BINARY:
+            if not message.data:
+                _half_close(writer)
+                continue
             writer.write(message.data)
             await writer.drain()
         elif message.type != aiohttp.WSMsgType.TEXT:
             break
+
+
+def _half_close(writer: asyncio.StreamWriter) -> None:
     if writer.can_write_eof() and not writer.is_closing():
         with contextlib.suppress(ConnectionError, OSError):
             writer.write_eof()

@@ -76,7 +76,8 @@ async def _pipe(socket: ClientConnection) -> int:
     async def upload() -> None:
         while data := await reader.read(READ_CHUNK):
             await socket.send(data)
-        await asyncio.Event().wait()  # ssh closed its side: the session's answer may still be coming
+        await socket.send(b"")  # half-close: the service reads EOF and may still answer
+        await asyncio.Event().wait()  # download() ends it
 
     async def download() -> None:
         async for message in socket:

@@ -64,8 +64,12 @@ class Tunnel:
     async def _upload(self, reader: asyncio.StreamReader) -> None:
         while data := await reader.read(READ_CHUNK):
             await self.send(data)
-        # A local EOF: let the service's answer finish arriving before the tunnel closes.
-        await asyncio.Event().wait()
+        await self.send_eof()
+        await asyncio.Event().wait()  # the service's answer may still be coming: _download ends it
+
+    async def send_eof(self) -> None:
+        """Half-closes towards the service (it reads EOF; its answer still comes back)."""
+        await self._socket.send_bytes(b"")
 
     async def _download(self, writer: asyncio.StreamWriter) -> None:
         while data := await self.receive():

@@ -9,17 +9,23 @@ so a crash loop costs little and the log tail stays readable.
 Every service gets a listener at ``<runner dir>/svc-NAME.sock``: a connection there
 starts the service if needed, waits until it is ready, and becomes a byte pipe to its
 port on the container's loopback (closed at once if the service cannot get ready).
+``svc-fd.sock`` does the same but hands the agent the connected TCP socket itself
+(SCM_RIGHTS), so a tunnel's bytes never pass through the runner or the session's CPU quota.
 """
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import pwd
 import signal
+import socket
 import subprocess
 import time
 from typing import Any, Awaitable, Callable, Dict, List, Optional
 
+FD_SOCKET_NAME = "svc-fd.sock"  # see ServiceManager._pass_connection
+FD_REQUEST_TIMEOUT_S = 10.0
 LOG_TAIL_BYTES = 16 * 1024
 RESTART_BACKOFF_S = 5.0
 STOP_GRACE_S = 3.0
@@ -78,11 +84,16 @@ class ServiceManager:
         self._bind = bind  # a listening socket at a path, open to the agent
         self._servers: List[asyncio.AbstractServer] = []
         self._probes: Dict[str, "asyncio.Task[None]"] = {}
+        self._fd_task: Optional["asyncio.Task[None]"] = None
+        self._fd_listener: Any = None
 
     # -- lifecycle -----------------------------------------------------------------
 
     async def open(self) -> None:
-        """Listens on each service's socket and starts the ``boot`` ones."""
+        """Listens on each service's socket (and the descriptor-passing one) and starts the ``boot`` ones."""
+        if self.services:
+            self._fd_listener = self._bind(os.path.join(self.runner_dir, FD_SOCKET_NAME))
+            self._fd_task = self.loop.create_task(self._serve_fd_requests(self._fd_listener))
         for name in self.services:
             listener = self._bind(os.path.join(self.runner_dir, self._socket_name(name)))
             server = await asyncio.start_unix_server(
@@ -94,6 +105,10 @@ class ServiceManager:
                 self._start(service)
 
     def close(self) -> None:
+        if self._fd_task is not None:
+            self._fd_task.cancel()
+            self._fd_listener.close()
+            _unlink_quietly(os.path.join(self.runner_dir, FD_SOCKET_NAME))
         for server in self._servers:
             server.close()
         for name in self.services:
@@ -240,6 +255,67 @@ class ServiceManager:
             pass
         finally:
             writer.close()
+
+
+    # -- descriptor passing: the agent gets the connected TCP socket itself ----------------------
+
+    async def _serve_fd_requests(self, listener: Any) -> None:
+        while True:
+            try:
+                connection, _ = await self.loop.sock_accept(listener)
+            except OSError:
+                await asyncio.sleep(0.05)
+                continue
+            self.loop.create_task(self._pass_connection(connection))
+
+    async def _pass_connection(self, connection: socket.socket) -> None:
+        """One request line ``{"service": NAME}``; answers one JSON line, with the descriptor of a TCP
+        connection to the ready service attached (SCM_RIGHTS), so the bytes skip the runner."""
+        tcp: Optional[socket.socket] = None
+        try:
+            request = json.loads(await asyncio.wait_for(_read_line(self.loop, connection), FD_REQUEST_TIMEOUT_S))
+            service = self.get(request.get("service") if isinstance(request, dict) else None)
+            if service is None:
+                known = ", ".join(sorted(self.services)) or "none"
+                answer: Dict[str, Any] = {"ok": False, "error": "no service named %r (this session has: %s)"
+                                          % (request.get("service") if isinstance(request, dict) else None, known)}
+            else:
+                info = await self.ensure(service, service.definition.ready_timeout_s)
+                answer = {"ok": False, "service": info}
+                if info["state"] == "ready":
+                    tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                    tcp.setblocking(False)
+                    try:
+                        await asyncio.wait_for(
+                            self.loop.sock_connect(tcp, ("127.0.0.1", service.definition.port)), FD_REQUEST_TIMEOUT_S)
+                        answer = {"ok": True, "service": info}
+                    except (OSError, asyncio.TimeoutError) as error:
+                        answer = {"ok": False, "service": info, "error": "cannot connect to port %d: %s"
+                                  % (service.definition.port, getattr(error, "strerror", None) or error)}
+            line = (json.dumps(answer) + "\n").encode()
+            connection.setblocking(True)
+            if answer["ok"] and tcp is not None:
+                socket.send_fds(connection, [line], [tcp.fileno()])
+            else:
+                connection.sendall(line)
+        except (OSError, ValueError, asyncio.TimeoutError):
+            pass
+        finally:
+            if tcp is not None:
+                tcp.close()  # the agent holds its own copy now
+            connection.close()
+
+
+async def _read_line(loop: asyncio.AbstractEventLoop, connection: socket.socket) -> bytes:
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = await loop.sock_recv(connection, 4096)
+        if not chunk:
+            break
+        data += chunk
+        if len(data) > 65536:
+            raise ValueError("request line too long")
+    return data
 
 
 async def _answers(port: int, http_path: Optional[str]) -> bool:

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Coroutine, TypeVar
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Coroutine, TypeVar
 
 import click
 
-from ..api import AsyncCorralClient
 from ..config import ClientConfig, load_client_config
+
+if TYPE_CHECKING:
+    from ..api import AsyncCorralClient
 
 T = TypeVar("T")
 
@@ -21,7 +23,9 @@ class CliState:
     def client_config(self, require_credentials: bool = True) -> ClientConfig:
         return load_client_config(endpoint=self.endpoint, require_credentials=require_credentials)
 
-    def client(self, require_credentials: bool = True) -> AsyncCorralClient:
+    def client(self, require_credentials: bool = True) -> "AsyncCorralClient":
+        from ..api import AsyncCorralClient
+
         return AsyncCorralClient(self.client_config(require_credentials))
 
 
@@ -45,7 +49,7 @@ def note(message: str, *, verbose_only: bool = False) -> None:
     click.echo(message, err=True)
 
 
-def call_api(operation: Callable[[AsyncCorralClient], Awaitable[T]]) -> T:
+def call_api(operation: Callable[["AsyncCorralClient"], Awaitable[T]]) -> T:
     """Run one SDK call with a client made from the CLI's configuration."""
 
     async def run() -> T:

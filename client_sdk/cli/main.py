@@ -2,28 +2,41 @@
 from __future__ import annotations
 
 import traceback
-from importlib import metadata
+from importlib import import_module, metadata
 from typing import Any
 
 import click
 
 from corral.common.errors import AuthenticationFailed, CorralError
 
-from .account_cmd import config_group, health_command, whoami_command
-from .admin_cmd import admin_group
 from .context import CliState
-from .exec_cmd import exec_command
 from .exit_codes import EPILOG, INTERRUPTED, exit_code_for
-from .image_cmd import image_group
-from .project_cmd import project_group
-from .run_cmd import run_command
-from .server_cmd import agent_group, manager_group, storage_group, up_command
-from .session_cmd import session_group
-from .terminal_cmd import terminal_command
-from .app_cmd import app_command
-from .ssh_cmd import ssh_command, ssh_config_command, ssh_proxy_command, vscode_command
-from .ssh_key_cmd import ssh_key_group
-from .vfolder_cmd import vfolder_group
+
+# Each command's module is imported when that command runs (or --help lists it), so `corral X`
+# pays only for what X needs: name -> (module under corral.client.cli, attribute).
+LAZY_COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("run_cmd", "run_command"),
+    "exec": ("exec_cmd", "exec_command"),
+    "terminal": ("terminal_cmd", "terminal_command"),
+    "app": ("app_cmd", "app_command"),
+    "ssh": ("ssh_cmd", "ssh_command"),
+    "ssh-config": ("ssh_cmd", "ssh_config_command"),
+    "ssh-proxy": ("ssh_cmd", "ssh_proxy_command"),
+    "vscode": ("ssh_cmd", "vscode_command"),
+    "ssh-key": ("ssh_key_cmd", "ssh_key_group"),
+    "session": ("session_cmd", "session_group"),
+    "vfolder": ("vfolder_cmd", "vfolder_group"),
+    "project": ("project_cmd", "project_group"),
+    "image": ("image_cmd", "image_group"),
+    "admin": ("admin_cmd", "admin_group"),
+    "whoami": ("account_cmd", "whoami_command"),
+    "health": ("account_cmd", "health_command"),
+    "config": ("account_cmd", "config_group"),
+    "up": ("server_cmd", "up_command"),
+    "manager": ("server_cmd", "manager_group"),
+    "agent": ("server_cmd", "agent_group"),
+    "storage": ("server_cmd", "storage_group"),
+}
 
 
 def _version() -> str:
@@ -31,6 +44,11 @@ def _version() -> str:
         return metadata.version("corral")
     except metadata.PackageNotFoundError:
         return "unknown"
+
+
+def _print_version(ctx: click.Context) -> None:
+    click.echo(f"corral, version {_version()}")  # looked up only when asked (importlib.metadata is slow)
+    ctx.exit(0)
 
 
 def error_line(error: BaseException) -> str:
@@ -45,7 +63,19 @@ def error_line(error: BaseException) -> str:
 
 
 class CorralGroup(click.Group):
-    """Turns any error below into one ``error: …`` line on stderr and its exit status."""
+    """Turns any error below into one ``error: …`` line on stderr and its exit status; loads each
+    command's module on first use (``LAZY_COMMANDS``)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(LAZY_COMMANDS))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        command = super().get_command(ctx, name)
+        if command is None and name in LAZY_COMMANDS:
+            module_name, attribute = LAZY_COMMANDS[name]
+            command = getattr(import_module(f"{__package__}.{module_name}"), attribute)
+            self.add_command(command, name)
+        return command
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -68,36 +98,16 @@ class CorralGroup(click.Group):
     "--endpoint", default=None, metavar="URL", help="Manager URL (overrides config and CORRAL_ENDPOINT)."
 )
 @click.option("-v", "--verbose", count=True, help="More progress on stderr; tracebacks on errors.")
-@click.version_option(_version(), "--version", prog_name="corral")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, help="Show the version and exit.",
+              callback=lambda ctx, _, value: _print_version(ctx) if value else None)
 @click.pass_context
 def main(ctx: click.Context, endpoint: str | None, verbose: int) -> None:
     """Corral: run code on GPU sessions."""
     ctx.obj = CliState(endpoint=endpoint, verbose=verbose)
 
 
-for command in (
-    run_command,
-    exec_command,
-    terminal_command,
-    app_command,
-    ssh_command,
-    ssh_config_command,
-    ssh_proxy_command,
-    vscode_command,
-    ssh_key_group,
-    session_group,
-    vfolder_group,
-    project_group,
-    image_group,
-    admin_group,
-    whoami_command,
-    health_command,
-    config_group,
-    up_command,
-    manager_group,
-    agent_group,
-    storage_group,
-):
+# Commands added here are imported with this module (prefer LAZY_COMMANDS).
+for command in ():
     main.add_command(command)
 
 

@@ -44,13 +44,28 @@ class Echo(BaseHTTPRequestHandler):
 
 ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Echo).serve_forever()
 """
+COUNT = {"command": ["python3", "{home}/count.py", "{port}"], "start": "lazy"}
+# Reads until EOF, then answers how many bytes and their sha256: needs the client's half-close.
+COUNT_PY = """
+import hashlib, socket, sys
+server = socket.create_server(("127.0.0.1", int(sys.argv[1])))
+while True:
+    connection, _ = server.accept()
+    digest, total = hashlib.sha256(), 0
+    while data := connection.recv(1 << 20):
+        digest.update(data)
+        total += len(data)
+    connection.sendall(("%d %s" % (total, digest.hexdigest())).encode())
+    connection.close()
+"""
 BROKEN = {"command": ["sh", "-c", "echo 'missing settings file /etc/app.toml' >&2; exit 7"], "start": "boot"}
 
 
 @pytest.fixture(scope="module")
 def app_image(base_image: str) -> str:
     labels = {
-        "ai.corral.services": "web:http:8000,broken:tcp:9000,sshd:tcp:2200",
+        "ai.corral.services": "web:http:8000,broken:tcp:9000,sshd:tcp:2200,count:tcp:9100",
+        "ai.corral.service.count": json.dumps(COUNT),
         "ai.corral.service.web": json.dumps(WEB),
         "ai.corral.service.broken": json.dumps(BROKEN),
     }
@@ -93,7 +108,7 @@ async def test_sshd_is_ready_and_a_tunnel_reaches_it(cluster: LiveCluster) -> No
 async def test_refusals_say_why(cluster: LiveCluster, app_image: str) -> None:
     client = cluster.client()
     session = await running(client, app_image)
-    with pytest.raises(NotFound, match="this session has: broken, sshd, web"):
+    with pytest.raises(NotFound, match="this session has: broken, count, sshd, web"):
         await client.open_tunnel(session.id, "nope")
     with pytest.raises(SessionServiceFailed, match="exited with code 7") as failed:
         await client.open_tunnel(session.id, "broken")
@@ -172,4 +187,21 @@ async def test_an_agent_restart_mid_tunnel_is_a_clear_loss_and_the_session_carri
     assert (await asyncio.wait_for(again.receive(), 10)).startswith(b"SSH-2.0-")
     await again.close()
     assert (await client.get_session(session.id)).status == "RUNNING"
+    await client.destroy_session(session.id)
+
+
+async def test_a_tunnel_carries_a_half_close_and_bulk_bytes(cluster: LiveCluster, app_image: str) -> None:
+    client = cluster.client()
+    session = await running(client, app_image)
+    await client.execute_collect(session.id, f"open('/home/work/count.py', 'w').write({COUNT_PY!r})")
+    tunnel = await client.open_tunnel(session.id, "count")
+    payload = bytes(range(256)) * (40 * 4096)  # 40 MiB
+    for start in range(0, len(payload), 1 << 20):
+        await tunnel.send(payload[start:start + (1 << 20)])
+    await tunnel.send_eof()
+    answer = b""
+    async with asyncio.timeout(60):
+        while chunk := await tunnel.receive():
+            answer += chunk
+    assert answer.decode() == f"{len(payload)} {hashlib.sha256(payload).hexdigest()}"
     await client.destroy_session(session.id)
