@@ -20,7 +20,7 @@ import json
 import socket
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
-from importlib import metadata
+import functools
 from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Iterable, Mapping, Sequence, TypeVar
 from urllib.parse import quote, urlencode
 
@@ -89,6 +89,7 @@ API_PREFIX = "/api/v1"
 UNSIGNED_PATHS = frozenset({f"{API_PREFIX}/health", f"{API_PREFIX}/openapi.json"})
 DEFAULT_REQUEST_TIMEOUT = 60.0
 DEFAULT_CONNECT_TIMEOUT = 10.0
+PENDING_REASON_POLL_S = 2.0  # how often a wait asks why a PENDING session is still queued
 
 Model = TypeVar("Model", bound=ApiModel)
 
@@ -107,7 +108,10 @@ _ERROR_BY_STATUS: dict[int, type[CorralError]] = {
 }
 
 
+@functools.cache
 def _client_version() -> str:
+    from importlib import metadata  # slow to import: only when a request is made
+
     try:
         return metadata.version("corral")
     except metadata.PackageNotFoundError:
@@ -196,8 +200,8 @@ class AsyncCorralClient:
         if path not in UNSIGNED_PATHS:
             if not self.config.has_credentials:
                 raise AuthenticationFailed(
-                    "no access key/secret key configured: set CORRAL_ACCESS_KEY and CORRAL_SECRET_KEY "
-                    "or run `corral up`"
+                    "no access key/secret key configured: set CORRAL_ACCESS_KEY and CORRAL_SECRET_KEY, "
+                    "or run `corral login ENDPOINT` (ask your admin for keys) or `corral up`"
                 )
             headers.update(
                 sign_request(self.config.access_key, self.config.secret_key, method, path_qs, data)
@@ -313,33 +317,41 @@ class AsyncCorralClient:
         all: bool = False,
         limit: int | None = None,
         cursor: str | None = None,
+        all_users: bool = False,
     ) -> SessionPage:
-        """One page of the caller's sessions (non-terminated unless ``all`` or ``status``)."""
+        """One page of the caller's sessions (non-terminated unless ``all`` or ``status``);
+        every user's with ``all_users`` (admins only: PermissionDenied otherwise)."""
         query: dict[str, Any] = {
             "status": ",".join(s.upper() for s in status) if status else None,
             "all": "1" if all else None,
+            "all_users": "1" if all_users else None,
             "limit": limit,
             "cursor": cursor,
         }
         return await self._model(SessionPage, "GET", f"{API_PREFIX}/sessions", query=query)
 
     async def iter_session_pages(
-        self, *, status: Iterable[str] | None = None, all: bool = False, page_size: int = 100
+        self, *, status: Iterable[str] | None = None, all: bool = False, page_size: int = 100,
+        all_users: bool = False,
     ) -> AsyncIterator[SessionPage]:
+        """Every page of ``list_sessions``, following ``next_cursor``."""
         statuses = list(status) if status else None
         cursor: str | None = None
         while True:
-            page = await self.list_sessions(status=statuses, all=all, limit=page_size, cursor=cursor)
+            page = await self.list_sessions(
+                status=statuses, all=all, limit=page_size, cursor=cursor, all_users=all_users
+            )
             yield page
             if not page.next_cursor or page.next_cursor == cursor:
                 return
             cursor = page.next_cursor
 
     async def iter_sessions(
-        self, *, status: Iterable[str] | None = None, all: bool = False, page_size: int = 100
+        self, *, status: Iterable[str] | None = None, all: bool = False, page_size: int = 100,
+        all_users: bool = False,
     ) -> AsyncIterator[Session]:
         """Every matching session, following ``next_cursor`` across pages."""
-        async for page in self.iter_session_pages(status=status, all=all, page_size=page_size):
+        async for page in self.iter_session_pages(status=status, all=all, page_size=page_size, all_users=all_users):
             for session in page.items:
                 yield session
 
@@ -347,6 +359,7 @@ class AsyncCorralClient:
         return await self._model(Session, "GET", f"{API_PREFIX}/sessions/{self._ref(ref)}")
 
     async def destroy_session(self, ref: str) -> Session:
+        """Cancel or terminate the session; one that has already ended comes back as it is (no error)."""
         return await self._model(Session, "DELETE", f"{API_PREFIX}/sessions/{self._ref(ref)}")
 
     async def logs(self, ref: str) -> str:
@@ -450,17 +463,25 @@ class AsyncCorralClient:
         None); pins their host keys in corral's known_hosts and makes/registers the key pair first.
         ``proxy``: the ProxyCommand (default: this ``corral ssh-proxy %n``)."""
         files = files or SshFiles.default()
-        await self.ensure_ssh_key(files)
-        if refs is None:
-            sessions = [s for s in await self.list_sessions(status=["RUNNING"]) if s.ssh is not None]
-        else:
-            sessions = [await self.get_session(ref) for ref in refs]
-        blocks = []
-        for session in sessions:
+        sessions = await self.ssh_sessions(refs, files)
+        return "\n".join(host_block(session, files, proxy or proxy_command()) for session in sessions)
+
+    async def ssh_sessions(self, refs: Sequence[str] | None, files: SshFiles) -> list[Session]:
+        """The sessions (all RUNNING ones with an sshd when ``refs`` is None), ready for OpenSSH: the
+        key pair made and registered, their host keys pinned in ``files.known_hosts``."""
+        key, found = await asyncio.gather(
+            self.ensure_ssh_key(files),
+            self._ssh_candidates(refs),
+        )
+        for session in found:
             require_ssh(session)
             write_known_host(files, session)
-            blocks.append(host_block(session, files, proxy or proxy_command()))
-        return "\n".join(blocks)
+        return found
+
+    async def _ssh_candidates(self, refs: Sequence[str] | None) -> list[Session]:
+        if refs is None:
+            return [s for s in await self.list_sessions(status=["RUNNING"]) if s.ssh is not None]
+        return list(await asyncio.gather(*(self.get_session(ref) for ref in refs)))
 
     async def execute(self, ref: str, code: str) -> AsyncIterator[dict[str, Any]]:
         """Run ``code`` in the session's interpreter, yielding its events as they come.
@@ -533,21 +554,33 @@ class AsyncCorralClient:
         """Wait until the session is in one of ``statuses``; return it then.
 
         Raises ``SessionFailed`` if it ends (ERROR, CANCELLED, TERMINATED) in a
-        status not asked for, ``WaitTimeout`` after ``timeout`` seconds. Uses the
-        event stream and falls back to polling when the stream is unavailable.
-        ``on_progress``, if given, sees every status change and progress line
-        (e.g. an image pull) while waiting, to show people what is happening.
+        status not asked for, ``WaitTimeout`` after ``timeout`` seconds (its message,
+        ``status`` and ``reason`` say where the session was and why, e.g. "waiting for
+        resources: …", also in its ``extra``: session_id, session_status, reason; the session
+        itself is left as it is). Uses the event stream and
+        falls back to polling when the stream is unavailable. ``on_progress``, if given,
+        sees every status change and progress line (e.g. an image pull) while waiting,
+        and why a PENDING session is still queued, to show people what is happening.
         """
         targets = frozenset(s.upper() for s in statuses)
         last_seen: list[str] = []
+        known: dict[str, str] = {}  # what we last heard: session_id, status, reason
         try:
             async with asyncio.timeout(timeout):
-                return await self._wait(ref, targets, poll_interval, last_seen, on_progress)
+                return await self._wait(ref, targets, poll_interval, last_seen, on_progress, known)
         except TimeoutError:
-            seen = f" (last status: {last_seen[-1]})" if last_seen else ""
-            raise WaitTimeout(
-                f"session {ref} did not reach {'/'.join(sorted(targets))} within {timeout:g}s{seen}"
-            ) from None
+            pass
+        with contextlib.suppress(CorralError, aiohttp.ClientError, TimeoutError):
+            async with asyncio.timeout(5):  # the latest word, e.g. why it is still PENDING
+                latest = await self.get_session(known.get("session_id", ref))
+                known.update(status=latest.status, reason=latest.status_reason or "")
+        status = known.get("status") or (last_seen[-1] if last_seen else "")
+        reason = known.get("reason", "")
+        seen = f" (last status: {status}" + (f": {reason}" if reason else "") + ")" if status else ""
+        raise WaitTimeout(
+            f"session {ref} did not reach {'/'.join(sorted(targets))} within {timeout:g}s{seen}",
+            session_id=known.get("session_id", ""), session_status=status, reason=reason,
+        ) from None
 
     async def _wait(
         self,
@@ -556,35 +589,66 @@ class AsyncCorralClient:
         poll_interval: float,
         last_seen: list[str],
         on_progress: Callable[[StatusChange], None] | None = None,
+        known: dict[str, str] | None = None,
     ) -> Session:
+        known = {} if known is None else known
         session = await self.get_session(ref)
+        known.update(session_id=session.id, status=session.status, reason=session.status_reason or "")
         if (done := self._settled(session, targets, last_seen)) is not None:
             return done
-        # Watch by id: a name may be reused by a later session.
+
+        def heard(change: StatusChange) -> None:
+            known.update(status=change.status, reason=change.reason or "")
+            if on_progress is not None:
+                on_progress(change)
+
+        # The event stream has no news of a queued session's reason (the scheduler updates
+        # it in place, e.g. "waiting for resources: …"): ask for it now and then meanwhile.
+        reasons = asyncio.create_task(
+            self._poll_pending_reason(session.id, known, heard) if on_progress is not None else asyncio.sleep(0)
+        )
         try:
-            async with aclosing(self.watch_session(session.id, progress=on_progress is not None)) as changes:
-                async for change in changes:
-                    if on_progress is not None:
-                        on_progress(change)
-                    if change.is_progress:
-                        continue
-                    last_seen.append(change.status)
-                    if change.status in targets or change.is_terminal:
-                        break
-        except (AuthenticationFailed, PermissionDenied):
-            raise
-        except (CorralError, aiohttp.ClientError, ValueError):
-            # No usable event stream (an older server, a proxy that buffers,
-            # a dropped connection): polling finds the answer, and raises
-            # NotFound itself if the session is really gone.
-            pass
+            # Watch by id: a name may be reused by a later session.
+            try:
+                async with aclosing(self.watch_session(session.id, progress=on_progress is not None)) as changes:
+                    async for change in changes:
+                        heard(change)
+                        if change.is_progress:
+                            continue
+                        last_seen.append(change.status)
+                        if change.status in targets or change.is_terminal:
+                            break
+            except (AuthenticationFailed, PermissionDenied):
+                raise
+            except (CorralError, aiohttp.ClientError, ValueError):
+                # No usable event stream (an older server, a proxy that buffers,
+                # a dropped connection): polling finds the answer, and raises
+                # NotFound itself if the session is really gone.
+                pass
+        finally:
+            reasons.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reasons
         while True:
             session = await self.get_session(session.id)
             if (done := self._settled(session, targets, last_seen)) is not None:
                 return done
-            if on_progress is not None and (news := _progress_in(session)) is not None:
-                on_progress(news)
+            if (news := _progress_in(session)) is not None and news.reason != known.get("reason"):
+                heard(news)
             await asyncio.sleep(poll_interval)
+
+    async def _poll_pending_reason(
+        self, session_id: str, known: dict[str, str], heard: Callable[[StatusChange], None]
+    ) -> None:
+        while True:
+            await asyncio.sleep(PENDING_REASON_POLL_S)
+            try:
+                session = await self.get_session(session_id)
+            except (CorralError, aiohttp.ClientError, ValueError):
+                continue  # the event stream or the final look will tell
+            if session.status == "PENDING" == known.get("status") and session.status_reason:
+                if session.status_reason != known.get("reason"):
+                    heard(StatusChange(session.status, session.status_reason, None, session.id, kind="progress"))
 
     @staticmethod
     def _settled(session: Session, targets: frozenset[str], last_seen: list[str]) -> Session | None:
@@ -669,6 +733,27 @@ class AsyncCorralClient:
 
         grant = await self.vfolder_token(ref, permission)
         return StorageClient(grant.client_url, grant.token, vfid=grant.vfid, **options)
+
+    async def upload(self, ref: str, local_path: str, remote_path: str = "", **options: Any) -> Any:
+        """Upload a file or a directory tree into the vfolder (resumes an interrupted upload).
+
+        ``options`` go to ``StorageClient.upload_file`` / ``upload_tree``.
+        """
+        from pathlib import Path
+
+        source = Path(local_path)
+        async with await self.storage(ref, "rw") as storage:
+            if source.is_dir():
+                return await storage.upload_tree(source, remote_path, **options)
+            return await storage.upload_file(source, remote_path or source.name, **options)
+
+    async def download(self, ref: str, remote_path: str, local_path: str, **options: Any) -> Any:
+        """Download a file, or a directory (unpacked into ``local_path``)."""
+        async with await self.storage(ref, "ro") as storage:
+            info = await storage.stat(remote_path) if remote_path not in ("", ".", "/") else {"type": "dir"}
+            if info.get("type") == "dir":
+                return await storage.download_dir(remote_path, local_path, **options)
+            return await storage.download_file(remote_path, local_path, **options)
 
     async def list_storage_hosts(self) -> list[dict[str, Any]]:
         hosts = await self._model(StorageHostList, "GET", f"{API_PREFIX}/storage/hosts")

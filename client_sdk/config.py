@@ -121,8 +121,9 @@ def load_client_config(
             missing.append(ENV_SECRET_KEY)
     if missing:
         raise ConfigError(
-            f"no client configuration for {', '.join(missing)}: run `corral up` (which writes "
-            f"{settings.path}), write that file, or set {', '.join(missing)} in the environment"
+            f"no client configuration for {', '.join(missing)}: run `corral login ENDPOINT` (ask your admin "
+            f"for keys) or `corral up` to run a local stack (both write {settings.path}), "
+            f"or set {', '.join(missing)} in the environment"
         )
     return ClientConfig(
         endpoint=normalize_endpoint(values["endpoint"]),

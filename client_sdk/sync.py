@@ -8,6 +8,10 @@ works even where a loop is already running (Jupyter)::
         client.wait_for_status(session.id, {"RUNNING"}, timeout=120)
         print(client.execute_collect(session.id, "print(6 * 7)").stdout)
         client.destroy_session(session.id)
+
+Both clients have the same public methods (a unit test keeps them in step), except
+``ASYNC_ONLY``: what hands out an asyncio object (a terminal, a tunnel, a
+``StorageClient``) has no blocking form; ``upload``/``download`` cover the files.
 """
 from __future__ import annotations
 
@@ -19,10 +23,19 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, Iterator, 
 from .api import AsyncCorralClient, ExecutionResult
 from .config import ClientConfig
 from .models import (
-    Agent, Health, Image, Project, Session, SessionPage, StatusChange, Vfolder, VfolderToken, WhoAmI,
+    Agent, Health, Image, Project, Session, SessionPage, SessionService, SshKey, StatusChange, Vfolder,
+    VfolderToken, WhoAmI,
 )
+from .ssh_setup import SshFiles
 
 T = TypeVar("T")
+
+# Methods of AsyncCorralClient with no blocking twin, and why.
+ASYNC_ONLY: dict[str, str] = {
+    "terminal": "an async context manager around a live websocket (use `corral terminal`, or AsyncCorralClient)",
+    "open_tunnel": "an async Tunnel over a websocket (use `corral app`/`corral ssh`, or AsyncCorralClient)",
+    "storage": "returns the async StorageClient; use upload()/download() here",
+}
 
 
 class CorralClient:
@@ -42,6 +55,10 @@ class CorralClient:
     @property
     def config(self) -> ClientConfig:
         return self._async.config
+
+    @property
+    def endpoint(self) -> str:
+        return self._async.endpoint
 
     def __enter__(self) -> "CorralClient":
         return self
@@ -118,13 +135,27 @@ class CorralClient:
         all: bool = False,
         limit: int | None = None,
         cursor: str | None = None,
+        all_users: bool = False,
     ) -> SessionPage:
-        return self._call(self._async.list_sessions(status=status, all=all, limit=limit, cursor=cursor))
+        return self._call(
+            self._async.list_sessions(status=status, all=all, limit=limit, cursor=cursor, all_users=all_users)
+        )
+
+    def iter_session_pages(
+        self, *, status: Iterable[str] | None = None, all: bool = False, page_size: int = 100,
+        all_users: bool = False,
+    ) -> Iterator[SessionPage]:
+        return self._iterate(
+            self._async.iter_session_pages(status=status, all=all, page_size=page_size, all_users=all_users)
+        )
 
     def iter_sessions(
-        self, *, status: Iterable[str] | None = None, all: bool = False, page_size: int = 100
+        self, *, status: Iterable[str] | None = None, all: bool = False, page_size: int = 100,
+        all_users: bool = False,
     ) -> Iterator[Session]:
-        return self._iterate(self._async.iter_sessions(status=status, all=all, page_size=page_size))
+        return self._iterate(
+            self._async.iter_sessions(status=status, all=all, page_size=page_size, all_users=all_users)
+        )
 
     def get_session(self, ref: str) -> Session:
         return self._call(self._async.get_session(ref))
@@ -157,13 +188,41 @@ class CorralClient:
             self._async.wait_for_status(ref, statuses, timeout, poll_interval=poll_interval, on_progress=on_progress)
         )
 
+    # -- services, SSH keys --------------------------------------------------------
+
+    def services(self, ref: str) -> list[SessionService]:
+        return self._call(self._async.services(ref))
+
+    def start_service(self, ref: str, name: str, *, wait_s: float = 0) -> SessionService:
+        return self._call(self._async.start_service(ref, name, wait_s=wait_s))
+
+    def app_url(self, ref: str, name: str) -> str:
+        return self._call(self._async.app_url(ref, name))
+
+    def ssh_keys(self) -> list[SshKey]:
+        return self._call(self._async.ssh_keys())
+
+    def add_ssh_key(self, public_key: str, name: str = "") -> SshKey:
+        return self._call(self._async.add_ssh_key(public_key, name))
+
+    def remove_ssh_key(self, ref: str) -> SshKey:
+        return self._call(self._async.remove_ssh_key(ref))
+
+    def ensure_ssh_key(self, files: SshFiles | None = None) -> str:
+        return self._call(self._async.ensure_ssh_key(files))
+
+    def ssh_config(
+        self, refs: Sequence[str] | None = None, *, files: SshFiles | None = None, proxy: str | None = None,
+    ) -> str:
+        return self._call(self._async.ssh_config(refs, files=files, proxy=proxy))
+
     def list_agents(self) -> list[Agent]:
         return self._call(self._async.list_agents())
 
     def list_images(self) -> list[Image]:
         return self._call(self._async.list_images())
 
-    # -- vfolders (file transfers: ``AsyncCorralClient.storage`` / ``StorageClient``) --
+    # -- vfolders (file transfers: ``upload``/``download``; async: ``storage`` / ``StorageClient``) --
 
     def create_vfolder(
         self, name: str, *, quota: int | str | None = None, host: str | None = None, project: str | None = None
@@ -204,11 +263,11 @@ class CorralClient:
 
     def upload(self, ref: str, local_path: str, remote_path: str = "", **options: Any) -> Any:
         """Upload a file or a directory tree into the vfolder (resumes an interrupted upload)."""
-        return self._call(_upload(self._async, ref, local_path, remote_path, **options))
+        return self._call(self._async.upload(ref, local_path, remote_path, **options))
 
     def download(self, ref: str, remote_path: str, local_path: str, **options: Any) -> Any:
         """Download a file, or a directory (unpacked into ``local_path``)."""
-        return self._call(_download(self._async, ref, remote_path, local_path, **options))
+        return self._call(self._async.download(ref, remote_path, local_path, **options))
 
     def list_storage_hosts(self) -> list[dict[str, Any]]:
         return self._call(self._async.list_storage_hosts())
@@ -239,20 +298,3 @@ class CorralClient:
     def remove_project_member(self, name: str, username: str) -> Project | None:
         return self._call(self._async.remove_project_member(name, username))
 
-
-async def _upload(client: AsyncCorralClient, ref: str, local_path: str, remote_path: str, **options: Any) -> Any:
-    from pathlib import Path
-
-    source = Path(local_path)
-    async with await client.storage(ref, "rw") as storage:
-        if source.is_dir():
-            return await storage.upload_tree(source, remote_path, **options)
-        return await storage.upload_file(source, remote_path or source.name, **options)
-
-
-async def _download(client: AsyncCorralClient, ref: str, remote_path: str, local_path: str, **options: Any) -> Any:
-    async with await client.storage(ref, "ro") as storage:
-        info = await storage.stat(remote_path) if remote_path not in ("", ".", "/") else {"type": "dir"}
-        if info.get("type") == "dir":
-            return await storage.download_dir(remote_path, local_path, **options)
-        return await storage.download_file(remote_path, local_path, **options)

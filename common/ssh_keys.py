@@ -5,9 +5,6 @@ import base64
 import hashlib
 from dataclasses import dataclass
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519
-
 from corral.common.errors import InvalidRequest
 
 MAX_PUBLIC_KEY_CHARS = 16 * 1024  # an RSA-16384 key is well under this
@@ -37,6 +34,9 @@ class PublicKey:
 
 
 def generate_ed25519(comment: str) -> KeyPair:
+    from cryptography.hazmat.primitives import serialization  # imported on use: slow, and rarely needed
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
     key = ed25519.Ed25519PrivateKey.generate()
     private = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
@@ -57,6 +57,8 @@ def parse_public_key(text: str) -> PublicKey:
     parts = line.split(None, 2)
     if len(parts) < 2:
         raise InvalidRequest("a public key looks like 'ssh-ed25519 AAAA... comment'")
+    from cryptography.hazmat.primitives import serialization
+
     try:
         serialization.load_ssh_public_key(f"{parts[0]} {parts[1]}".encode())
     except (ValueError, TypeError) as exc:

@@ -1,10 +1,21 @@
-"""``corral whoami``, ``corral health`` and ``corral config show``."""
+"""``corral whoami``, ``corral health``, ``corral config show`` and ``corral config set``."""
 from __future__ import annotations
+
+import os
 
 import click
 from rich.table import Table
 
-from ..config import ENV_ACCESS_KEY, ENV_ENDPOINT, ENV_SECRET_KEY, normalize_endpoint, resolve_client_settings
+from ..config import (
+    ENV_ACCESS_KEY,
+    ENV_ENDPOINT,
+    ENV_SECRET_KEY,
+    ClientConfig,
+    default_config_path,
+    normalize_endpoint,
+    resolve_client_settings,
+    write_client_config,
+)
 from ..models import Health, WhoAmI
 from .context import cli_state, run_async
 from .exit_codes import AUTH_OR_CONFIG
@@ -48,7 +59,35 @@ def health_command(as_json: bool) -> None:
 
 @click.group("config")
 def config_group() -> None:
-    """Client configuration."""
+    """Client configuration (~/.config/corral/client.toml, or $CORRAL_CONFIG)."""
+
+
+CONFIG_KEYS = ("endpoint", "access_key", "secret_key")
+
+
+@config_group.command("set")
+@click.argument("key", type=click.Choice([*CONFIG_KEYS, "access-key", "secret-key"]))
+@click.argument("value")
+def set_command(key: str, value: str) -> None:
+    """Set one value in the client config file (endpoint, access_key or secret_key).
+
+    The keys are not checked here; `corral login` checks them before saving.
+    """
+    key = key.replace("-", "_")
+    path = default_config_path()
+    current = dict(resolve_client_settings(path, environ={}).values)  # the file alone
+    value = value.strip()
+    if not value:
+        raise click.BadParameter("must not be empty", param_hint="VALUE")
+    current[key] = normalize_endpoint(value) if key == "endpoint" else value
+    written = write_client_config(path, ClientConfig(**{k: current.get(k, "") for k in CONFIG_KEYS}))
+    shown = _mask(current[key]) if key == "secret_key" else current[key]
+    click.echo(f"{key} = {shown} (saved in {written})")
+    env_name = {"endpoint": ENV_ENDPOINT, "access_key": ENV_ACCESS_KEY, "secret_key": ENV_SECRET_KEY}[key]
+    if cli_state().endpoint and key == "endpoint":
+        click.echo("note: --endpoint overrides it for this command line", err=True)
+    if os.environ.get(env_name):
+        click.echo(f"note: {env_name} in the environment overrides it", err=True)
 
 
 def _mask(secret: str) -> str:

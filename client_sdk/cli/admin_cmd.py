@@ -1,6 +1,8 @@
 """``corral admin …``: cluster administration (admin keypairs only)."""
 from __future__ import annotations
 
+import shlex
+
 import click
 
 from ..models import Agent
@@ -57,11 +59,14 @@ def user_create_command(username: str, is_admin: bool, as_json: bool) -> None:
 
     user = run_async(create())
     if as_json:
-        print_json(user)
+        print_json(user)  # the keypair included
         return
     click.echo(f"user {user['username']} ({user['role']}) created; their keypair (shown only now):")
     click.echo(f"CORRAL_ACCESS_KEY={user['access_key']}")
     click.echo(f"CORRAL_SECRET_KEY={user['secret_key']}")
+    click.echo("They log in with (use an endpoint they can reach, if this one is local):")
+    login = ["corral", "login", client.endpoint, "--access-key", user["access_key"], "--secret-key", user["secret_key"]]
+    click.echo("  " + shlex.join(login))
 
 
 @user_group.command("ls")

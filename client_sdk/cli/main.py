@@ -29,6 +29,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "project": ("project_cmd", "project_group"),
     "image": ("image_cmd", "image_group"),
     "admin": ("admin_cmd", "admin_group"),
+    "login": ("login_cmd", "login_command"),
     "whoami": ("account_cmd", "whoami_command"),
     "health": ("account_cmd", "health_command"),
     "config": ("account_cmd", "config_group"),

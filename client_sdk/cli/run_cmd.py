@@ -9,7 +9,8 @@ import click
 from corral.common.errors import Conflict, CorralError, NotFound
 
 from ..api import AsyncCorralClient
-from ..errors import SessionFailed
+from ..models import Session
+from ..errors import SessionFailed, WaitTimeout
 from .context import cli_state, note, run_async
 from .execution import stream_execution
 from .options import read_code, resources_from_options, session_spec_options
@@ -24,7 +25,8 @@ DESTROY_TIMEOUT = 15.0
 @click.option("--keep", is_flag=True, help="Keep the session after the code ends.")
 @click.option(
     "--timeout", type=click.FloatRange(min=0, min_open=True), default=600.0, show_default=True,
-    help="Seconds to wait for the session to start (image preparation included).",
+    help="Seconds to wait for the session to start (queueing and image preparation included); on "
+         "timeout the session is cancelled (kept queued with --keep) and the command exits 1 saying why it waited.",
 )
 @click.argument("code")
 def run_command(
@@ -86,6 +88,9 @@ async def _run(
             except SessionFailed:
                 ended = True  # nothing left to destroy; the error says why
                 raise
+            except WaitTimeout as exc:
+                ended = True  # dealt with here: cancelled, or kept with --keep
+                raise WaitTimeout(await _after_timeout(client, session, timeout, exc, keep)) from None
             note(f"session {session.name} is running", verbose_only=True)
             return await stream_execution(client, session.id, code)
         finally:
@@ -93,6 +98,24 @@ async def _run(
                 note(f"session {session.name} ({session.id}) kept")
             elif not keep and not ended:
                 await _destroy_quietly(client, session.id, f"{session.name} ({session.id})")
+
+
+async def _after_timeout(
+    client: AsyncCorralClient, session: Session, timeout: float, exc: WaitTimeout, keep: bool
+) -> str:
+    """The session never started: cancel it (it exists only for this run) unless --keep; say why it waited."""
+    status = exc.extra.get("session_status") or session.status
+    reason = exc.extra.get("reason") or ""
+    said = f"session {session.name} did not start within {timeout:g}s (last status {status}" + (
+        f": {reason})" if reason else ")"
+    )
+    if keep:
+        return f"{said}; kept (--keep): `corral session rm {session.name}` cancels it"
+    try:
+        await asyncio.wait_for(client.destroy_session(session.id), DESTROY_TIMEOUT)
+    except (CorralError, asyncio.TimeoutError) as error:
+        return f"{said}; could not cancel it ({error}): `corral session rm {session.name}` does"
+    return f"{said}; cancelled it"
 
 
 async def _destroy_quietly(client: AsyncCorralClient, ref: str, label: str) -> None:

@@ -57,6 +57,18 @@ def _embedded_launcher() -> Callable[..., Any]:
 _existing_file = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 
+def _mock_gpus(ctx: click.Context, param: click.Parameter, value: str | None) -> Path | None:
+    """``FILE`` or ``TOPO,CSV``: each must exist; handed on as absolute paths (the comma form kept)."""
+    if value is None:
+        return None
+    whole = Path(value)
+    parts = [whole] if whole.exists() or "," not in value else [Path(p) for p in value.split(",", 1)]
+    for part in parts:
+        if not part.is_file():
+            raise click.BadParameter(f"{part}: no such file", ctx=ctx, param=param)
+    return Path(",".join(str(p.resolve()) for p in parts))
+
+
 @click.command("up")
 @click.option(
     "--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -64,7 +76,12 @@ _existing_file = click.Path(exists=True, dir_okay=False, path_type=Path)
 )
 @click.option("--host", default=DEFAULT_HOST, show_default=True, help="Address the API listens on.")
 @click.option("--port", type=click.IntRange(0, 65535), default=DEFAULT_PORT, show_default=True, help="API port.")
-@click.option("--mock-gpus", type=_existing_file, default=None, help="Pretend to have the GPUs described in FILE.")
+@click.option(
+    "--mock-gpus", metavar="FILE[,CSV]", callback=_mock_gpus, default=None,
+    help="Pretend to have the GPUs in FILE: a configs/gpus/*.toml, or `nvidia-smi topo -m > topo.txt` output; "
+         "models/memory/UUIDs from `nvidia-smi --query-gpu=index,name,memory.total,uuid --format=csv > topo.csv` "
+         "saved beside it (topo.csv or gpus.csv) or named after a comma.",
+)
 def up_command(data_dir: Path | None, host: str, port: int, mock_gpus: Path | None) -> None:
     """Run manager + agent + storage proxy in the foreground (embedded, SQLite).
 
@@ -102,7 +119,8 @@ def _start_group(
         launch = _launcher(module, function, what)
         run_with_readable_errors(lambda: launch(config_path), db_url=lambda: db_url(config_path))
 
-    start.help = f"Run a {what} in the foreground from a TOML config (Ctrl-C stops it)."
+    article = "an" if what[:1].lower() in "aeiou" else "a"  # "an agent", "a manager"
+    start.help = f"Run {article} {what} in the foreground from a TOML config (Ctrl-C stops it)."
     return group
 
 

@@ -4,15 +4,17 @@ from __future__ import annotations
 from typing import Sequence
 
 import click
+from rich.table import Table
 
 from corral.common.errors import CorralError
 
+from ..errors import WaitTimeout
 from ..models import TERMINAL_STATUSES, Session
 from .context import call_api, cli_state, note, run_async
 from .exit_codes import UNREACHABLE, exit_code_for
 from .output import console, print_json, print_json_line
 from .options import json_option, resources_from_options, session_spec_options
-from .render import session_panel, session_table, status_change_line
+from .render import format_slots, format_time, session_panel, session_table, status_change_line, status_text
 from .start_progress import StartProgress
 
 WAIT_TARGETS = {
@@ -34,10 +36,14 @@ def session_group() -> None:
     "--type", "session_type", type=click.Choice(["interactive", "batch"]), default="interactive",
     show_default=True, help="interactive lives until destroyed; batch runs COMMAND and ends.",
 )
-@click.option("--wait/--no-wait", default=True, show_default=True, help="Wait until the session runs.")
+@click.option(
+    "--wait/--no-wait", default=True, show_default=True,
+    help="Wait until the session runs, showing why it waits (e.g. for free resources) on stderr.",
+)
 @click.option(
     "--timeout", type=click.FloatRange(min=0, min_open=True), default=600.0, show_default=True,
-    help="Seconds to wait with --wait.",
+    help="Seconds to wait with --wait. On timeout the session stays queued (it starts once resources free "
+         "up) and the command exits 1 saying why it waits; `corral session rm NAME` cancels it.",
 )
 @json_option
 @click.argument("command", nargs=-1)
@@ -56,7 +62,12 @@ def create_command(
     as_json: bool,
     command: tuple[str, ...],
 ) -> None:
-    """Create a session; a batch session runs COMMAND (put it after `--`)."""
+    """Create a session; a batch session runs COMMAND (put it after `--`).
+
+    One COMMAND argument is run by `sh -c`, so a quoted shell line works:
+    `-- 'python job.py && echo done'`. Several arguments are run as they are,
+    without a shell: `-- python job.py --epochs 3`.
+    """
     if session_type == "batch" and not command:
         raise click.UsageError(
             "a batch session needs a COMMAND, e.g. `corral session create --type batch -- python job.py`"
@@ -67,16 +78,19 @@ def create_command(
     async def create() -> Session:
         async with client:
             session = await client.create_session(
-                image=image, type=session_type, name=name, command=list(command) or None,
+                image=image, type=session_type, name=name, command=_command_arg(command),
                 env=env, resources=resources, mounts=list(mounts),
             )
             if not wait:
                 return session
             note(f"session {session.name} ({session.id}) created; waiting for it to start…", verbose_only=True)
-            with StartProgress(f"session {session.name}") as progress:
-                return await client.wait_for_status(
-                    session.id, WAIT_TARGETS[session_type], timeout, on_progress=progress.on_change
-                )
+            try:
+                with StartProgress(f"session {session.name}") as progress:
+                    return await client.wait_for_status(
+                        session.id, WAIT_TARGETS[session_type], timeout, on_progress=progress.on_change
+                    )
+            except WaitTimeout as exc:
+                raise WaitTimeout(still_waiting(session, timeout, exc)) from None
 
     session = run_async(create())
     if as_json:
@@ -85,29 +99,71 @@ def create_command(
         click.echo(f"session {session.name} ({session.id}) is {session.status}")
 
 
+def _command_arg(command: Sequence[str]) -> str | list[str] | None:
+    """One argument is a shell line (``sh -c``, as the API treats a string); several are an argv."""
+    if not command:
+        return None
+    return command[0] if len(command) == 1 else list(command)
+
+
+def still_waiting(session: Session, timeout: float, exc: WaitTimeout) -> str:
+    """What a timed-out wait says: where the session is, why, and that it was left as it is."""
+    status = exc.extra.get("session_status") or session.status
+    reason = exc.extra.get("reason") or ""
+    why = f"{status}: {reason}" if reason else status
+    if status == "PENDING":
+        left = "it is still queued and starts once resources free up"
+    else:
+        left = f"it is still {status}"
+    return (
+        f"session {session.name} did not start within {timeout:g}s (last status {why}); {left}: "
+        f"`corral session rm {session.name}` cancels it, `corral session events {session.name}` follows it"
+    )
+
+
 @session_group.command("ls")
 @click.option("--all", "-a", "show_all", is_flag=True, help="Include terminated sessions.")
 @click.option(
     "--status", "-s", "statuses", multiple=True, metavar="STATUS",
     help="Only these statuses (repeatable or comma-separated), e.g. RUNNING,PENDING.",
 )
+@click.option(
+    "--all-users", "-A", "all_users", is_flag=True,
+    help="Every user's sessions, with an OWNER column (admins only); act on one as OWNER/NAME.",
+)
 @json_option
-def ls_command(show_all: bool, statuses: tuple[str, ...], as_json: bool) -> None:
+def ls_command(show_all: bool, statuses: tuple[str, ...], all_users: bool, as_json: bool) -> None:
     """List your sessions (running and pending unless --all or --status)."""
     wanted = [s.strip().upper() for item in statuses for s in item.split(",") if s.strip()]
     client = cli_state().client()
 
     async def collect() -> list[Session]:
         async with client:
-            return [s async for s in client.iter_sessions(status=wanted or None, all=show_all)]
+            return [
+                s async for s in client.iter_sessions(status=wanted or None, all=show_all, all_users=all_users)
+            ]
 
     sessions = run_async(collect())
     if as_json:
         print_json([s.raw for s in sessions])
     elif not sessions:
         note("no sessions" + ("" if show_all or wanted else " (use --all to include terminated ones)"))
+    elif all_users:
+        console().print(_owner_table(sessions))
     else:
         console().print(session_table(sessions))
+
+
+def _owner_table(sessions: Sequence[Session]) -> Table:
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column in ("OWNER", "ID", "NAME", "STATUS", "TYPE", "IMAGE", "RESOURCES", "AGENT", "CREATED"):
+        table.add_column(column, no_wrap=column in ("OWNER", "ID", "NAME", "STATUS"))
+    for s in sessions:
+        table.add_row(
+            s.owner or "-", s.short_id, s.name, status_text(s.status), s.type, s.image,
+            format_slots(s.requested_slots), s.agent_id or "-", format_time(s.created_at),
+        )
+    return table
 
 
 @session_group.command("info")
@@ -146,16 +202,25 @@ def logs_command(ref: str) -> None:
 @click.argument("refs", metavar="SESSION…", nargs=-1, required=True)
 @json_option
 def rm_command(refs: Sequence[str], as_json: bool) -> None:
-    """Destroy sessions (a pending one is cancelled)."""
+    """Destroy sessions (a pending one is cancelled).
+
+    A session that has already ended is left as it is ("already TERMINATED"), not an error.
+    """
     client = cli_state().client()
     failures: list[CorralError] = []
+    already: set[str] = set()
 
     async def destroy_all() -> list[Session]:
         destroyed: list[Session] = []
         async with client:
             for ref in refs:
                 try:
-                    destroyed.append(await client.destroy_session(ref))
+                    found = await client.get_session(ref)
+                    if found.status in TERMINAL_STATUSES:
+                        already.add(found.id)
+                        destroyed.append(found)
+                        continue
+                    destroyed.append(await client.destroy_session(found.id))
                 except CorralError as exc:
                     if exit_code_for(exc) == UNREACHABLE:  # the rest would fail alike
                         raise
@@ -168,7 +233,8 @@ def rm_command(refs: Sequence[str], as_json: bool) -> None:
         print_json([s.raw for s in destroyed])
     else:
         for session in destroyed:
-            click.echo(f"session {session.name} ({session.id}) is {session.status}")
+            was = "already " if session.id in already else ""
+            click.echo(f"session {session.name} ({session.id}) is {was}{session.status}")
     if failures:
         click.get_current_context().exit(exit_code_for(failures[0]))
 

@@ -18,7 +18,7 @@ from corral.common.errors import Conflict, InvalidRequest, ServiceUnavailable
 from ..api import AsyncCorralClient
 from ..models import Session
 from ..ssh_setup import (
-    SshFiles, forget_stale_hosts, host_name, install_include, proxy_command, require_ssh, write_host_file, write_known_host,
+    SshFiles, forget_stale_hosts, host_block, host_name, install_include, proxy_command, write_host_file,
 )
 from .context import cli_state, note, run_async
 
@@ -47,15 +47,12 @@ def ssh_config_command(session_refs: tuple[str, ...], all_sessions: bool, instal
         raise click.UsageError("give sessions or --all, not both")
     files = SshFiles.default()
 
-    async def run() -> tuple[str, list[Session]]:
+    async def run() -> list[Session]:
         async with cli_state().client() as client:
-            refs = None if all_sessions else list(session_refs)
-            text = await client.ssh_config(refs, files=files, proxy=_proxy())
-            sessions = ([s for s in await client.list_sessions(status=["RUNNING"]) if s.ssh is not None]
-                        if refs is None else [await client.get_session(ref) for ref in refs])
-            return text, sessions
+            return await client.ssh_sessions(None if all_sessions else list(session_refs), files)
 
-    text, sessions = run_async(run())
+    sessions = run_async(run())
+    text = "\n".join(host_block(session, files, _proxy()) for session in sessions)
     if not install:
         if not text:
             note("no RUNNING session of yours has an sshd")
@@ -81,10 +78,7 @@ def ssh_proxy_command(host: str) -> None:
 
 
 async def _prepare(client: AsyncCorralClient, ref: str, files: SshFiles, install: bool = False) -> Session:
-    session = await client.get_session(ref)
-    require_ssh(session)
-    await client.ensure_ssh_key(files)
-    write_known_host(files, session)
+    (session,) = await client.ssh_sessions([ref], files)
     write_host_file(files, session, _proxy())
     if install:
         install_include(files)
