@@ -5,15 +5,22 @@ import socket
 import webbrowser
 
 import click
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
 
-from corral.common.errors import InvalidRequest, NotFound
+from corral.common.errors import InvalidRequest, NotFound, SessionServiceFailed
 
 from ..api import AsyncCorralClient
 from ..models import SessionService
 from ..tunnel import serve_local
 from .context import cli_state, note, run_async
+from .options import json_option
+from .output import console, print_json
 
 READY_WAIT_S = 300.0
+LOG_LINES = 8  # of a failed service's log tail, shown before the error
+STATE_STYLES = {"ready": "green", "starting": "yellow", "failed": "red", "stopped": "dim"}
 
 
 def _bind(value: str | None) -> tuple[str, int | None]:
@@ -27,18 +34,25 @@ def _bind(value: str | None) -> tuple[str, int | None]:
 
 @click.command("app")
 @click.argument("session_ref", metavar="SESSION")
-@click.argument("service_name", metavar="SERVICE")
+@click.argument("service_name", metavar="[SERVICE]", required=False)
 @click.option("-b", "--bind", "bind", default=None, metavar="[HOST:]PORT",
               help="Where to listen (default 127.0.0.1 and the service's own port, or any free one).")
 @click.option("--open", "open_browser", is_flag=True, help="Open the app in a web browser too.")
 @click.option("--link", is_flag=True,
               help="Print a one-time link through the manager's proxy instead of listening locally.")
-def app_command(session_ref: str, service_name: str, bind: str | None, open_browser: bool, link: bool) -> None:
+@json_option
+def app_command(
+    session_ref: str, service_name: str | None, bind: str | None, open_browser: bool, link: bool, as_json: bool,
+) -> None:
     """Reach SERVICE of SESSION (e.g. jupyterlab) on a local port until Ctrl-C; prints the URL.
+    Without SERVICE, lists the session's services and their states.
 
     The service starts if it is not running yet; nothing is published on the session's node."""
-    host, port = _bind(bind)
     client = cli_state().client()
+    if service_name is None:
+        _list(client, session_ref, as_json)
+        return
+    host, port = _bind(bind)
     run_async(_app(client, session_ref, service_name, host, port, open_browser, link))
 
 
@@ -68,6 +82,25 @@ async def _app(
             await server.serve_forever()
 
 
+def _list(client: AsyncCorralClient, ref: str, as_json: bool) -> None:
+    async def fetch() -> list[SessionService]:
+        async with client:
+            return await client.services(ref)
+
+    services = run_async(fetch())
+    if as_json:
+        print_json([service.to_json() for service in services])
+        return
+    table = Table(box=None, header_style="bold")
+    for column in ("SERVICE", "PROTOCOL", "PORT", "STATE", "NOTE"):
+        table.add_column(column)
+    for service in services:
+        detail = service.error if service.state == "failed" else service.http_path
+        table.add_row(service.name, service.protocol, str(service.port or ""),
+                      Text(service.state, style=STATE_STYLES.get(service.state, "")), escape(detail or ""))
+    console().print(table)
+
+
 async def _started(client: AsyncCorralClient, ref: str, name: str) -> SessionService:
     services = {service.name: service for service in await client.services(ref)}
     service = services.get(name)
@@ -77,7 +110,13 @@ async def _started(client: AsyncCorralClient, ref: str, name: str) -> SessionSer
         raise InvalidRequest("the terminal is not a port: use `corral terminal`")
     if service.state != "ready":
         note(f"starting {name}…")
-        service = await client.start_service(ref, name, wait_s=READY_WAIT_S)
+        try:
+            service = await client.start_service(ref, name, wait_s=READY_WAIT_S)
+        except SessionServiceFailed as exc:
+            tail = str(exc.extra.get("log_tail") or "").rstrip().splitlines()[-LOG_LINES:]
+            if tail:
+                note(f"the last lines {name} printed:\n" + "\n".join(f"  {line}" for line in tail))
+            raise
     return service
 
 

@@ -205,3 +205,44 @@ async def test_a_tunnel_carries_a_half_close_and_bulk_bytes(cluster: LiveCluster
             answer += chunk
     assert answer.decode() == f"{len(payload)} {hashlib.sha256(payload).hexdigest()}"
     await client.destroy_session(session.id)
+
+
+async def test_corral_app_serves_a_service_on_a_local_port(cluster: LiveCluster, app_image: str, tmp_path) -> None:
+    import os
+    import socket
+    import sys
+
+    from corral.client.config import ClientConfig, write_client_config
+
+    client = cluster.client()
+    session = await running(client, app_image)
+    await client.execute_collect(session.id, f"open('/home/work/app.py', 'w').write({APP!r})")
+    config = write_client_config(tmp_path / "client.toml", ClientConfig(
+        cluster.manager.url, cluster.admin_access_key, cluster.admin_secret_key))
+    env = {**os.environ, "CORRAL_CONFIG": str(config)}
+    corral = [sys.executable, "-c", "from corral.client.cli.entry import main; main()"]
+    listed = await asyncio.to_thread(subprocess.run, [*corral, "app", session.id, "--json"], env=env,
+                                     capture_output=True, timeout=60)
+    assert {s["name"]: s["state"] for s in json.loads(listed.stdout)}["broken"] == "failed"
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    app = await asyncio.create_subprocess_exec(
+        *corral, "app", session.id, "web", "-b", f"127.0.0.1:{port}", env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        url = (await asyncio.wait_for(app.stdout.readline(), 60)).decode().strip()
+        assert url == f"http://127.0.0.1:{port}/api/v1/sessions/{session.id}/services/web/http/"
+        async with aiohttp.ClientSession() as http:
+            async with http.get(url + "via-app") as page:
+                assert page.status == 200 and (await page.json())["path"].endswith("/via-app")
+    finally:
+        app.terminate()
+        await app.wait()
+    assert (await client.get_session(session.id)).status == "RUNNING"  # killing a tunnel never kills the session
+    failed = await asyncio.to_thread(subprocess.run, [*corral, "app", session.id, "broken"], env=env,
+                                     capture_output=True, timeout=60)
+    lines = failed.stderr.decode().splitlines()
+    assert failed.returncode == 1 and lines[-1].startswith("error: service 'broken' is not available")
+    assert "  missing settings file /etc/app.toml" in lines  # its log tail, before the error
+    await client.destroy_session(session.id)
