@@ -104,7 +104,7 @@ async def service_tcp(request: web.Request) -> web.StreamResponse:
     info = await ctx.agent_client.start_service(address, kernel_id, name, READY_WAIT_S)
     if info.get("state") != service_defs.READY:
         raise _failed(info)
-    socket = web.WebSocketResponse(heartbeat=TUNNEL_HEARTBEAT_S, max_msg_size=0)
+    socket = web.WebSocketResponse(heartbeat=TUNNEL_HEARTBEAT_S, max_msg_size=0, compress=False)
     if not socket.can_prepare(request).ok:
         raise InvalidRequest("this endpoint speaks websocket: send an Upgrade request")
     upstream = await ctx.agent_client.open_service_tcp(address, kernel_id, name)
