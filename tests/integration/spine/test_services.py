@@ -118,6 +118,13 @@ async def test_refusals_say_why(cluster: LiveCluster, app_image: str) -> None:
     access, secret = await cluster.add_user("mallory")
     with pytest.raises(NotFound):
         await cluster.client(access, secret).services(session.id)
+    with pytest.raises(NotFound):
+        await cluster.client(access, secret).open_tunnel(session.id, "sshd")
+    async with aiohttp.ClientSession() as anonymous:  # a websocket without a valid signature
+        url = f"{cluster.manager.url}/api/v1/sessions/{session.id}/services/sshd/tcp"
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await anonymous.ws_connect(url)
+        assert refused.value.status == 401
     await client.destroy_session(session.id)
     await client.wait_for_status(session.id, {"TERMINATED"}, timeout=30)
     with pytest.raises(Conflict, match="not RUNNING"):
