@@ -211,6 +211,9 @@ class CorralClient:
     def ensure_ssh_key(self, files: SshFiles | None = None) -> str:
         return self._call(self._async.ensure_ssh_key(files))
 
+    def ssh_sessions(self, refs: Sequence[str] | None, files: SshFiles) -> list[Session]:
+        return self._call(self._async.ssh_sessions(refs, files))
+
     def ssh_config(
         self, refs: Sequence[str] | None = None, *, files: SshFiles | None = None, proxy: str | None = None,
     ) -> str:

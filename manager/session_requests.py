@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from corral.common.errors import InvalidRequest
 from corral.common.slots import CPU, CUDA_DEVICE, CUDA_SHARES, MEM, ResourceSlot, parse_size, validate_request
@@ -12,6 +13,15 @@ from corral.common.slots import CPU, CUDA_DEVICE, CUDA_SHARES, MEM, ResourceSlot
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 IMAGE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@+-]{0,254}$")
 ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+
+KNOWN_RESOURCES = frozenset({"cpu", "mem", "cuda.device", "cuda.shares", "cuda_device", "cuda_shares"})
+_WHOLE_GPUS = "'cuda.device' (a number of whole GPUs) or 'cuda.shares' (fractions)"
+RESOURCE_SUGGESTIONS = {
+    **dict.fromkeys(("gpu", "gpus", "cuda", "gpu_count", "num_gpus", "cuda.devices", "nvidia.com/gpu"), _WHOLE_GPUS),
+    **dict.fromkeys(("gpu_share", "gpu_shares", "gpu-share", "shares", "cuda.share"), "'cuda.shares'"),
+    **dict.fromkeys(("cpus", "cores", "cpu_count", "num_cpus", "vcpu", "vcpus"), "'cpu'"),
+    **dict.fromkeys(("memory", "ram", "mem_bytes", "memory_bytes"), "'mem' (e.g. \"4g\")"),
+}
 
 DEFAULT_CPU = "1"
 DEFAULT_MEM = "1g"
@@ -25,6 +35,21 @@ class ResourceRequest(BaseModel):
     mem: StrictStr | StrictInt = DEFAULT_MEM
     cuda_device: StrictInt | StrictStr | None = Field(None, alias="cuda.device")
     cuda_shares: StrictStr | StrictInt | StrictFloat | None = Field(None, alias="cuda.shares")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _suggest_known_names(cls, data: Any) -> Any:
+        """A near-miss name (``gpu``, ``cpus``, ``memory`` …) is refused with the name meant."""
+        if isinstance(data, dict):
+            for key in data:
+                meant = RESOURCE_SUGGESTIONS.get(str(key).strip().lower()) if key not in KNOWN_RESOURCES else None
+                if meant:
+                    raise PydanticCustomError(  # no context: the message is used as it is
+                        "extra_forbidden",
+                        f"unknown resource {key!r} (Extra inputs are not permitted): did you mean {meant}? "
+                        "Resources are cpu, mem, cuda.device (whole GPUs) and cuda.shares (fractions of GPUs)",
+                    )
+        return data
 
     def to_slots(self) -> ResourceSlot:
         slots: dict[str, object] = {CPU: self.cpu, MEM: parse_size(self.mem)}

@@ -10,7 +10,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from corral.common.allocator import NodeState
-from corral.common.errors import Conflict, NotFound, UnsatisfiableRequest, InvalidRequest
+from corral.common.errors import Conflict, InvalidRequest, NotFound, PermissionDenied, UnsatisfiableRequest
 from corral.common.ids import new_id, short_id
 from corral.common.node_resources import NodeCapacity
 from corral.common.slots import ResourceSlot
@@ -127,22 +127,24 @@ class SessionService:
 
     # Lookup -------------------------------------------------------------------
     async def resolve(self, db: AsyncSession, user: AuthUser, ref: str) -> Session:
-        """Find a session by id, unique id prefix or name; others' sessions are invisible."""
+        """Find a session by id, unique id prefix or name; others' sessions are invisible.
+
+        A name is looked up among the caller's own sessions; an admin may also name another
+        user's session as ``OWNER/NAME``.
+        """
         visible = [] if user.is_admin else [Session.owner_id == user.user_id]
         sess = await db.scalar(select(Session).where(Session.id == ref, *visible))
         if sess is not None:
             return sess
-        by_name = (
-            await db.scalars(
-                select(Session)
-                .where(Session.name == ref, Session.owner_id == user.user_id)
-                .order_by(Session.created_at.desc())
-                .limit(20)
-            )
-        ).all()
-        if by_name:
-            active = [s for s in by_name if s.status not in TERMINAL]
-            return (active or by_name)[0]
+        if (found := await self._by_name(db, user.user_id, ref)) is not None:
+            return found
+        owner_name, slash, name = ref.partition("/")
+        if slash and user.is_admin and owner_name and name:
+            owner_id = await db.scalar(select(User.id).where(User.username == owner_name))
+            if owner_id is None:
+                raise NotFound(f"no session {ref!r}: no user {owner_name!r}")
+            if (found := await self._by_name(db, owner_id, name)) is not None:
+                return found
         if len(ref) >= 4 and all(c in "0123456789abcdef-" for c in ref.lower()):
             matches = (
                 await db.scalars(select(Session).where(Session.id.startswith(ref.lower()), *visible).limit(2))
@@ -152,6 +154,20 @@ class SessionService:
             if len(matches) > 1:
                 raise Conflict(f"session id prefix {ref!r} is ambiguous; give more characters")
         raise NotFound(f"no session {ref!r}")
+
+    @staticmethod
+    async def _by_name(db: AsyncSession, owner_id: str, name: str) -> Session | None:
+        """The owner's active session of that name, else their latest ended one."""
+        by_name = (
+            await db.scalars(
+                select(Session)
+                .where(Session.name == name, Session.owner_id == owner_id)
+                .order_by(Session.created_at.desc())
+                .limit(20)
+            )
+        ).all()
+        active = [s for s in by_name if s.status not in TERMINAL]
+        return (active or list(by_name) or [None])[0]
 
     async def info(self, user: AuthUser, ref: str) -> dict[str, Any]:
         async with self._sessionmaker() as db:
@@ -167,13 +183,15 @@ class SessionService:
             return session_view(sess, owner.username if owner else None, history)
 
     async def list(
-        self, user: AuthUser, statuses: list[str] | None, include_terminated: bool, limit: int, cursor: str | None
+        self, user: AuthUser, statuses: list[str] | None, include_terminated: bool, limit: int, cursor: str | None,
+        all_users: bool = False,
     ) -> tuple[list[dict[str, Any]], str | None]:
-        query = (
-            select(Session, User.username)
-            .join(User, User.id == Session.owner_id)
-            .where(Session.owner_id == user.user_id)
-        )
+        """The caller's sessions, newest first; every user's with ``all_users`` (admins only)."""
+        if all_users and not user.is_admin:
+            raise PermissionDenied("only admins can list other users' sessions (all_users)")
+        query = select(Session, User.username).join(User, User.id == Session.owner_id)
+        if not all_users:
+            query = query.where(Session.owner_id == user.user_id)
         if statuses:
             query = query.where(Session.status.in_(statuses))
         elif not include_terminated:
@@ -213,7 +231,8 @@ class SessionService:
                     break
                 status = await db.scalar(select(Session.status).where(Session.id == session_id))
             if status in TERMINAL:
-                raise Conflict(f"session {ref} has already ended ({status})", session_status=status)
+                final = True  # already ended: destroying it again is not an error (its final state)
+                break
             if status == SessionStatus.TERMINATING:
                 self._terminator.spawn(session_id)  # no-op while one runs; re-drives one that stalled
                 break

@@ -244,7 +244,9 @@ class DockerBackend:
                 exc.status == 404 or is_missing_image_error(message)
             )
             if not missing:
-                raise BackendError(f"pulling image {image!r} on agent {self.agent_id} failed: {message}") from None
+                raise BackendError(
+                    f"image {image!r} is not on agent {self.agent_id}, and pulling it failed: {message}"
+                ) from None
             raise ImageNotFound(
                 f"image {image!r} is not on agent {self.agent_id} and could not be pulled: {message}{_build_hint(image)}"
             ) from None

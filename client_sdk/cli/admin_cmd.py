@@ -10,7 +10,7 @@ from .context import cli_state, run_async
 from .output import console, print_json
 from .options import json_option
 from .project_cmd import admin_project_group
-from .render import agent_table
+from .render import agent_gpu_table, agent_table
 
 
 @click.group("admin")
@@ -19,9 +19,16 @@ def admin_group() -> None:
 
 
 @admin_group.command("agents")
+@click.option("--gpus", "per_gpu", is_flag=True, help="Also a table per agent: each GPU's model, memory and allocation.")
 @json_option
-def agents_command(as_json: bool) -> None:
-    """Agents with their status, capacity and usage."""
+def agents_command(per_gpu: bool, as_json: bool) -> None:
+    """Agents with their status, capacity and usage.
+
+    GPUS: whole GPUs free, then those in use, taken whole or shared (with the
+    share in use), e.g. "3 free of 8 (5 in use: 4 whole, 1 shared 0.25)".
+    NOTE: why the agent is in its state; "overcommitted: …" when it restarted
+    with fewer resources than its running sessions hold.
+    """
     client = cli_state().client()
 
     async def fetch() -> list[Agent]:
@@ -35,6 +42,13 @@ def agents_command(as_json: bool) -> None:
         click.echo("no agents registered", err=True)
     else:
         console().print(agent_table(agents))
+        if per_gpu:
+            for agent in agents:
+                console().print()
+                if agent.gpus:
+                    console().print(agent_gpu_table(agent))
+                else:
+                    console().print(f"{agent.id}: no GPUs")
 
 
 admin_group.add_command(admin_project_group)

@@ -94,7 +94,7 @@ def _read_keys(access_key: str | None, secret_key: str | None) -> tuple[str, str
         return access_key, secret_key
     words: list[str] = []
     named: dict[str, str] = {}
-    for line in click.get_text_stream("stdin").read().splitlines():
+    for line in sys.stdin.read().splitlines():
         match = _KEY_LINE.match(line)
         if match:
             named[match.group(1)] = match.group(2)

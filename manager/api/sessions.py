@@ -51,8 +51,10 @@ async def list_sessions(request: web.Request) -> web.Response:
     if not 1 <= limit <= 1000:
         raise InvalidRequest("limit must be between 1 and 1000")
     include_terminated = request.query.get("all", "0").lower() in ("1", "true", "yes")
+    all_users = request.query.get("all_users", "0").lower() in ("1", "true", "yes")
     items, cursor = await service_of(request).list(
-        user_of(request), statuses or None, include_terminated, limit, request.query.get("cursor")
+        user_of(request), statuses or None, include_terminated, limit, request.query.get("cursor"),
+        all_users=all_users,
     )
     return json_response(api.SessionPage, {"items": items, "next_cursor": cursor})
 
@@ -62,6 +64,7 @@ async def get_session(request: web.Request) -> web.Response:
 
 
 async def destroy_session(request: web.Request) -> web.Response:
+    """Idempotent: an already-ended session is answered 200 with its final state."""
     view, final = await service_of(request).destroy(user_of(request), request.match_info["ref"])
     return json_response(api.Session, view, status=200 if final else 202)
 

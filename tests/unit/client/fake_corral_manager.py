@@ -58,6 +58,7 @@ RESPONSE_MODELS: dict[tuple[str, str], Any] = {
     ("GET", "/api/v1/sessions/{ref}/logs"): api.SessionLogs,
     ("GET", "/api/v1/agents"): api.AgentList,
     ("GET", "/api/v1/images"): api.ImageList,
+    ("POST", "/api/v1/users"): api.NewUser,
 }
 
 ACCESS_KEY_KEY = web.RequestKey("access_key", str)
@@ -95,6 +96,8 @@ class FakeManager:
     )
     # Progress lines (e.g. an image pull) sent as ``event: progress`` while PREPARING.
     progress_lines: list[str] = field(default_factory=list)
+    # When set, sessions stay PENDING and say this, like the real scheduler ("waiting for resources: …").
+    pending_reason: str | None = None
     schema_violations: list[str] = field(default_factory=list)
     _changed: dict[str, asyncio.Event] = field(default_factory=dict)
     _sse_log: dict[str, list[tuple[str, dict[str, Any]]]] = field(default_factory=dict)
@@ -115,6 +118,7 @@ class FakeManager:
         r.add_get("/api/v1/sessions/{ref}/events", self.events)
         r.add_get("/api/v1/agents", self.agents)
         r.add_get("/api/v1/images", self.images)
+        r.add_post("/api/v1/users", self.create_user)
         return app
 
     @web.middleware
@@ -215,6 +219,11 @@ class FakeManager:
         self._changed[session["id"]] = asyncio.Event()
 
     async def _lifecycle(self, session: dict[str, Any]) -> None:
+        if self.pending_reason is not None:
+            await asyncio.sleep(self.step_delay)
+            if session["status"] == "PENDING":
+                session["status_reason"] = self.pending_reason  # in place, no history, no event: like set_reason
+            return
         for status, reason in (("SCHEDULED", "placed on agent i-fake"), ("PREPARING", "creating container")):
             await asyncio.sleep(self.step_delay)
             if session["status"] in TERMINAL or session["status"] == "TERMINATING":
@@ -290,7 +299,10 @@ class FakeManager:
     async def list_sessions(self, request: web.Request) -> web.Response:
         owner = request[ACCESS_KEY_KEY]
         wanted = [s for s in request.query.get("status", "").split(",") if s]
-        items = [s for s in self.sessions.values() if s["owner"] == owner]
+        every_user = request.query.get("all_users") == "1"
+        if every_user and request[ROLE_KEY] != "admin":
+            raise PermissionDenied("only admins can list other users' sessions (all_users)")
+        items = [s for s in self.sessions.values() if every_user or s["owner"] == owner]
         if wanted:
             items = [s for s in items if s["status"] in wanted]
         elif request.query.get("all") != "1":
@@ -310,9 +322,10 @@ class FakeManager:
         if session["status"] in ("PENDING", "SCHEDULED"):
             self._set_status(session, "CANCELLED", "destroyed by user")
             return web.json_response(session)  # final at once, like the real one's 200
-        if session["status"] not in TERMINAL:
-            self._set_status(session, "TERMINATING", "destroyed by user")
-            self._set_status(session, "TERMINATED", "destroyed by user")
+        if session["status"] in TERMINAL:
+            return web.json_response(session)  # already ended: its final state, like the real one's 200
+        self._set_status(session, "TERMINATING", "destroyed by user")
+        self._set_status(session, "TERMINATED", "destroyed by user")
         return web.json_response(session, status=202)
 
     async def execute(self, request: web.Request) -> web.StreamResponse:
@@ -396,6 +409,15 @@ class FakeManager:
             "gpu_links": [["X", "NV4"], ["NV4", "X"]], "images": ["corral/python:latest"],
             "first_contact": _now(), "last_heartbeat": _now(), "version": "0.0-fake",
         }]})
+
+    async def create_user(self, request: web.Request) -> web.Response:
+        if request[ROLE_KEY] != "admin":
+            raise PermissionDenied("admin only")
+        body = json.loads(await request.read())
+        access, secret = f"AK{uuid.uuid4().hex[:14].upper()}", uuid.uuid4().hex
+        self.keys[access] = (secret, body.get("role", "user"))
+        return web.json_response({"id": uuid.uuid4().hex, "username": body["username"], "role": body.get("role", "user"),
+                                  "created_at": _now(), "access_key": access, "secret_key": secret}, status=201)
 
     async def images(self, request: web.Request) -> web.Response:
         return web.json_response({"items": [{
