@@ -31,7 +31,7 @@ Exit status:
 
 \b
 Configuration: ~/.config/corral/client.toml (or $CORRAL_CONFIG), written by
-`corral up`; CORRAL_ENDPOINT, CORRAL_ACCESS_KEY and CORRAL_SECRET_KEY
+`corral login` or `corral up`; CORRAL_ENDPOINT, CORRAL_ACCESS_KEY and CORRAL_SECRET_KEY
 override it."""
 
 
