@@ -2,15 +2,17 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable
 
 from corral.common.allocator import NodeState
 from corral.common.errors import BackendError, Conflict, CorralError, NotFound
 from corral.common.node_resources import Allocation, NodeCapacity
+from corral.common.slots import format_size
 from corral.kernels import contract
 
 from . import runner_client, ssh_material
@@ -53,6 +55,9 @@ class KernelManager:
         self._stray_candidates: set[str] = set()
         self.tombstones = KernelTombstones()
         self.forget_hooks: list[Callable[[Path], None]] = []  # told each kernel directory that goes away
+        # Set by reattach(): what running kernels hold beyond this node's capacity (see _shrink_notes).
+        self.overcommit: list[str] = []
+        self._missing_gpus: dict[str, str] = {}  # kernel id -> note
 
     # Start-up: re-attach ----------------------------------------------------------------
     async def reattach(self) -> None:
@@ -61,6 +66,7 @@ class KernelManager:
         for found in await self.backend.existing_kernels():
             allocation = Allocation.from_json(found.allocation)
             if found.running:
+                allocation = self._bookable(found.kernel_id, allocation)
                 self.records[found.kernel_id] = KernelRecord(
                     found.kernel_id, found.session_id, found.kernel_dir, allocation, "running", found.container_id,
                     ssh_host_key=ssh_material.read_host_key(found.kernel_dir),
@@ -71,11 +77,51 @@ class KernelManager:
                 exit_code, logs = await self.backend.stop_kernel(found.container_id)
                 _remove_dir(found.kernel_dir)
                 self.tombstones.bury(found.kernel_id, "already ended (its container exited while the agent was down)")
+                note = self._exit_note(found.container_id)
                 self.link.send_event(
                     "kernel.terminated", found.kernel_id, exit_code=found.exit_code if exit_code is None else exit_code,
-                    reason="container exited while the agent was down", logs=logs,
+                    reason=f"{note} while the agent was down" if note else "container exited while the agent was down",
+                    logs=logs,
                 )
                 log.info("kernel %s ended while the agent was down (exit %s)", found.kernel_id, found.exit_code)
+
+        self.overcommit = self._shrink_notes()
+        for line in self.overcommit:
+            log.warning("node resources shrank below what re-attached kernels hold: %s", line)
+
+    def _bookable(self, kernel_id: str, allocation: Allocation) -> Allocation:
+        """The part of a re-attached kernel's allocation this node can still book.
+
+        GPUs it holds that this node no longer has (restarted without its GPU
+        plugin or with a smaller topology) cannot be booked; they are noted
+        and the kernel is tracked without them.
+        """
+        if not allocation.gpu_shares:
+            return allocation
+        gpus = self.state.gpus
+        if gpus is not None and gpus.can_take(allocation.gpu_shares):
+            return allocation
+        held = ", ".join(f"{i}:{share}" for i, share in sorted(allocation.gpu_shares.items()))
+        self._missing_gpus[kernel_id] = f"kernel {kernel_id[:8]} holds GPU(s) {held} this node does not have now"
+        return dataclasses.replace(allocation, gpu_shares={}, gpu_whole=False)
+
+    def overcommit_notes(self) -> list[str]:
+        """What running kernels hold beyond this node's capacity now (for the heartbeat); [] when nothing."""
+        return self._shrink_notes() if self.overcommit else []
+
+    def _shrink_notes(self) -> list[str]:
+        """One line per resource that running kernels hold beyond this node's current capacity."""
+        notes = [note for kernel_id, note in self._missing_gpus.items() if kernel_id in self.records]
+        capacity = self.state.capacity
+        cores = len(capacity.cpu_cores)
+        if self.state.cpu_used > cores:
+            notes.append(f"cpu {self.state.cpu_used} held, {cores} available")
+        if self.state.mem_used > capacity.mem:
+            notes.append(f"mem {format_size(self.state.mem_used)} held, {format_size(capacity.mem)} available")
+        gone = sorted(self.state.pinned_cores - set(capacity.cpu_cores))
+        if gone:
+            notes.append(f"CPU core(s) {','.join(map(str, gone))} pinned by kernels but not on this node now")
+        return notes
 
     # Create -------------------------------------------------------------------------------
     async def create(self, spec: KernelSpec) -> KernelRecord:
@@ -237,15 +283,22 @@ class KernelManager:
             return
         record.status = "terminating"
         logs = ""
+        reason = "container exited"
         if record.container_id:
             try:
                 code, logs = await self.backend.stop_kernel(record.container_id)
                 exit_code = exit_code if exit_code is not None else code
+                reason = self._exit_note(record.container_id) or reason
             except Exception as exc:  # noqa: BLE001
                 log.warning("could not clean up container of kernel %s: %s", kernel_id, exc)
         self._forget(record, "already ended (its container exited)")
-        log.info("kernel %s exited with code %s", kernel_id, exit_code)
-        self.link.send_event("kernel.terminated", kernel_id, exit_code=exit_code, reason="container exited", logs=logs)
+        log.info("kernel %s exited with code %s (%s)", kernel_id, exit_code, reason)
+        self.link.send_event("kernel.terminated", kernel_id, exit_code=exit_code, reason=reason, logs=logs)
+
+    def _exit_note(self, container_id: str) -> str | None:
+        """What the backend learnt about a removed container's end beyond its code (an OOM kill)."""
+        take = getattr(self.backend, "take_exit_note", None)
+        return take(container_id) if take is not None else None
 
     async def sweep_strays(self) -> list[str]:
         """Remove this agent's containers that belong to no kernel it knows (e.g. created
@@ -297,6 +350,35 @@ class KernelManager:
             return _no_runner_result()
         return runner_client.execute_events(contract.runner_socket_path(record.kernel_dir), code)
 
+    async def interrupt(self, kernel_id: str) -> bool:
+        """SIGINT to the running kernel's execute, if any (its runner kills the code if that is
+        ignored); the execute then ends with status ``interrupted``. False when nothing ran."""
+        record = self.running(kernel_id)
+        if not self.backend.has_runner:
+            return False  # nothing ever runs for long without a runner
+        try:
+            client = await runner_client.RunnerClient.connect(contract.runner_socket_path(record.kernel_dir), timeout=5)
+        except runner_client.RunnerUnavailable as exc:
+            raise BackendError(f"cannot reach the kernel's runner: {exc}") from None
+        try:
+            answer = await asyncio.wait_for(client.interrupt(), runner_client.PING_TIMEOUT_S)
+        except (runner_client.RunnerUnavailable, TimeoutError) as exc:
+            raise BackendError(f"the kernel's runner did not take the interrupt: {exc!r}") from None
+        finally:
+            await client.close()
+        return bool(answer.get("interrupted"))
+
+    def follow_logs(self, kernel_id: str, tail: str = "all") -> AsyncIterator[str]:
+        """The container's output, then new output live until the container ends (NotFound at once if
+        the kernel is not here)."""
+        record = self.records.get(kernel_id)
+        if record is None or not record.container_id:
+            raise NotFound(f"no kernel {kernel_id} on this agent")
+        follow = getattr(self.backend, "follow_logs", None)
+        if follow is None:
+            return _once(self.backend.logs(record.container_id))
+        return follow(record.container_id, tail)
+
     async def logs(self, kernel_id: str) -> str:
         record = self.records.get(kernel_id)
         if record is None or not record.container_id:
@@ -320,6 +402,10 @@ class KernelManager:
 def _remove_dir(path: Path) -> None:
     if path and str(path) not in ("", "/", "."):
         shutil.rmtree(path, ignore_errors=True)
+
+
+async def _once(text: Awaitable[str]) -> AsyncIterator[str]:
+    yield await text
 
 
 async def _no_runner_result() -> AsyncIterator[dict[str, Any]]:

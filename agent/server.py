@@ -11,6 +11,7 @@ from typing import Any
 from aiohttp import web
 
 import corral.kernels
+from corral.common.errors import ConfigError, CorralError
 from corral.common.partial_start import undo_failed_start
 from corral.common.gpu.topology import GpuTopology
 from corral.common.version import VERSION
@@ -119,7 +120,13 @@ class AgentServer:
             plugin = load_gpu_plugin("mock", topology=gpu.topology, uuid_seed=self.agent_id)
         else:
             plugin = load_gpu_plugin(gpu.plugin)
-        topology = await plugin.discover()
+        try:
+            topology = await plugin.discover()
+        except CorralError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any plugin failure stops the start with one readable line
+            log.debug("GPU discovery failed", exc_info=True)
+            raise ConfigError(f"GPU plugin {gpu.plugin!r} failed: {type(exc).__name__}: {exc}") from exc
         if not topology.devices:
             return topology, None
         mock_cores = None
@@ -156,6 +163,8 @@ class AgentServer:
             "capacity": self.capacity.to_json(),
             "images": self._images,
             "kernels": self.kernels.report(),
+            # Running kernels hold more than this node has now (it restarted smaller): shown by `corral admin agents`.
+            "overcommitted": self.kernels.overcommit_notes(),
         }
 
     async def _destroy_requested(self, kernel_ids: list[str]) -> None:

@@ -57,6 +57,22 @@ class Heartbeat(BaseModel):
     capacity: dict[str, Any]
     images: list[dict[str, Any]] = []
     kernels: list[ReportedKernel] = []
+    # What running kernels hold beyond the agent's capacity now (it restarted with fewer resources).
+    overcommitted: list[str] = []
+
+
+OVERCOMMITTED_PREFIX = "overcommitted"
+
+
+def _note_overcommit(agent: Agent, hb: Heartbeat) -> None:
+    """Keep the agent's ``status_reason`` saying it is overcommitted while its heartbeat says so."""
+    if hb.overcommitted:
+        reason = f"{OVERCOMMITTED_PREFIX}: " + "; ".join(hb.overcommitted)
+        if agent.status_reason != reason:
+            log.warning("agent %s is %s", hb.agent_id, reason)
+        agent.status_reason = reason
+    elif (agent.status_reason or "").startswith(OVERCOMMITTED_PREFIX):
+        agent.status_reason = ""
 
 
 class AgentRegistry:
@@ -121,6 +137,7 @@ class AgentRegistry:
             agent.available_slots = capacity.slots().to_json()
             agent.images = hb.images
             agent.last_heartbeat = now
+            _note_overcommit(agent, hb)
             await db.commit()
         return capacity_changed, returned
 

@@ -75,7 +75,8 @@ async def stat_file(request: web.Request) -> web.Response:
 
 
 async def make_directory(request: web.Request) -> web.Response:
-    _, _, files = vfolder_files(request, write=True)
+    ctx, claims, files = vfolder_files(request, write=True)
+    ctx.quota.refuse_writes_if_over(claims.volume, request.match_info["vfid"])
     body = await read_body(request, MkdirBody)
     parts = parse_vfolder_path(body.path)
     if not parts:

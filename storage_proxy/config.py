@@ -90,6 +90,8 @@ class StorageProxyConfig(StrictModel):
     # Threads for the parallel metadata walks (usage, tree listing).
     walk_workers: int = Field(default=16, ge=1, le=256)
     upload: UploadConfig = Field(default_factory=UploadConfig)
+    # Measure vfolders with a quota this often; those at/over it become read-only for the file API. 0 = off.
+    quota_check_interval_s: float = Field(default=60.0, ge=0)
     etcd: EtcdConfig | None = None
     log_level: str = "INFO"
 

@@ -73,6 +73,7 @@ async def vfolder_usage(request: web.Request) -> web.Response:
     return web.json_response({
         "volume": volume.name, "vfid": vfid, **totals.to_json(),
         "quota_bytes": await volume.get_quota(vfid),
+        "over_quota_reason": get_context(request).quota.over_quota_reason(volume.name, vfid),
         "elapsed_s": round(time.monotonic() - started, 3),
     })
 

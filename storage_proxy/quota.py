@@ -1,4 +1,10 @@
-"""Quota checks at upload creation (tus Upload-Length) for backends without their own.
+"""Quota checks at upload creation (tus Upload-Length) for backends without their own,
+and the periodic usage check (``quota_check_interval_s``) that makes a vfolder
+found at or over its quota read-only for the file API (uploads, mkdir; deleting
+and moving stay allowed so it can get under again) with a reason. Sessions
+write straight to the directory, which the proxy cannot stop on a plain
+filesystem: the manager mounts such a vfolder read-only at the next session
+start and says why.
 
 Usage is measured with the parallel walk and cached briefly, so a tree upload
 of many files does not walk the vfolder once per file; finished uploads are
@@ -7,6 +13,7 @@ added to the cached figure and bytes of unfinished uploads are reserved.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from dataclasses import dataclass
 from typing import Protocol
@@ -15,6 +22,8 @@ from corral.common.errors import QuotaExceeded
 from corral.common.slots import format_size
 
 from .volumes import VolumeBackend
+
+log = logging.getLogger(__name__)
 
 USAGE_CACHE_S = 10.0
 
@@ -38,6 +47,43 @@ class QuotaGuard:
         self._usage: dict[tuple[str, str], _CachedUsage] = {}
         self._measuring: dict[tuple[str, str], asyncio.Lock] = {}
         self._admitting: dict[tuple[str, str], asyncio.Lock] = {}
+        # (volume, vfid) -> reason, from the last periodic check (check_all).
+        self.over_quota: dict[tuple[str, str], str] = {}
+
+    # Periodic check ---------------------------------------------------------------
+    def over_quota_reason(self, volume: str, vfid: str) -> str:
+        """Why the vfolder is read-only for the file API ("" when it is not): the last periodic check found it over quota."""
+        return self.over_quota.get((volume, vfid), "")
+
+    def refuse_writes_if_over(self, volume: str, vfid: str) -> None:
+        reason = self.over_quota_reason(volume, vfid)
+        if reason:
+            raise QuotaExceeded(f"{reason}; delete files (or raise the quota) to write again")
+
+    async def check_all(self) -> dict[tuple[str, str], str]:
+        """Measure every vfolder that has a quota; mark those at or over it read-only (for the file API)."""
+        over: dict[tuple[str, str], str] = {}
+        for name, volume in self.volumes.items():
+            for vfid in await volume.quota_vfids():
+                try:
+                    quota = await volume.get_quota(vfid)
+                    if quota is None:
+                        continue
+                    used = (await volume.usage(vfid)).bytes
+                except Exception as exc:  # noqa: BLE001 - one vfolder's trouble must not stop the sweep
+                    log.warning("quota check of %s on %s failed: %s", vfid, name, exc)
+                    continue
+                self._usage[(name, vfid)] = _CachedUsage(used, time.monotonic())
+                if used >= quota:
+                    over[(name, vfid)] = (
+                        f"vfolder is over its quota ({format_size(used)} of {format_size(quota)}): read-only"
+                    )
+        for key in over.keys() - self.over_quota.keys():
+            log.warning("vfolder %s on %s: %s", key[1], key[0], over[key])
+        for key in self.over_quota.keys() - over.keys():
+            log.info("vfolder %s on %s is within its quota again", key[1], key[0])
+        self.over_quota = over
+        return over
 
     def admission(self, volume: str, vfid: str) -> asyncio.Lock:
         """Hold while checking an upload against the quota and reserving its bytes."""
@@ -56,6 +102,7 @@ class QuotaGuard:
 
     def forget(self, volume: str, vfid: str) -> None:
         self._usage.pop((volume, vfid), None)
+        self.over_quota.pop((volume, vfid), None)  # quota changed or vfolder gone: the next check decides
 
     def add(self, volume: str, vfid: str, nbytes: int) -> None:
         cached = self._usage.get((volume, vfid))
@@ -67,6 +114,7 @@ class QuotaGuard:
         return min(quotas) if quotas else None
 
     async def check_upload(self, volume: str, vfid: str, length: int, token_quota: int | None) -> None:
+        self.refuse_writes_if_over(volume, vfid)
         quota = await self.effective_quota(volume, vfid, token_quota)
         if quota is None:
             return

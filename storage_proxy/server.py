@@ -43,6 +43,16 @@ async def _purge_loop(ctx: StorageContext) -> None:
             log.exception("purging expired uploads failed")
 
 
+async def _quota_loop(ctx: StorageContext) -> None:
+    interval = ctx.config.quota_check_interval_s
+    while True:
+        try:
+            await ctx.quota.check_all()
+        except Exception:
+            log.exception("the periodic quota check failed")
+        await asyncio.sleep(interval)
+
+
 def create_app(
     config: StorageProxyConfig,
     *,
@@ -63,11 +73,13 @@ def create_app(
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         await ctx.start()
         purge = asyncio.ensure_future(_purge_loop(ctx)) if "client" in apis else None
+        quota = asyncio.ensure_future(_quota_loop(ctx)) if "client" in apis and ctx.config.quota_check_interval_s else None
         yield
-        if purge is not None:
-            purge.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await purge
+        for task in (purge, quota):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     app.cleanup_ctx.append(lifecycle)
     return app

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import posixpath
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,7 +22,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from corral.common.errors import AuthenticationFailed, InvalidRequest
+from corral.common.errors import AuthenticationFailed, InvalidRequest, NotFound
 from corral.common.slots import format_size, parse_size
 
 from ..api import AsyncCorralClient
@@ -307,16 +308,22 @@ def _join(remote_dir: str, name: str) -> str:
 
 @vfolder_group.command("upload")
 @click.argument("name")
-@click.argument("sources", metavar="LOCAL…", nargs=-1, required=True,
-                type=click.Path(exists=True, path_type=Path))
+@click.argument("sources", metavar="LOCAL…", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("--to", "remote_dir", default="", metavar="DIR", help="Directory in the vfolder (default: its root).")
 @click.option("--chunk-size", callback=lambda c, p, v: _size_or_none(v), default=None,
               help="Upload chunk (default 32m): at most this much is re-sent after an interruption.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @json_option
-def upload_command(name: str, sources: tuple[Path, ...], remote_dir: str, chunk_size: str | None,
+def upload_command(name: str, sources: tuple[str, ...], remote_dir: str, chunk_size: str | None,
                    no_progress: bool, as_json: bool) -> None:
-    """Upload files and directories into vfolder NAME.
+    """Upload files and directories into vfolder NAME (rsync's trailing-slash rule).
+
+    \b
+    upload data ./dir               -> data:/dir/…
+    upload data ./dir/              -> data:/… (the contents of dir)
+    upload data ./dir --to sub      -> data:/sub/dir/…
+    upload data ./dir/ --to sub     -> data:/sub/…
+    upload data ./file.txt          -> data:/file.txt
 
     Run the same command again after an interruption: each file continues
     where it stopped.
@@ -329,9 +336,12 @@ def upload_command(name: str, sources: tuple[Path, ...], remote_dir: str, chunk_
     async def upload() -> list[UploadResult]:
         results: list[UploadResult] = []
         async with _storage(name, "rw", **options) as storage:
-            for source in sources:
-                remote = _join(remote_dir, source.resolve().name)
-                with _transfer_bar(f"{source.name} → {name}:{remote}", not no_progress and not as_json) as bar:
+            for given in sources:
+                source = Path(given)
+                # rsync: "dir/" (or "dir/.") means its contents, "dir" the directory itself.
+                contents = source.is_dir() and (given.endswith(("/", os.sep)) or given.endswith((f"{os.sep}.", "/.")) or given == ".")
+                remote = remote_dir if contents else _join(remote_dir, source.resolve().name)
+                with _transfer_bar(f"{given} → {name}:/{remote}", not no_progress and not as_json) as bar:
                     if source.is_dir():
                         results += await storage.call(lambda s: s.upload_tree(source, remote, progress=bar))
                     else:
@@ -356,28 +366,42 @@ def upload_command(name: str, sources: tuple[Path, ...], remote_dir: str, chunk_
 
 
 @vfolder_group.command("download")
-@click.argument("name")
-@click.argument("remote", default="")
-@click.argument("local", required=False, type=click.Path(path_type=Path))
+@click.argument("name", metavar="VFOLDER[:PATH]")
+@click.argument("args", metavar="[PATH] DEST", nargs=-1)
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
-def download_command(name: str, remote: str, local: Path | None, no_progress: bool) -> None:
-    """Download REMOTE (a file or a directory; default: everything) from vfolder NAME to LOCAL.
+def download_command(name: str, args: tuple[str, ...], no_progress: bool) -> None:
+    """Download a vfolder, or a file or directory in it, like scp/cp.
 
-    An interrupted file download continues from LOCAL.part when run again.
+    \b
+    corral vfolder download data DEST          the whole vfolder
+    corral vfolder download data PATH DEST     PATH (file or directory) in it
+    corral vfolder download data:PATH DEST     the same
+    corral vfolder download data[:PATH]        into ./data (or ./BASENAME of PATH)
+
+    DEST that is an existing directory gets the download inside it
+    (DEST/NAME); otherwise DEST is created, and its parent must exist.
+    An interrupted file download continues from DEST.part when run again.
     """
+    name, _, remote = name.partition(":")
+    if len(args) > 2 or (remote and len(args) > 1):
+        raise click.UsageError("expected VFOLDER DEST, VFOLDER PATH DEST or VFOLDER:PATH DEST")
+    if len(args) == 2:
+        remote, local = args[0], Path(args[1])
+    else:
+        local = Path(args[0]) if args else None
     remote = remote.strip("/")
+    if local is not None and not local.is_dir() and not local.parent.is_dir():
+        raise NotFound(f"{local.parent}: no such directory (the destination's parent must exist; DEST itself is created)")
 
     async def download() -> str:
         async with _storage(name, "ro") as storage:
             info = await storage.call(lambda s: s.stat(remote)) if remote else {"type": "dir"}
             base = posixpath.basename(remote) or name
-            target = local if local is not None else Path(base)
+            target = Path(base) if local is None else (local / base if local.is_dir() else local)
             with _transfer_bar(f"{name}:{remote or '/'} → {target}", not no_progress) as bar:
                 if info.get("type") == "dir":
                     received = await storage.call(lambda s: s.download_dir(remote, target, progress=bar))
                     return f"downloaded {name}:{remote or '/'} into {target}/ ({format_size(received)} archive)"
-                if target.is_dir():
-                    target = target / base
                 result = await storage.call(lambda s: s.download_file(remote, target, progress=bar))
                 resumed = f", resumed at {format_size(result.resumed_from)}" if result.resumed_from else ""
                 return f"downloaded {name}:{remote} to {target} ({format_size(result.size)}{resumed})"

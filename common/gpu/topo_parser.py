@@ -48,6 +48,7 @@ DEFAULT_MOCK_MODEL = "NVIDIA Mock GPU"
 DEFAULT_MOCK_MEMORY = 16 * 2**30
 
 _GPU_NAME_RE = re.compile(r"^GPU(\d+)$")
+_ANSI_RE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _TRAILING_COLUMNS = ("CPU Affinity", "NUMA Affinity", "GPU NUMA ID")
 
 
@@ -63,7 +64,7 @@ class TopoRow:
 
 def parse_topo_matrix(text: str) -> list[TopoRow]:
     """The GPU rows of `nvidia-smi topo -m` output, ordered by GPU index."""
-    lines = [line.rstrip() for line in text.splitlines()]
+    lines = [_ANSI_RE.sub("", line).rstrip() for line in text.lstrip("\ufeff").splitlines()]
     header_at = next((i for i, line in enumerate(lines) if _is_header(line)), None)
     if header_at is None:
         raise ConfigError("no `nvidia-smi topo -m` header row (GPU0 GPU1 … CPU Affinity) found")
@@ -130,15 +131,37 @@ def topology_from_topo_text(
     return GpuTopology(devices=devices, links=tuple(row.links for row in rows))
 
 
-def load_topology_file(path: str | os.PathLike[str], *, uuid_seed: str | None = None) -> GpuTopology:
-    """Load a mock topology file (format in the module docstring)."""
+def load_topology_file(
+    path: str | os.PathLike[str], *, uuid_seed: str | None = None, devices_csv: str | os.PathLike[str] | None = None
+) -> GpuTopology:
+    """Load a mock topology: a TOML file (format in the module docstring) or raw `nvidia-smi topo -m` output.
+
+    ``path`` may be ``TOPO[,CSV]``. For raw output, per-GPU models, memory and
+    UUIDs come from ``CSV`` (``nvidia-smi --query-gpu=index,name,memory.total,uuid
+    --format=csv``), from ``devices_csv``, or from a CSV found beside the file:
+    ``<stem>.csv``, else ``gpus.csv`` in the same folder.
+    """
     file = Path(path)
+    if devices_csv is None and not file.exists() and "," in str(path):
+        first, _, second = str(path).partition(",")
+        file, devices_csv = Path(first), Path(second)
+    text = _read_text(file, "GPU topology file")
+    data: Any = None
+    toml_error: tomllib.TOMLDecodeError | None = None
     try:
-        data = tomllib.loads(file.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"cannot read GPU topology file {file}: {exc.strerror or exc}") from None
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"GPU topology file {file} is not valid TOML: {exc}") from None
+        toml_error = exc
+    if not (isinstance(data, dict) and "topo" in data) and _looks_like_topo(text):
+        return _topology_from_raw_file(file, text, uuid_seed, devices_csv)
+    if toml_error is not None:
+        raise ConfigError(
+            f"GPU topology file {file} is neither `nvidia-smi topo -m` output (no header row "
+            f"'GPU0 GPU1 … CPU Affinity' found) nor a valid TOML mock topology: {toml_error}"
+        ) from None
+    if devices_csv is not None:
+        raise ConfigError(f"GPU topology file {file}: a device CSV goes with raw `nvidia-smi topo -m` output, "
+                          "not with a TOML file (use [[device]] there)")
     try:
         return topology_from_mock_document(data, uuid_seed=uuid_seed or str(data.get("name") or file.stem))
     except ConfigError as exc:
@@ -187,6 +210,103 @@ def topology_from_mock_document(data: Mapping[str, Any], *, uuid_seed: str = "co
     if stray:
         raise ConfigError(f"[[device]] entries for GPUs the matrix does not have: {stray}")
     return topology
+
+
+def _read_text(file: Path, what: str) -> str:
+    try:
+        raw = file.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what} {file}: {exc.strerror or exc}") from None
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):  # PowerShell's `>` writes UTF-16
+        text = raw.decode("utf-16")
+    else:
+        text = raw.decode("utf-8", errors="replace")
+    return _ANSI_RE.sub("", text.lstrip("\ufeff"))
+
+
+def _looks_like_topo(text: str) -> bool:
+    return any(_is_header(_ANSI_RE.sub("", line)) for line in text.splitlines())
+
+
+def _topology_from_raw_file(
+    file: Path, text: str, uuid_seed: str | None, devices_csv: str | os.PathLike[str] | None
+) -> GpuTopology:
+    csv_file = Path(devices_csv) if devices_csv is not None else companion_csv(file)
+    facts = parse_gpu_csv(_read_text(csv_file, "GPU device CSV"), str(csv_file)) if csv_file is not None else {}
+    try:
+        topology = topology_from_topo_text(
+            text,
+            models={i: f["model"] for i, f in facts.items() if "model" in f},
+            memories={i: f["memory"] for i, f in facts.items() if "memory" in f},
+            uuids={i: f["uuid"] for i, f in facts.items() if "uuid" in f},
+            pci_bus_ids={i: f["pci_bus_id"] for i, f in facts.items() if "pci_bus_id" in f},
+            uuid_seed=uuid_seed or file.stem,
+        )
+    except ConfigError as exc:
+        raise ConfigError(f"GPU topology file {file}: {exc.detail}") from None
+    stray = sorted(set(facts) - {d.index for d in topology.devices})
+    if stray:
+        raise ConfigError(f"GPU device CSV {csv_file} lists GPUs the matrix in {file} does not have: {stray}")
+    return topology
+
+
+def companion_csv(file: Path) -> Path | None:
+    """The `nvidia-smi --query-gpu … --format=csv` output saved beside ``file``, if any."""
+    for candidate in (file.with_suffix(".csv"), file.with_name("gpus.csv")):
+        if candidate != file and candidate.is_file():
+            return candidate
+    return None
+
+
+_CSV_COLUMNS = {
+    "index": "index", "name": "model", "memory.total": "memory", "uuid": "uuid",
+    "pci.bus_id": "pci_bus_id", "gpu_bus_id": "pci_bus_id", "gpu_name": "model", "gpu_uuid": "uuid",
+}
+_DEFAULT_CSV_ORDER = ("index", "name", "memory.total", "uuid")
+
+
+def parse_gpu_csv(text: str, where: str = "GPU device CSV") -> dict[int, dict[str, Any]]:
+    """Per GPU index: model, memory (bytes), uuid, pci_bus_id from `nvidia-smi --query-gpu=… --format=csv`.
+
+    The header row is optional (``noheader`` gives the default order
+    index,name,memory.total,uuid); ``nounits`` memory is in MiB.
+    """
+    import csv
+
+    rows = [[cell.strip() for cell in row] for row in csv.reader(text.splitlines()) if any(c.strip() for c in row)]
+    if not rows:
+        return {}
+    header = [re.sub(r"\s*\[.*\]$", "", cell).strip().lower() for cell in rows[0]]
+    if "index" in header:
+        columns, body = header, rows[1:]
+    else:
+        columns, body = list(_DEFAULT_CSV_ORDER), rows
+    if "index" not in columns:
+        raise ConfigError(f"{where}: needs an index column (nvidia-smi --query-gpu=index,name,memory.total,uuid)")
+    facts: dict[int, dict[str, Any]] = {}
+    for number, row in enumerate(body, start=2 if body is not rows else 1):
+        values = dict(zip(columns, row))
+        try:
+            index = int(values["index"])
+        except (KeyError, ValueError):
+            raise ConfigError(f"{where} line {number}: {values.get('index')!r} is not a GPU index") from None
+        entry: dict[str, Any] = {}
+        for column, value in values.items():
+            key = _CSV_COLUMNS.get(column)
+            if key is None or key == "index" or not value or value in ("N/A", "[N/A]"):
+                continue
+            if key == "memory":
+                amount = value.replace(" ", "")
+                if amount.isdigit():  # nounits: nvidia-smi reports memory.total in MiB
+                    amount += "MiB"
+                try:
+                    entry[key] = parse_size(amount)
+                except CorralError:
+                    raise ConfigError(f"{where} line {number}: memory {value!r} is not a size") from None
+            else:
+                entry[key] = value
+        facts[index] = entry
+    return facts
 
 
 def synthetic_gpu_uuid(seed: str, index: int) -> str:

@@ -1,4 +1,4 @@
-"""``--mount NAME[:PATH][:ro]``: parsing and the container paths we accept (pure code)."""
+"""``--mount [OWNER/]NAME[:PATH][:ro]``: parsing and the container paths we accept (pure code)."""
 from __future__ import annotations
 
 import posixpath
@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from corral.common.errors import InvalidRequest
 
 VFOLDER_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+OWNER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")  # a username or project name
 _PATH_CHARS_RE = re.compile(r"^[A-Za-z0-9._/@+-]+$")
 HOME = "/home/work"
 # A vfolder may be mounted below these, or on one of the last four itself.
@@ -49,13 +50,18 @@ def check_container_path(path: str, spec: str) -> str:
 
 
 def parse_mount(spec: str) -> MountRequest:
-    """``NAME``, ``NAME:ro``, ``NAME:PATH``, ``NAME:PATH:ro`` (``rw`` is accepted too)."""
+    """``NAME``, ``NAME:ro``, ``NAME:PATH``, ``NAME:PATH:ro`` (``rw`` is accepted too).
+
+    NAME may be ``OWNER/NAME`` (a username or project name): that vfolder,
+    not the caller's own one of the same name; it mounts at /home/work/NAME.
+    """
     if not isinstance(spec, str) or not spec:
         raise InvalidRequest("a mount must be NAME[:PATH][:ro]")
     fields = spec.split(":")
     name, rest = fields[0], fields[1:]
-    if not VFOLDER_NAME_RE.match(name):
-        raise InvalidRequest(f"mount {spec!r}: {name!r} is not a vfolder name")
+    owner, _, bare = name.rpartition("/")  # OWNER/NAME picks a vfolder of that user or project
+    if not VFOLDER_NAME_RE.match(bare) or (owner and not OWNER_RE.match(owner)):
+        raise InvalidRequest(f"mount {spec!r}: {name!r} is not a vfolder name (NAME or OWNER/NAME)")
     mode: str | None = None
     if rest and rest[-1] in ("ro", "rw"):
         mode = rest.pop()
@@ -63,7 +69,7 @@ def parse_mount(spec: str) -> MountRequest:
         raise InvalidRequest(f"mount {spec!r}: expected NAME[:PATH][:ro]")
     if rest and not rest[0]:
         raise InvalidRequest(f"mount {spec!r}: empty path")
-    path = check_container_path(rest[0], spec) if rest else default_container_path(name)
+    path = check_container_path(rest[0], spec) if rest else default_container_path(bare)
     return MountRequest(name=name, container_path=path, mode=mode, spec=spec)
 
 

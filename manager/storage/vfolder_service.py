@@ -160,6 +160,8 @@ class VfolderService:
             if access is None:
                 raise PermissionDenied(f"vfolder {ref} is not yours and not shared with you")
             return access
+        if "/" in ref:
+            return await self._resolve_owned(db, user, ref, status, roles)
         own = (await db.scalars(select(VFolder).where(
             VFolder.name == ref, VFolder.status == status, VFolder.owner_kind == "user", VFolder.owner_id == user.user_id,
         ))).all()
@@ -196,6 +198,44 @@ class VfolderService:
             if trashed:
                 raise NotFound(f"vfolder {ref!r} is in the trash (`corral vfolder restore {ref}` brings it back)")
         raise NotFound(f"no {'vfolder' if status == READY else 'trashed vfolder'} {ref!r}")
+
+    async def _resolve_owned(
+        self, db: AsyncSession, user: AuthUser, ref: str, status: str, roles: Mapping[str, str]
+    ) -> Access:
+        """``OWNER/NAME``: vfolder NAME of user or project OWNER, when the caller may see it."""
+        owner, _, name = ref.partition("/")
+        if not owner or not name or "/" in name:
+            raise InvalidRequest(f"{ref!r}: expected NAME or OWNER/NAME (a username or project name, then the vfolder)")
+        owner_ids = [uid for uid in (
+            await db.scalar(select(User.id).where(User.username == owner)),
+            await db.scalar(select(Project.id).where(Project.name == owner)),
+        ) if uid is not None]
+        found = (await db.scalars(select(VFolder).where(
+            VFolder.name == name, VFolder.status == status, VFolder.owner_id.in_(owner_ids),
+        ))).all() if owner_ids else []
+        visible = [a for a in (self._access(user, vf, roles) for vf in found) if a is not None]
+        if len(visible) == 1:
+            return visible[0]
+        if len(visible) > 1:
+            raise Conflict(f"several {status} vfolders match {ref!r} ({', '.join(a.vfolder.id for a in visible)}); use the id")
+        what = "vfolder" if status == READY else "trashed vfolder"
+        raise NotFound(f"no {what} {name!r} of {owner!r} that you can use")
+
+    async def _shadowed(self, db: AsyncSession, user: AuthUser, ref: str, chosen: VFolder) -> list[str]:
+        """Owners of the other vfolders named ``ref`` the caller could use (a bare name picked ``chosen``)."""
+        if "/" in ref or ref != chosen.name:
+            return []
+        roles = await project_roles(db, user.user_id)
+        same = (await db.scalars(select(VFolder).where(
+            VFolder.name == ref, VFolder.status == READY, VFolder.id != chosen.id,
+        ))).all()
+        return sorted({await self.owner_name(db, vf) for vf in same if self._access(user, vf, roles) is not None})
+
+    async def owner_name(self, db: AsyncSession, vf: VFolder) -> str:
+        """The username or project name that owns ``vf``."""
+        if vf.owner_kind == "user":
+            return (await self._names(db, {vf.owner_id})).get(vf.owner_id, vf.owner_id)
+        return (await self._project_names(db, {vf.owner_id})).get(vf.owner_id, vf.owner_id)
 
     @staticmethod
     def _owned_by(user: AuthUser, roles: Mapping[str, str]) -> Any:
@@ -553,10 +593,15 @@ class VfolderService:
         requests = parse_mounts(specs)
         async with self._sessionmaker() as db:
             accesses = [await self.resolve(db, user, m.name) for m in requests]
+            owners = [await self.owner_name(db, a.vfolder) for a in accesses]
+            shadowed = [await self._shadowed(db, user, m.name, a.vfolder) for m, a in zip(requests, accesses)]
         mounts: list[dict[str, Any]] = []
         notes: list[str] = []
-        for request, access in zip(requests, accesses):
+        for request, access, owner, others in zip(requests, accesses, owners, shadowed):
             vf = access.vfolder
+            if others:
+                picks = ", ".join(f"--mount {o}/{vf.name}" for o in others)
+                notes.append(f"mount {request.spec!r}: mounted {owner}/{vf.name}; also named {vf.name!r}: {picks}")
             if request.mode == "rw" and access.permission != "rw":
                 raise PermissionDenied(f"mount {request.spec!r}: vfolder {vf.name} is shared with you read-only")
             proxy = await self.proxies.get(vf.proxy)
@@ -572,6 +617,8 @@ class VfolderService:
                     notes.append(reason)
             mounts.append({
                 "name": vf.name,
+                "owner": owner,  # which vfolder of that name was mounted (own, a project's, shared)
+                "owner_kind": vf.owner_kind,
                 "vfolder_id": vf.id,
                 "host": vf.host,
                 "vfid": vf.vfid,

@@ -107,6 +107,10 @@ class VolumeBackend(abc.ABC):
     @abc.abstractmethod
     async def set_quota(self, vfid: str, quota_bytes: int | None) -> None: ...
 
+    async def quota_vfids(self) -> list[str]:
+        """The vfolders that have a quota (for the periodic check); none by default."""
+        return []
+
     async def exists(self, vfid: str) -> bool:
         return self.mount_path(check_vfid(vfid)).is_dir()
 

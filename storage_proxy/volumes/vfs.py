@@ -104,6 +104,12 @@ class VfsVolume(VolumeBackend):
     def _quota_file(self, vfid: str) -> Path:
         return self._quota_dir / f"{check_vfid(vfid)}.json"
 
+    async def quota_vfids(self) -> list[str]:
+        def scan() -> list[str]:
+            return sorted(p.stem for p in self._quota_dir.glob("*.json") if self.mount_path(p.stem).is_dir())
+
+        return await asyncio.to_thread(scan)
+
     async def get_quota(self, vfid: str) -> int | None:
         self._require(vfid)
         try:

@@ -34,7 +34,7 @@ def test_good_mount_specs(spec: str, path: str, mode: str | None) -> None:
 
 @pytest.mark.parametrize(
     "spec",
-    ["", ":ro", "../x", "a/b:ro", "data:", "data:rel", "data:/", "data:/etc", "data:/home/work", "data:/mnt",
+    ["", ":ro", "../x", "a/b/c:ro", "data:", "data:rel", "data:/", "data:/etc", "data:/home/work", "data:/mnt",
      "data:/opt/corral/x", "data:/run/corral", "data:/home/work/../etc", "data:/home/work/./x", "data:/home//work/x",
      "data:/home/work/a b", "data:/home/work/x:ro:ro", "data:/home/work/x:/mnt/y", "data:/proc/x", "data:/home/work/a,b"],
 )
