@@ -61,6 +61,33 @@ async def execute(request: web.Request) -> web.StreamResponse:
     return await stream_ndjson(request, events)
 
 
+async def interrupt(request: web.Request) -> web.Response:
+    """SIGINT to the code running in the kernel's interpreter: ``{"interrupted": bool}`` (false: nothing ran)."""
+    _authorize(request)
+    interrupted = await request.app[KERNELS_KEY].interrupt(request.match_info["kernel_id"])
+    return web.json_response({"interrupted": interrupted})
+
+
+async def kernel_logs_follow(request: web.Request) -> web.StreamResponse | web.Response:
+    """``?follow=1``: the container's output as text/plain, live until the container ends."""
+    if request.query.get("follow", "0").lower() not in ("1", "true", "yes"):
+        return await kernel_logs(request)
+    _authorize(request)
+    # Raises NotFound (a problem answer) before anything is streamed.
+    chunks = request.app[KERNELS_KEY].follow_logs(request.match_info["kernel_id"], request.query.get("tail", "all"))
+    response = web.StreamResponse(headers={"Content-Type": "text/plain; charset=utf-8", "X-Accel-Buffering": "no"})
+    await response.prepare(request)
+    try:
+        async for chunk in chunks:
+            await response.write(chunk.encode())
+    except ConnectionResetError:
+        return response
+    finally:
+        await chunks.aclose()  # type: ignore[attr-defined]
+    await response.write_eof()
+    return response
+
+
 async def terminal(request: web.Request) -> web.StreamResponse:
     """A shell in the kernel's container (websocket, `corral.common.terminal_protocol`)."""
     _authorize(request)
@@ -84,7 +111,8 @@ def create_rpc_app(kernels: KernelManager, cluster_secret: str) -> web.Applicati
     app.router.add_get("/rpc/v1/health", health)
     app.router.add_post("/rpc/v1/kernels", create_kernel)
     app.router.add_delete("/rpc/v1/kernels/{kernel_id}", destroy_kernel)
-    app.router.add_get("/rpc/v1/kernels/{kernel_id}/logs", kernel_logs)
+    app.router.add_get("/rpc/v1/kernels/{kernel_id}/logs", kernel_logs_follow)
+    app.router.add_post("/rpc/v1/kernels/{kernel_id}/interrupt", interrupt)
     app.router.add_post("/rpc/v1/kernels/{kernel_id}/execute", execute)
     app.router.add_get("/rpc/v1/kernels/{kernel_id}/terminal", terminal)
     add_service_routes(app, kernels, cluster_secret)

@@ -49,6 +49,7 @@ from corral.common.terminal_protocol import MAX_MESSAGE as TERMINAL_MAX_MESSAGE
 from .config import ClientConfig, load_client_config
 from .errors import ExecutionStreamBroken, SessionFailed, WaitTimeout
 from corral.common.api_models import ExecuteOutput, ExecuteResult
+from corral.common.api_models import User as UserModel
 
 from .models import (
     TERMINAL_STATUSES,
@@ -364,6 +365,32 @@ class AsyncCorralClient:
 
     async def logs(self, ref: str) -> str:
         return (await self._model(SessionLogs, "GET", f"{API_PREFIX}/sessions/{self._ref(ref)}/logs")).logs
+
+    async def follow_logs(self, ref: str) -> AsyncIterator[str]:
+        """The session's container output so far, then new output as it comes, until the session
+        ends (``GET …/logs?follow=1``, a text/plain stream); chunks are not split into lines."""
+        import codecs
+
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        path = f"{API_PREFIX}/sessions/{self._ref(ref)}/logs"
+        async with self._open("GET", path, query={"follow": "1"}, streaming=True) as response:
+            try:
+                async for chunk in response.content.iter_any():
+                    if text := decoder.decode(chunk):
+                        yield text
+            except aiohttp.ClientPayloadError as exc:
+                raise ServiceUnavailable(f"the log stream broke: {exc}") from None
+        if tail := decoder.decode(b"", final=True):
+            yield tail
+
+    async def interrupt(self, ref: str) -> bool:
+        """Interrupt the code running in the session (SIGINT, as Ctrl-C would; the runner kills it
+        if it ignores that): its ``execute`` then ends with status ``interrupted``. Returns False
+        when nothing was running. The session and its interpreter's state stay."""
+        from corral.common.api_models.sessions import Interrupted
+
+        answer = await self._model(Interrupted, "POST", f"{API_PREFIX}/sessions/{self._ref(ref)}/interrupt")
+        return answer.interrupted
 
     async def _ws_connect(
         self, path: str, query: dict[str, Any] | None, what: str, *, max_msg_size: int = 0
@@ -767,14 +794,37 @@ class AsyncCorralClient:
 
     # -- users (admin) ---------------------------------------------------------
 
-    async def create_user(self, username: str, role: str = "user") -> dict[str, Any]:
-        """A new user and keypair; the only time the secret key is shown."""
-        body = {"username": username, "role": role}
+    async def create_user(self, username: str, role: str = "user", password: str | None = None) -> dict[str, Any]:
+        """A new user and keypair; the only time the secret key is shown. With ``password`` they can
+        also sign in to the web UI (8-1024 characters, not the username)."""
+        body: dict[str, Any] = {"username": username, "role": role}
+        if password is not None:
+            body["password"] = password
         return (await self._model(NewUser, "POST", f"{API_PREFIX}/users", body=body)).raw
 
     async def list_users(self) -> list[dict[str, Any]]:
         users = await self._model(UserList, "GET", f"{API_PREFIX}/users")
         return list(users.raw.get("items", []))
+
+    async def set_password(self, username: str, password: str, current_password: str | None = None) -> None:
+        """Set a user's web UI password: admins anyone's; users their own, giving ``current_password``
+        (unless they have none yet). That user's web sessions end."""
+        body: dict[str, Any] = {"password": password}
+        if current_password is not None:
+            body["current_password"] = current_password
+        await self._json("PUT", f"{API_PREFIX}/users/{quote(username, safe='')}/password", body=body)
+
+    async def disable_user(self, username: str) -> dict[str, Any]:
+        """Disable a user (admin): their keypairs and web sessions stop working at once."""
+        return await self._set_user_active(username, False)
+
+    async def enable_user(self, username: str) -> dict[str, Any]:
+        """Enable a disabled user again (admin): their keypairs work again."""
+        return await self._set_user_active(username, True)
+
+    async def _set_user_active(self, username: str, active: bool) -> dict[str, Any]:
+        path = f"{API_PREFIX}/users/{quote(username, safe='')}"
+        return (await self._model(UserModel, "PATCH", path, body={"is_active": active})).raw
 
     # -- projects ----------------------------------------------------------------
 

@@ -166,6 +166,12 @@ class CorralClient:
     def logs(self, ref: str) -> str:
         return self._call(self._async.logs(ref))
 
+    def follow_logs(self, ref: str) -> Iterator[str]:
+        return self._iterate(self._async.follow_logs(ref))
+
+    def interrupt(self, ref: str) -> bool:
+        return self._call(self._async.interrupt(ref))
+
     def execute(self, ref: str, code: str) -> Iterator[dict[str, Any]]:
         return self._iterate(self._async.execute(ref, code))
 
@@ -275,11 +281,20 @@ class CorralClient:
     def list_storage_hosts(self) -> list[dict[str, Any]]:
         return self._call(self._async.list_storage_hosts())
 
-    def create_user(self, username: str, role: str = "user") -> dict[str, Any]:
-        return self._call(self._async.create_user(username, role))
+    def create_user(self, username: str, role: str = "user", password: str | None = None) -> dict[str, Any]:
+        return self._call(self._async.create_user(username, role, password))
 
     def list_users(self) -> list[dict[str, Any]]:
         return self._call(self._async.list_users())
+
+    def set_password(self, username: str, password: str, current_password: str | None = None) -> None:
+        return self._call(self._async.set_password(username, password, current_password))
+
+    def disable_user(self, username: str) -> dict[str, Any]:
+        return self._call(self._async.disable_user(username))
+
+    def enable_user(self, username: str) -> dict[str, Any]:
+        return self._call(self._async.enable_user(username))
 
     # -- projects ----------------------------------------------------------------
 

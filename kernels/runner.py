@@ -77,6 +77,7 @@ DEFAULT_INTERRUPT_GRACE = 5.0
 MAX_REQUEST_BYTES = 64 * 1024 * 1024
 READ_CHUNK = 65536
 WRITE_HIGH_WATER = 4 * 1024 * 1024  # pause reading a worker pipe while a client lags this much
+LOG_COPY_MAX_BYTES = 4 * 1024 * 1024  # at most this much output waits to be copied to the container log
 STREAM_HIGH_WATER = 256 * 1024  # "connect": stop reading one side while the other lags this much
 PTY_OUTPUT_HIGH_WATER = 256 * 1024  # "pty": stop reading the terminal while its client lags this much
 PTY_FINAL_OUTPUT_BYTES = 1024 * 1024  # at most this much output is still read after the shell exits
@@ -138,16 +139,42 @@ def _run_cell(code: str, namespace: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def _exec_cell(code: str, namespace: Dict[str, Any]) -> None:
-    """Runs a cell; a trailing expression is echoed like the interactive prompt does."""
+    """Runs a cell; a trailing expression is echoed like the interactive prompt does.
+
+    The echo rule: when the cell's last statement is an expression, its value is
+    printed with ``sys.displayhook`` (its ``repr``, and ``_`` is set), as the
+    Python prompt does, except when
+
+    * the value is ``None`` (``print(x)``, ``f()`` for a function without a result), or
+    * the expression is a list or set comprehension whose items are all ``None``:
+      one written for its side effects, like ``[print(i) for i in x]``, does not
+      echo ``[None, None, ...]``. (An empty one still echoes ``[]``; a literal
+      ``[None, None]`` is echoed.)
+
+    A value is only ever echoed for the last statement, never for earlier ones.
+    """
     import ast  # worker-only imports stay out of the runner's start-up path
 
     tree = ast.parse(code, "<cell>", "exec")
     last_expression = None
     if tree.body and isinstance(tree.body[-1], ast.Expr):
-        last_expression = ast.Interactive(body=[tree.body.pop()])
+        last_expression = tree.body.pop().value
     exec(compile(tree, "<cell>", "exec"), namespace)
     if last_expression is not None:
-        exec(compile(last_expression, "<cell>", "single"), namespace)
+        value = eval(compile(ast.Expression(body=last_expression), "<cell>", "eval"), namespace)
+        if not _is_silent_value(last_expression, value):
+            sys.displayhook(value)
+
+
+def _is_silent_value(expression: Any, value: Any) -> bool:
+    """Whether a cell's trailing expression is not echoed (see ``_exec_cell``)."""
+    import ast
+
+    if value is None:
+        return True
+    if isinstance(expression, (ast.ListComp, ast.SetComp)) and isinstance(value, (list, set)) and value:
+        return all(item is None for item in value)
+    return False
 
 
 def _system_exit_result(exit_request: SystemExit) -> Dict[str, Any]:
@@ -249,6 +276,113 @@ def _kill_group(pgid: int, sig: int) -> None:
 # --------------------------------------------------------------------------
 
 
+class ContainerLogCopy:
+    """Copies executed code's output to the runner's own fd 1/2, i.e. the container's log
+    (``docker logs``, ``corral session logs``), without ever holding up execution.
+
+    A daemon thread does the (blocking) writes; at most ``max_bytes`` wait for it and
+    whatever comes while that much is waiting is dropped from the copy (never from the
+    execute's own stream), with one line on stderr saying how much. On exit it gets a
+    moment (``FLUSH_AT_EXIT_S``) to write what is still waiting.
+    """
+
+    FLUSH_AT_EXIT_S = 1.0
+
+    def __init__(self, max_bytes: int = LOG_COPY_MAX_BYTES) -> None:
+        import threading
+
+        self._max_bytes = max_bytes
+        self._changed = threading.Condition()
+        self._pending: List[Any] = []  # (fd, bytes)
+        self._pending_bytes = 0
+        self._dropped = 0
+        self._writing = False
+        self._thread: Optional[Any] = None
+
+    def write(self, stream: str, data: bytes) -> None:
+        if not data:
+            return
+        with self._changed:
+            if self._pending_bytes + len(data) > self._max_bytes:
+                self._dropped += len(data)
+            else:
+                self._pending.append((2 if stream == "stderr" else 1, data))
+                self._pending_bytes += len(data)
+            self._changed.notify()
+        if self._thread is None:
+            import atexit
+            import threading
+
+            self._thread = threading.Thread(target=self._run, name="corral-log-copy", daemon=True)
+            self._thread.start()
+            atexit.register(self.flush, self.FLUSH_AT_EXIT_S)
+
+    def flush(self, timeout: float) -> None:
+        """Waits up to ``timeout`` s for what is waiting to be written."""
+        with self._changed:
+            self._changed.wait_for(lambda: not self._pending and not self._writing, timeout)
+
+    def _run(self) -> None:
+        while True:
+            with self._changed:
+                self._changed.wait_for(lambda: bool(self._pending or self._dropped))
+                chunks, self._pending, self._pending_bytes = self._pending, [], 0
+                dropped, self._dropped = self._dropped, 0
+                self._writing = True
+            if dropped:
+                note = "[corral-runner: %d bytes of output were not copied to the container log]\n" % dropped
+                chunks.append((2, note.encode()))
+            for fd, data in chunks:
+                _write_all(fd, data)
+            with self._changed:
+                self._writing = False
+                self._changed.notify_all()
+
+
+def _cgroup_oom_kills() -> int:
+    """How many processes the kernel's OOM killer has killed in this container's cgroup (0 if unknown)."""
+    for path in ("/sys/fs/cgroup/memory.events", "/sys/fs/cgroup/memory/memory.oom_control"):
+        try:
+            with open(path) as events:
+                for line in events:
+                    name, _, value = line.partition(" ")
+                    if name == "oom_kill":
+                        return int(value)
+        except (OSError, ValueError):
+            continue
+    return 0
+
+
+def _memory_limit_note() -> str:
+    """`` (limit 512 MiB)`` from this container's cgroup, or nothing if it has none we can read."""
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            with open(path) as limit_file:
+                limit = int(limit_file.read().strip())
+        except (OSError, ValueError):
+            continue
+        if limit < 1 << 60:  # cgroup v1 says "no limit" with a huge number
+            return " (limit %s)" % _mib_text(limit)
+    return ""
+
+
+def _mib_text(size: int) -> str:
+    return "%d MiB" % (size >> 20) if size >= 1 << 20 else "%d bytes" % size
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        try:
+            view = view[os.write(fd, view):]
+        except BlockingIOError:
+            import select
+
+            select.select([], [fd], [], 1.0)
+        except OSError:
+            return  # nobody to copy to (closed): the copy is best effort
+
+
 class OutputSink:
     """Where a running execute's output goes: one client connection."""
 
@@ -281,6 +415,8 @@ class Worker:
         self._result_buffer = b""
         self._current: Optional["asyncio.Future[Dict[str, Any]]"] = None
         self.sink: Optional[OutputSink] = None
+        self.log_copy = ContainerLogCopy()  # every output also goes to the container's log
+        self._oom_kills_at_start = 0  # the cgroup's OOM kill count when the execute in flight began
         self.interrupt_requested = False
         self.closed = False  # set while the runner shuts down: no restarts any more
         self._result_pipe_closed = False  # the worker died (or is dying)
@@ -346,6 +482,7 @@ class Worker:
         self._current = self._loop.create_future()
         self.sink = sink
         self.interrupt_requested = False
+        self._oom_kills_at_start = _cgroup_oom_kills()
         try:
             await self._send_command(json.dumps({"code": code}).encode("utf-8") + b"\n")
             return await self._current
@@ -415,15 +552,12 @@ class Worker:
                 self._loop.add_reader(fd, self._on_output_readable, stream)
 
     def _emit(self, stream: str, data: bytes) -> None:
+        # All of it goes to the container's log, also output with no execute in flight
+        # (a background thread, say); an execute in flight streams it to its client too.
+        self.log_copy.write(stream, data)
         text = self._decoders[stream].decode(data)
-        if not text:
-            return
-        if self.sink is not None:
+        if text and self.sink is not None:
             self.sink.write(stream, text)
-        else:  # output with no execute in flight (a background thread, say): container logs
-            target = sys.stdout if stream == "stdout" else sys.stderr
-            target.write(text)
-            target.flush()
 
     def _drain_outputs(self) -> None:
         """Reads what is already in the output pipes; called before a result is sent."""
@@ -476,11 +610,14 @@ class Worker:
             exit_code = -1
         if execution is not None and not execution.done():
             status = "interrupted" if self.interrupt_requested else "error"
+            how = "exited with code %d" % exit_code
+            if exit_code == 128 + signal.SIGKILL and _cgroup_oom_kills() > self._oom_kills_at_start:
+                how = "was killed: out of memory%s" % _memory_limit_note()
             execution.set_result({
                 "status": status,
                 "exit_code": exit_code if exit_code > 0 else 1,
-                "error": "the interpreter exited with code %d; it will be restarted "
-                         "and previously defined variables are lost" % exit_code,
+                "error": "the interpreter %s; it will be restarted "
+                         "and previously defined variables are lost" % how,
             })
 
     def _close_pipes(self) -> None:

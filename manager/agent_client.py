@@ -1,6 +1,7 @@
 """The manager's HTTP RPC client for agents (authenticated by the cluster secret)."""
 from __future__ import annotations
 
+import codecs
 import json
 import logging
 from typing import Any, AsyncIterator
@@ -108,6 +109,28 @@ class AgentClient:
                 async for line in resp.content:
                     if line.strip():
                         yield json.loads(line)
+        except aiohttp.ClientError as exc:
+            raise ServiceUnavailable(f"agent at {address} is unreachable: {exc}") from None
+
+
+    async def interrupt_kernel(self, address: str, kernel_id: str) -> bool:
+        """SIGINT to the kernel's running execute; False when its interpreter was idle."""
+        data = await self._call("POST", address, f"/rpc/v1/kernels/{kernel_id}/interrupt", timeout=15)
+        return bool(data.get("interrupted"))
+
+    async def follow_kernel_logs(self, address: str, kernel_id: str) -> AsyncIterator[str]:
+        """The container's output, then new output live until it ends. Yields ``""`` first, once
+        the agent has accepted (so a caller can turn its errors into an answer before streaming)."""
+        url = f"{address.rstrip('/')}/rpc/v1/kernels/{kernel_id}/logs"
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        try:
+            async with self.http.get(url, params={"follow": "1"}) as resp:
+                if resp.status >= 400:
+                    await _read_json(resp)
+                yield ""
+                async for chunk in resp.content.iter_any():
+                    if text := decoder.decode(chunk):
+                        yield text
         except aiohttp.ClientError as exc:
             raise ServiceUnavailable(f"agent at {address} is unreachable: {exc}") from None
 

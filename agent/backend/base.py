@@ -55,6 +55,13 @@ class ContainerBackend(Protocol):
 
     async def logs(self, container_id: str) -> str: ...
 
+    # Optional (the agent falls back when a backend lacks them):
+    #   def follow_logs(self, container_id: str, tail: str = "all") -> AsyncIterator[str]:
+    #       the container's output, then new output live until it ends.
+    #   def take_exit_note(self, container_id: str) -> str | None:
+    #       why a container removed by stop_kernel had ended, when more than its exit code
+    #       ("killed: out of memory (limit 512 MiB)"); asked once.
+
     async def existing_kernels(self) -> list[ExistingKernel]: ...
 
     async def list_images(self) -> list[dict[str, Any]]: ...

@@ -47,6 +47,7 @@ class DockerBackend:
         self._docker: aiodocker.Docker | None = None
         self._watch_task: asyncio.Task[None] | None = None
         self._stopping: set[str] = set()  # containers we are stopping ourselves
+        self._exit_notes: dict[str, str] = {}  # container id -> why it ended, when Docker says more than a code
 
     @property
     def docker(self) -> aiodocker.Docker:
@@ -123,6 +124,9 @@ class DockerBackend:
                     raise self._translate(exc, "stopping the container") from None
             info = await container.show()
             exit_code = info["State"].get("ExitCode")
+            note = exit_note_from_inspect(info)
+            if note:
+                self._exit_notes[container_id] = note
             logs = await self.logs(container_id)
             await self._remove_quietly(container_id)
             return exit_code, logs
@@ -148,6 +152,26 @@ class DockerBackend:
                 return ""
             raise self._translate(exc, "reading logs") from None
         return "".join(lines)
+
+    def take_exit_note(self, container_id: str) -> str | None:
+        """Why a container that ``stop_kernel`` removed had ended, if more than its code says
+        (``killed: out of memory (limit 512 MiB)``); asked once, then forgotten."""
+        return self._exit_notes.pop(container_id, None)
+
+    async def follow_logs(self, container_id: str, tail: str = "all") -> AsyncIterator[str]:
+        """The container's output (the last ``tail`` lines first), then new output as it comes,
+        until the container ends or is removed."""
+        try:
+            async for chunk in self.docker.containers.container(container_id).log(
+                stdout=True, stderr=True, follow=True, tail=tail
+            ):
+                yield chunk
+        except DockerError as exc:
+            if exc.status in (404, 409):  # gone, or being removed: nothing more to read
+                return
+            raise self._translate(exc, "following logs") from None
+        except ENGINE_ERRORS as exc:
+            raise ServiceUnavailable(f"Docker engine unavailable: {exc}") from None
 
     async def existing_kernels(self) -> list[ExistingKernel]:
         """This agent's containers, from one list call; only exited ones are inspected (for their code)."""
@@ -274,6 +298,14 @@ class DockerBackend:
         if exc.status == 404:
             return ImageNotFound(f"{doing}: {exc.message}")
         return BackendError(f"Docker failed while {doing}: {exc.message}")
+
+
+def exit_note_from_inspect(info: dict[str, Any]) -> str | None:
+    """``killed: out of memory (limit 64 MiB)`` for a container the kernel's OOM killer hit, else None."""
+    if not (info.get("State") or {}).get("OOMKilled"):
+        return None
+    limit = int((info.get("HostConfig") or {}).get("Memory") or 0)
+    return f"killed: out of memory (limit {limit >> 20} MiB)" if limit else "killed: out of memory"
 
 
 def _build_hint(image: str) -> str:

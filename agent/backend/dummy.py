@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
-from typing import Any
+from typing import Any, AsyncIterator
 
 from ..kernel_spec import KernelSpec
 from .base import ExistingKernel, ExitCallback, ProgressCallback
@@ -44,6 +44,13 @@ class DummyBackend:
 
     async def logs(self, container_id: str) -> str:
         return ""
+
+    async def follow_logs(self, container_id: str, tail: str = "all") -> AsyncIterator[str]:
+        return  # no containers, no output
+        yield ""  # pragma: no cover - makes this an async generator
+
+    def take_exit_note(self, container_id: str) -> str | None:
+        return None
 
     async def existing_kernels(self) -> list[ExistingKernel]:
         return []

@@ -17,6 +17,10 @@ def exec_command(session_ref: str, code: str) -> None:
 
     CODE is Python source, `-` for stdin, or `@file.py`. State (variables,
     imports) persists between calls in the same session.
+
+    Ctrl-C interrupts the code (KeyboardInterrupt in the session) and shows
+    its output until it stops; a second Ctrl-C stops waiting (the code may
+    still run: `corral interrupt SESSION`). Both exit with 130.
     """
     source = read_code(code)
     client = cli_state().client()
@@ -26,4 +30,7 @@ def exec_command(session_ref: str, code: str) -> None:
 
 async def _exec(client: AsyncCorralClient, ref: str, code: str) -> int:
     async with client:
-        return await stream_execution(client, ref, code)
+        return await stream_execution(
+            client, ref, code,
+            detach_hint=f"stopped waiting; the code may still be running in {ref}: `corral interrupt {ref}`",
+        )

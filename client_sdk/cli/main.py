@@ -17,6 +17,7 @@ from .exit_codes import EPILOG, INTERRUPTED, exit_code_for
 LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("run_cmd", "run_command"),
     "exec": ("exec_cmd", "exec_command"),
+    "interrupt": ("interrupt_cmd", "interrupt_command"),
     "terminal": ("terminal_cmd", "terminal_command"),
     "app": ("app_cmd", "app_command"),
     "ssh": ("ssh_cmd", "ssh_command"),
@@ -30,6 +31,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "image": ("image_cmd", "image_group"),
     "admin": ("admin_cmd", "admin_group"),
     "login": ("login_cmd", "login_command"),
+    "passwd": ("passwd_cmd", "passwd_command"),
     "whoami": ("account_cmd", "whoami_command"),
     "health": ("account_cmd", "health_command"),
     "config": ("account_cmd", "config_group"),

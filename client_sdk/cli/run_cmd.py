@@ -46,6 +46,8 @@ def run_command(
 
     CODE is Python source, `-` to read it from stdin, or `@file.py`. The
     session is destroyed afterwards (also on Ctrl-C) unless --keep is given.
+    Ctrl-C while the code runs interrupts it and shows its output until it
+    stops (a second Ctrl-C stops waiting); the exit status is then 130.
     """
     source = read_code(code)
     resources = resources_from_options(cpu, mem, gpus, gpu_share)
@@ -92,7 +94,8 @@ async def _run(
                 ended = True  # dealt with here: cancelled, or kept with --keep
                 raise WaitTimeout(await _after_timeout(client, session, timeout, exc, keep)) from None
             note(f"session {session.name} is running", verbose_only=True)
-            return await stream_execution(client, session.id, code)
+            hint = f"stopped waiting; session {session.name} is kept" if keep else None
+            return await stream_execution(client, session.id, code, detach_hint=hint)
         finally:
             if keep and not ended:
                 note(f"session {session.name} ({session.id}) kept")

@@ -184,17 +184,53 @@ def info_command(ref: str, as_json: bool) -> None:
         console().print(session_panel(session))
 
 
+LOGS_QUIET_HINT_S = 1.0  # `logs --follow`: say that nothing came yet after this long
+
+
 @session_group.command("logs")
 @click.argument("ref", metavar="SESSION")
-def logs_command(ref: str) -> None:
-    """Print the session's container logs."""
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new output until the session ends (Ctrl-C stops).")
+def logs_command(ref: str, follow: bool) -> None:
+    """Print the session's container output: what its runner, executed code and
+    batch command wrote to stdout/stderr (the last 5000 lines)."""
     client = cli_state().client()
 
     async def fetch() -> str:
         async with client:
             return await client.logs(ref)
 
+    async def follow_logs() -> bool:
+        import asyncio
+        import contextlib
+        import sys
+
+        wrote = False
+        async with client:
+            chunks = client.follow_logs(ref)
+            async with contextlib.aclosing(chunks):
+                next_chunk = asyncio.ensure_future(anext(chunks, None))
+                try:
+                    done, _ = await asyncio.wait({next_chunk}, timeout=LOGS_QUIET_HINT_S)
+                    if not done:
+                        note(f"no output from {ref} yet; waiting for some (Ctrl-C to stop)")
+                    while (chunk := await next_chunk) is not None:
+                        wrote = True
+                        sys.stdout.write(chunk)
+                        sys.stdout.flush()
+                        next_chunk = asyncio.ensure_future(anext(chunks, None))
+                finally:
+                    if not next_chunk.done():
+                        next_chunk.cancel()
+                        await asyncio.gather(next_chunk, return_exceptions=True)
+        return wrote
+
+    if follow:
+        if not run_async(follow_logs()):
+            note(f"{ref} wrote no output before it ended")
+        return
     text = run_async(fetch())
+    if not text:
+        note(f"no output from {ref} yet (`corral session logs --follow {ref}` waits for some)")
     click.echo(text, nl=bool(text) and not text.endswith("\n"))
 
 

@@ -152,6 +152,12 @@ class SessionLogs(ApiModel):
     logs: str = ""
 
 
+class Interrupted(ApiModel):
+    """The answer to an interrupt: whether code was running (and got SIGINT)."""
+
+    interrupted: bool = Field(False, description="false: the interpreter was idle, nothing to interrupt")
+
+
 class ExecuteOutput(ApiModel):
     op: Literal["output"] = "output"
     stream: Literal["stdout", "stderr"] = "stdout"

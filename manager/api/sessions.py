@@ -1,4 +1,4 @@
-"""Session endpoints: create, list, info, destroy, execute, logs, events."""
+"""Session endpoints: create, list, info, destroy, execute, interrupt, logs, events."""
 from __future__ import annotations
 
 import asyncio
@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from corral.common import api_models as api
+from corral.common.api_models.sessions import Interrupted
 from corral.common.errors import Conflict, InvalidRequest
 from corral.common.ndjson_response import stream_ndjson
 
@@ -25,6 +26,7 @@ from corral.common.request_body import parse_body
 
 SSE_KEEPALIVE_S = 15.0
 SSE_POLL_S = 1.0
+LOGS_FOLLOW_CHECK_S = 5.0  # how often a silent `logs?follow=1` checks that its follower is still there
 
 
 class ExecuteRequest(BaseModel):
@@ -87,7 +89,75 @@ async def execute_code(request: web.Request) -> web.StreamResponse:
     return await stream_ndjson(request, ctx_of(request).agent_client.execute(address, kernel_id, body.code))
 
 
-async def session_logs(request: web.Request) -> web.Response:
+async def interrupt_session(request: web.Request) -> web.Response:
+    """SIGINT to the code running in the session's interpreter (its execute then ends ``interrupted``)."""
+    sess, kernel_id, address = await kernel_target(request)
+    if sess.status != SessionStatus.RUNNING:
+        raise Conflict(f"session {sess.name} is {sess.status}, not RUNNING", session_status=sess.status)
+    interrupted = await ctx_of(request).agent_client.interrupt_kernel(address, kernel_id)
+    return json_response(Interrupted, {"interrupted": interrupted})
+
+
+def _wants_follow(request: web.Request) -> bool:
+    follow = request.query.get("follow", "0").lower()
+    if follow not in ("0", "1", "true", "false", "yes", "no", ""):
+        raise InvalidRequest("follow must be 1 or 0")
+    return follow in ("1", "true", "yes")
+
+
+async def follow_session_logs(request: web.Request) -> web.StreamResponse:
+    """``?follow=1``: text/plain, the container's output so far then live until the session ends."""
+    sess, kernel_id, address = await kernel_target(request)
+    if sess.status in (SessionStatus.RUNNING, SessionStatus.TERMINATING) and address:
+        chunks = ctx_of(request).agent_client.follow_kernel_logs(address, kernel_id)
+        await anext(chunks)  # the agent accepted: its errors are answered as problems before this
+    else:
+        async with ctx_of(request).sessionmaker() as db:
+            stored = (await db.get(Kernel, kernel_id)).last_logs or ""  # type: ignore[union-attr]
+        chunks = _one_chunk(stored)
+    response = web.StreamResponse(headers={
+        "Content-Type": "text/plain; charset=utf-8", "Cache-Control": "no-cache", "X-Accel-Buffering": "no",
+    })
+    await response.prepare(request)
+    try:
+        await _relay_text(request, chunks, response)
+    except ConnectionResetError:
+        return response  # the follower hung up
+    finally:
+        await chunks.aclose()
+    await response.write_eof()
+    return response
+
+
+async def _relay_text(request: web.Request, chunks: Any, response: web.StreamResponse) -> None:
+    """Writes each chunk; notices a follower that hung up even while no output comes."""
+    pending = asyncio.ensure_future(anext(chunks, None))
+    try:
+        while True:
+            done, _ = await asyncio.wait({pending}, timeout=LOGS_FOLLOW_CHECK_S)
+            if not done:
+                if request.transport is None or request.transport.is_closing():
+                    return
+                continue
+            chunk = pending.result()
+            if chunk is None:
+                return
+            if chunk:
+                await response.write(chunk.encode())
+            pending = asyncio.ensure_future(anext(chunks, None))
+    finally:
+        if not pending.done():
+            pending.cancel()
+            await asyncio.gather(pending, return_exceptions=True)
+
+
+async def _one_chunk(text: str) -> Any:
+    yield text
+
+
+async def session_logs(request: web.Request) -> web.StreamResponse:
+    if _wants_follow(request):
+        return await follow_session_logs(request)
     sess, kernel_id, address = await kernel_target(request)
     if sess.status in (SessionStatus.RUNNING, SessionStatus.TERMINATING) and address:
         logs = await ctx_of(request).agent_client.kernel_logs(address, kernel_id)

@@ -134,7 +134,10 @@ class KernelEvents:
             target, why = SessionStatus.TERMINATED, reason
         elif sess.type == "batch" and exit_code is not None:
             outcome = "succeeded" if exit_code == 0 else "failed"
-            target, why = SessionStatus.TERMINATED, f"batch command {outcome} with exit code {exit_code}"
+            why = f"batch command {outcome} with exit code {exit_code}"
+            if reason.startswith("killed:"):  # the agent knows more than the code: out of memory, say
+                why = f"batch command {reason} (exit code {exit_code})"
+            target = SessionStatus.TERMINATED
         else:
             detail = f" (exit code {exit_code})" if exit_code is not None else ""
             target, why = SessionStatus.TERMINATED, f"{reason}{detail}"

@@ -172,6 +172,7 @@ async def _sessions(api: DocumentedApi, bob: Keys) -> None:
     lines = await api.call("POST", f"{S}/execute", status=200, body={"code": "print(1)"}, ref=ref)
     assert lines[-1]["op"] == "result"
     await api.call("GET", f"{S}/logs", status=200, ref=ref)
+    assert await api.call("POST", f"{S}/interrupt", status=200, ref=ref) == {"interrupted": False}  # idle
     await api.call("DELETE", S, status=202, ref=ref)
     await _until(api, ref, {"TERMINATED"})
     events = await api.call("GET", f"{S}/events", status=200, ref=ref)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import sys
 import threading
 import uuid
@@ -27,6 +28,7 @@ from aiohttp.test_utils import TestServer
 from pydantic import TypeAdapter, ValidationError
 
 from corral.common import api_models as api
+from corral.common.api_models.sessions import Interrupted
 from corral.common.errors import (
     PROBLEM_CONTENT_TYPE,
     AuthenticationFailed,
@@ -56,6 +58,7 @@ RESPONSE_MODELS: dict[tuple[str, str], Any] = {
     ("GET", "/api/v1/sessions/{ref}"): api.Session,
     ("DELETE", "/api/v1/sessions/{ref}"): api.Session,
     ("GET", "/api/v1/sessions/{ref}/logs"): api.SessionLogs,
+    ("POST", "/api/v1/sessions/{ref}/interrupt"): Interrupted,
     ("GET", "/api/v1/agents"): api.AgentList,
     ("GET", "/api/v1/images"): api.ImageList,
     ("POST", "/api/v1/users"): api.NewUser,
@@ -99,6 +102,11 @@ class FakeManager:
     # When set, sessions stay PENDING and say this, like the real scheduler ("waiting for resources: …").
     pending_reason: str | None = None
     schema_violations: list[str] = field(default_factory=list)
+    # Logs ``?follow=1`` streams: these chunks, one every ``step_delay`` s, then the stream ends.
+    follow_chunks: list[str] = field(default_factory=lambda: ["live line 1\n", "live line 2\n"])
+    # The code each session is running now (its python subprocess), and those told to stop.
+    running: dict[str, asyncio.subprocess.Process] = field(default_factory=dict)
+    interrupted: set[str] = field(default_factory=set)
     _changed: dict[str, asyncio.Event] = field(default_factory=dict)
     _sse_log: dict[str, list[tuple[str, dict[str, Any]]]] = field(default_factory=dict)
 
@@ -115,6 +123,7 @@ class FakeManager:
         r.add_delete("/api/v1/sessions/{ref}", self.destroy_session)
         r.add_post("/api/v1/sessions/{ref}/execute", self.execute)
         r.add_get("/api/v1/sessions/{ref}/logs", self.logs)
+        r.add_post("/api/v1/sessions/{ref}/interrupt", self.interrupt)
         r.add_get("/api/v1/sessions/{ref}/events", self.events)
         r.add_get("/api/v1/agents", self.agents)
         r.add_get("/api/v1/images", self.images)
@@ -343,15 +352,19 @@ class FakeManager:
             for event in await self.exec_handler(code):
                 await send(event)
         else:
-            await self._run_python(code, send)
+            await self._run_python(code, send, session["id"])
         await response.write_eof()
         return response
 
-    async def _run_python(self, code: str, send: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
+    async def _run_python(
+        self, code: str, send: Callable[[dict[str, Any]], Awaitable[None]], session_id: str = ""
+    ) -> None:
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-u", "-c", code,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )
+        self.running[session_id] = proc
+        self.interrupted.discard(session_id)
 
         async def pump(stream: asyncio.StreamReader, name: str) -> None:
             while chunk := await stream.read(4096):
@@ -361,14 +374,37 @@ class FakeManager:
             await asyncio.gather(pump(proc.stdout, "stdout"), pump(proc.stderr, "stderr"))  # type: ignore[arg-type]
             code_ = await proc.wait()
         finally:
+            self.running.pop(session_id, None)
             if proc.returncode is None:  # client went away (Ctrl-C): do not leak the process
                 proc.kill()
                 await proc.wait()
+        if session_id in self.interrupted:  # what the runner answers after an interrupt
+            await send({"op": "result", "status": "interrupted", "exit_code": 1, "error": "KeyboardInterrupt"})
+            return
         await send({"op": "result", "status": "ok" if code_ == 0 else "error", "exit_code": code_,
                     "error": None if code_ == 0 else f"exited with {code_}"})
 
-    async def logs(self, request: web.Request) -> web.Response:
+    async def interrupt(self, request: web.Request) -> web.Response:
         session = self._resolve(request)
+        if session["status"] != "RUNNING":
+            raise Conflict(f"session {session['name']} is {session['status']}, not RUNNING")
+        proc = self.running.get(session["id"])
+        if proc is None or proc.returncode is not None:
+            return web.json_response({"interrupted": False})
+        self.interrupted.add(session["id"])
+        proc.send_signal(signal.SIGINT)
+        return web.json_response({"interrupted": True})
+
+    async def logs(self, request: web.Request) -> web.StreamResponse:
+        session = self._resolve(request)
+        if request.query.get("follow") == "1":  # as the real one: text/plain, streamed until the session ends
+            response = web.StreamResponse(headers={"Content-Type": "text/plain; charset=utf-8"})
+            await response.prepare(request)
+            for chunk in self.follow_chunks:
+                await asyncio.sleep(self.step_delay)
+                await response.write(chunk.encode())
+            await response.write_eof()
+            return response
         return web.json_response({"logs": f"log of {session['name']}\nline 2\n"})
 
     async def events(self, request: web.Request) -> web.StreamResponse:
