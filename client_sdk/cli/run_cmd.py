@@ -14,6 +14,7 @@ from ..errors import SessionFailed, WaitTimeout
 from .context import cli_state, note, run_async
 from .execution import stream_execution
 from .options import read_code, resources_from_options, session_spec_options
+from .render import mount_warnings
 from .start_progress import StartProgress
 
 DESTROY_TIMEOUT = 15.0
@@ -82,6 +83,8 @@ async def _run(
             await _destroy_quietly(client, name, name)
             raise
         note(f"session {session.name} ({session.id}) created", verbose_only=True)
+        for warning in mount_warnings(session):
+            note(f"warning: {warning}")
         ended = False
         try:
             try:

@@ -14,7 +14,7 @@ from .context import call_api, cli_state, note, run_async
 from .exit_codes import UNREACHABLE, exit_code_for
 from .output import console, print_json, print_json_line
 from .options import json_option, resources_from_options, session_spec_options
-from .render import format_slots, format_time, session_panel, session_table, status_change_line, status_text
+from .render import mount_warnings, format_slots, format_time, session_panel, session_table, status_change_line, status_text
 from .start_progress import StartProgress
 
 WAIT_TARGETS = {
@@ -93,6 +93,8 @@ def create_command(
                 raise WaitTimeout(still_waiting(session, timeout, exc)) from None
 
     session = run_async(create())
+    for warning in mount_warnings(session):
+        note(f"warning: {warning}")
     if as_json:
         print_json(session.raw)
     else:
