@@ -57,6 +57,24 @@ class DockerConfig(StrictModel):
     kernel_gid: int = 1000
 
 
+class SessionsConfig(StrictModel):
+    """``[sessions]``: what of the node session containers may see."""
+
+    # The node's pip configuration files and CA bundle, bind-mounted read-only
+    # (agent/backend/container_config.py pip_config_mounts), so `pip install`
+    # in a session uses the node's index, proxy settings and certificates.
+    share_pip_config: bool = False
+    # The node's global files (/etc/pip.conf, /etc/xdg/pip/pip.conf) keep their
+    # paths; the agent user's file ($PIP_CONFIG_FILE, else ~/.config/pip/pip.conf,
+    # else ~/.pip/pip.conf; or pip_config_file when set) goes to
+    # /etc/corral/pip.conf with PIP_CONFIG_FILE pointing at it.
+    pip_config_file: str = ""
+    # The CA bundle, mounted at /etc/corral/ca-certificates.crt (PIP_CERT, SSL_CERT_FILE,
+    # REQUESTS_CA_BUNDLE point at it); empty = $PIP_CERT, else $SSL_CERT_FILE, else
+    # /etc/ssl/certs/ca-certificates.crt or /etc/pki/tls/certs/ca-bundle.crt.
+    ca_bundle: str = ""
+
+
 class EtcdConfig(StrictModel):
     endpoints: list[str] = []
     prefix: str = "/corral"
@@ -73,6 +91,7 @@ class AgentConfig(StrictModel):
     gpu: GpuConfig = GpuConfig()
     docker: DockerConfig = DockerConfig()
     etcd: EtcdConfig = EtcdConfig()
+    sessions: SessionsConfig = SessionsConfig()
 
 
 def load_agent_config(path: Path | None, **overrides: object) -> AgentConfig:

@@ -34,8 +34,10 @@ from corral.kernels.apt_sources import mirror_lines_for_suite
 from corral.kernels.build_progress import BuildProgress, MmdebstrapProgressParser, ProgressCallback
 from corral.kernels.docker_import import dockerfile_changes, import_rootfs
 from corral.kernels.errors import ImageBuildError
+from corral.kernels.image_probe import stamp_contents
 from corral.kernels.pip_layer import add_pip_layer
-from corral.kernels.recipe import RECIPE_DIGEST_LABEL, RECIPES_DIR, Recipe, list_recipes, load_recipe
+from corral.kernels.recipe import RECIPE_DIGEST_LABEL, Recipe, list_recipes, load_recipe
+from corral.kernels.variants import requested_variant
 
 __all__ = [
     "BuildProgress", "BuiltImage", "build_image", "image_exists", "list_recipes",
@@ -92,13 +94,14 @@ async def image_exists(tag: str, *, docker: aiodocker.Docker | None = None) -> b
 
 
 async def build_image(
-    recipe_name: str,
+    recipe_name: str | Path | Recipe,
     *,
     tag: str | None = None,
     progress: Callable[[BuildProgress], None] | None = None,
     docker: aiodocker.Docker | None = None,
     force: bool = False,
-    recipes_dir: Path = RECIPES_DIR,
+    recipes_dir: Path | None = None,
+    variant: str | None = None,
 ) -> BuiltImage:
     """Builds the recipe's image unless its tag exists already, built from this very recipe (same
     digest), and ``force`` is not set.
@@ -109,8 +112,19 @@ async def build_image(
     each other instead of building twice. A recipe with a ``base`` builds (or
     reuses) the base's image first, then adds its pip layer (``pip_layer``);
     ``force`` rebuilds that layer only, not the base.
+
+    ``recipe_name`` is a recipe name (looked up in ``recipes_dir``, or by
+    default in ``recipe.recipe_dirs()``: ``$CORRAL_RECIPES_DIR``,
+    ``~/.config/corral/recipes``, the shipped ones), a path to a recipe file,
+    or a loaded ``Recipe``. ``variant`` (else ``$CORRAL_IMAGE_VARIANT``) picks
+    a variant of a recipe that has ``[variants]``; by default the builder
+    picks ``cuda`` on a host with an NVIDIA GPU, else ``cpu``. Every built
+    image is stamped with its Python and framework versions (``image_probe``).
     """
-    recipe = load_recipe(recipe_name, recipes_dir)
+    if isinstance(recipe_name, Recipe):
+        recipe = recipe_name
+    else:
+        recipe = load_recipe(recipe_name, recipes_dir, variant=requested_variant(variant))
     target_tag = tag or recipe.tag
     aliases = recipe.aliases if tag is None else ()
     report = progress or (lambda event: None)
@@ -123,10 +137,9 @@ async def build_image(
                 report(BuildProgress("reused", f"{target_tag} exists ({existing['Id'][:19]})"))
                 return _built_image(existing, target_tag, recipe, aliases, started, reused=True)
             owner = f"{SESSION_UID}:{SESSION_UID}"
-            if recipe.base is not None:  # layered: the base is built (or reused) first, by this same path
-                base = await build_image(
-                    recipe.base, progress=_base_progress(recipe.base, report), docker=client, recipes_dir=recipes_dir
-                )
+            base_recipe = recipe.resolved_base()
+            if base_recipe is not None:  # layered: the base is built (or reused) first, by this same path
+                base = await build_image(base_recipe, progress=_base_progress(base_recipe.name, report), docker=client)
                 image_id = await add_pip_layer(client, base.image_id, recipe, report, owner=owner)
             else:
                 image_id = await _bootstrap_and_import(client, recipe, report)
@@ -137,6 +150,14 @@ async def build_image(
                     except BaseException:
                         await _remove_if_dangling(client, rootfs_id)  # no untagged half-build left behind
                         raise
+            unstamped_id = image_id
+            try:
+                image_id = await stamp_contents(
+                    client, unstamped_id, report, message=f"corral recipe {recipe.name} ({recipe.digest}): contents"
+                )
+            except BaseException:
+                await _remove_if_dangling(client, unstamped_id)
+                raise
             report(BuildProgress("tagging", ", ".join((target_tag, *aliases))))
             await _apply_tags(client, image_id, (target_tag, *aliases), only_missing=False)
             if existing is not None and existing["Id"] != image_id:
@@ -371,10 +392,12 @@ def _print_progress(event: BuildProgress) -> None:
 
 async def _main_async(arguments: argparse.Namespace) -> int:
     if arguments.list:
-        for recipe in list_recipes():
+        for recipe in list_recipes(None):
             print(f"{recipe.name}\t{recipe.tag}\t{recipe.description}")
         return 0
-    image = await build_image(arguments.recipe, tag=arguments.tag, force=arguments.force, progress=_print_progress)
+    image = await build_image(
+        arguments.recipe, tag=arguments.tag, force=arguments.force, progress=_print_progress, variant=arguments.variant
+    )
     state = "reused" if image.reused else f"built in {image.seconds:.1f} s"
     print(f"{image.tag} {image.image_id} ({image.size_bytes / 1e6:.0f} MB, {state})")
     return 0
@@ -382,9 +405,10 @@ async def _main_async(arguments: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m corral.kernels.builder", description=__doc__.splitlines()[0])
-    parser.add_argument("recipe", nargs="?", default="python", help="recipe name (default: python)")
+    parser.add_argument("recipe", nargs="?", default="python", help="recipe name or file (default: python)")
     parser.add_argument("--tag", help="tag to build instead of the recipe's own")
     parser.add_argument("--force", action="store_true", help="rebuild even if the tag exists")
+    parser.add_argument("--variant", help="variant of a recipe with [variants] (default: cuda on GPU hosts, else cpu)")
     parser.add_argument("--list", action="store_true", help="list recipes and exit")
     arguments = parser.parse_args(argv)
     try:

@@ -10,7 +10,8 @@
 3. A container from the base image (root, ``NetworkMode: none``, the wheels
    bind-mounted read-only at ``/wheels``) creates the venv, installs from
    ``/wheels`` only (``--no-index``) and gives the venv to the session user,
-   so users can ``pip install`` more into it.
+   so users can ``pip install`` more into it (or ``pip install --user``: the
+   venv is made with ``--system-site-packages``, so ``~/.local`` is seen).
 4. The container is committed with ``ENV PATH=/opt/venv/bin:<base PATH>``,
    the base's USER / WORKDIR / CMD / ENTRYPOINT and the recipe's labels;
    the container and the wheels are removed whatever happens.
@@ -71,7 +72,9 @@ _INSTALL_SCRIPT = f"""set -e
 export HOME=/root PIP_CONFIG_FILE=/dev/null PIP_NO_INPUT=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 cd /
 owner="$1"; shift
-if [ ! -x {VENV_DIR}/bin/python ]; then python3 -m venv {VENV_DIR}; fi
+# --system-site-packages: the user site (~/.local) is then visible, so `pip install --user` works too
+# (the base image's dist-packages are empty).
+if [ ! -x {VENV_DIR}/bin/python ]; then python3 -m venv --system-site-packages {VENV_DIR}; fi
 {VENV_DIR}/bin/python -m pip install --no-index --find-links {WHEELS_MOUNT} --no-cache-dir --progress-bar off -- "$@"
 chown -R "$owner" {VENV_DIR}
 """

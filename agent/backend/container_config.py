@@ -1,6 +1,8 @@
 """The Docker container configuration for one kernel (pure, testable)."""
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,48 @@ from ..gpu_enforcement import GpuContainerSettings, container_gpu_settings, mps_
 from ..kernel_spec import KernelSpec
 
 KERNELS_MOUNT = contract.CONTAINER_KERNELS_DIR
+# [sessions] share_pip_config: where the node's pip configuration appears in containers.
+PIP_GLOBAL_CONFIG_FILES = ("/etc/xdg/pip/pip.conf", "/etc/pip.conf")  # mounted at the same paths
+CONTAINER_PIP_CONFIG = "/etc/corral/pip.conf"
+CONTAINER_CA_BUNDLE = "/etc/corral/ca-certificates.crt"
+_CA_BUNDLES = ("/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt")
+
+
+def pip_config_mounts(
+    config: AgentConfig,
+    environ: Mapping[str, str] = os.environ,
+    *,
+    home: Path | None = None,
+    global_files: tuple[str, ...] = PIP_GLOBAL_CONFIG_FILES,
+) -> tuple[list[str], dict[str, str]]:
+    """Read-only binds and env that give a container the node's pip configuration and CA bundle, when
+    ``[sessions] share_pip_config`` is on (else nothing). Only files that exist are mounted."""
+    sessions = config.sessions
+    if not sessions.share_pip_config:
+        return [], {}
+    binds: list[str] = []
+    env: dict[str, str] = {}
+    user_home = home if home is not None else Path(environ.get("HOME") or Path.home())
+    disabled = environ.get("PIP_CONFIG_FILE") == os.devnull  # pip then reads no file at all
+    if not disabled:
+        binds += [f"{path}:{path}:ro" for path in global_files if Path(path).is_file()]
+        config_home = Path(environ.get("XDG_CONFIG_HOME") or user_home / ".config")
+        candidates = [sessions.pip_config_file] if sessions.pip_config_file else [
+            environ.get("PIP_CONFIG_FILE", ""), str(config_home / "pip" / "pip.conf"), str(user_home / ".pip" / "pip.conf"),
+        ]
+        user_file = next((path for path in candidates if path and Path(path).is_file()), None)
+        if user_file is not None:
+            binds.append(f"{Path(user_file).resolve()}:{CONTAINER_PIP_CONFIG}:ro")
+            env["PIP_CONFIG_FILE"] = CONTAINER_PIP_CONFIG
+    bundles = [sessions.ca_bundle] if sessions.ca_bundle else [
+        environ.get("PIP_CERT", ""), environ.get("SSL_CERT_FILE", ""), *_CA_BUNDLES,
+    ]
+    bundle = next((path for path in bundles if path and Path(path).is_file()), None)
+    if bundle is not None:
+        binds.append(f"{Path(bundle).resolve()}:{CONTAINER_CA_BUNDLE}:ro")
+        env.update({"PIP_CERT": CONTAINER_CA_BUNDLE, "SSL_CERT_FILE": CONTAINER_CA_BUNDLE,
+                    "REQUESTS_CA_BUNDLE": CONTAINER_CA_BUNDLE})
+    return binds, env
 
 
 def kernel_env(spec: KernelSpec, gpu: GpuContainerSettings | None = None, services_env: str = "") -> dict[str, str]:
@@ -50,6 +94,7 @@ def build_container_config(
 ) -> dict[str, Any]:
     alloc = spec.resources
     gpu = gpu_settings(spec, config)
+    pip_binds, pip_env = pip_config_mounts(config)
     if spec.type == "batch" and spec.command:
         cmd = contract.batch_command(spec.command)
     else:
@@ -63,6 +108,7 @@ def build_container_config(
             *contract.bind_mounts(kernel_dir, kernels_pkg_dir),
             *gpu.binds,
             *(mount.bind() for mount in spec.mounts),  # vfolders, owned by the kernel user (1000)
+            *pip_binds,  # [sessions] share_pip_config: the node's pip config and CA bundle, read-only
         ],
         "Privileged": False,
         "SecurityOpt": ["no-new-privileges"],
@@ -81,7 +127,7 @@ def build_container_config(
     return {
         "Image": spec.image,
         "Cmd": cmd,
-        "Env": [f"{k}={v}" for k, v in kernel_env(spec, gpu, services_env).items()],
+        "Env": [f"{k}={v}" for k, v in {**pip_env, **kernel_env(spec, gpu, services_env)}.items()],
         "Labels": labels,
         "User": f"{config.docker.kernel_uid}:{config.docker.kernel_gid}",
         "HostConfig": host_config,

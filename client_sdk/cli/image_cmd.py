@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 from rich.markup import escape
+from rich.table import Table
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -23,9 +24,9 @@ from ..models import Image
 from .context import cli_state, run_async
 from .output import console, print_json
 from .options import json_option
-from .render import image_table
 
 DEFAULT_RECIPE = "python"
+VARIANTS = ("cpu", "cuda")
 
 
 @click.group("image")
@@ -49,7 +50,36 @@ def ls_command(as_json: bool) -> None:
     elif not images:
         click.echo("no images", err=True)
     else:
-        console().print(image_table(images))
+        console().print(image_contents_table(images))
+
+
+def image_contents(image: Image) -> tuple[str, list[str], list[str]]:
+    """Python version, frameworks and service names, from the labels the image builder stamps
+    (``ai.corral.python``, ``ai.corral.frameworks``, ``ai.corral.services``); empty when absent."""
+    labels = image.labels or {}
+    python = labels.get("ai.corral.python") or ""
+    frameworks = [item.strip() for item in labels.get("ai.corral.frameworks", "").split(",") if item.strip()]
+    entries = labels.get("ai.corral.services", "").split(",")
+    services = [entry.split(":", 1)[0].strip() for entry in entries if entry.strip()]
+    return python, frameworks, services
+
+
+def image_contents_table(images: list[Image]) -> Table:
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column in ("NAME", "ID", "SIZE", "PYTHON", "FRAMEWORKS", "SERVICES", "AGENTS"):
+        table.add_column(column, no_wrap=column in ("NAME", "ID", "SIZE", "PYTHON"))
+    for image in images:
+        python, frameworks, services = image_contents(image)
+        table.add_row(
+            escape(image.name),
+            image.image_id.removeprefix("sha256:")[:12] or "-",
+            "-" if image.size is None else format_size(image.size),
+            python or "-",
+            escape(", ".join(frameworks)) or "-",
+            escape(", ".join(services)) or "-",
+            ", ".join(image.agents) or "-",
+        )
+    return table
 
 
 class BuildProgressDisplay:
@@ -107,13 +137,29 @@ def describe_built(result: Any, recipe: str) -> str:
 
 
 @image_group.command("build")
-@click.argument("recipe", required=False, default=DEFAULT_RECIPE)
+@click.argument("recipe", required=False, default=None)
 @click.option("--tag", default=None, help="Image tag (default: the recipe's).")
 @click.option("--force", is_flag=True, help="Rebuild even if the image exists.")
-def build_command(recipe: str, tag: str | None, force: bool) -> None:
-    """Build an image from RECIPE on this machine's Docker daemon (default: python)."""
+@click.option("--variant", type=click.Choice(VARIANTS), default=None,
+              help="Variant of a recipe with variants (default: cuda on a GPU host, else cpu).")
+@click.option("--dockerfile", "dockerfile", default=None, metavar="PATH",
+              help="Build this Dockerfile (context: its directory) instead of a recipe.")
+def build_command(recipe: str | None, tag: str | None, force: bool, variant: str | None,
+                  dockerfile: str | None) -> None:
+    """Build an image on this machine's Docker daemon from RECIPE (default: python).
+
+    RECIPE is a recipe name (looked up in $CORRAL_RECIPES_DIR, ~/.config/corral/recipes,
+    then the shipped recipes) or a path to a recipe file (./my-recipe.toml).
+    """
+    if dockerfile is not None and recipe is not None:
+        raise ConfigError("give either a RECIPE or --dockerfile PATH, not both")
+    if dockerfile is not None and (force or variant):
+        raise ConfigError("--force and --variant apply to recipes, not to --dockerfile builds")
     try:
-        from corral.kernels.builder import build_image  # heavy, server-side: import only here
+        if dockerfile is not None:  # heavy, server-side: import only here
+            from corral.kernels.dockerfile_build import build_dockerfile
+        else:
+            from corral.kernels.builder import build_image
     except ImportError as exc:
         raise ConfigError(
             f"the image builder is not available ({exc}); install the server extra: pip install 'corral[server]'"
@@ -128,11 +174,15 @@ def build_command(recipe: str, tag: str | None, force: bool) -> None:
         transient=False,
     ) as progress:
         display = BuildProgressDisplay(progress)
-        result = build_image(recipe, tag=tag, progress=display, force=force)
+        if dockerfile is not None:
+            result = build_dockerfile(dockerfile, tag=tag, progress=display)
+        else:
+            extra = {"variant": variant} if variant else {}
+            result = build_image(recipe or DEFAULT_RECIPE, tag=tag, progress=display, force=force, **extra)
         if inspect.isawaitable(result):
             result = run_async(_await(result))
         display.close()
-    click.echo(describe_built(result, recipe))
+    click.echo(describe_built(result, dockerfile or recipe or DEFAULT_RECIPE))
 
 
 async def _await(awaitable: Any) -> Any:

@@ -13,7 +13,7 @@ from rich.text import Text
 
 from corral.common.slots import format_size
 
-from ..models import Agent, Image, Session, StatusChange
+from ..models import Agent, Session, StatusChange
 
 STATUS_STYLES = {
     "PENDING": "yellow",
@@ -313,21 +313,6 @@ def agent_table(agents: Sequence[Agent]) -> Table:
             a.version or "-",
             Text(a.status_reason, style="bold yellow" if a.status_reason.startswith("overcommitted") else "")
             if a.status_reason else "",
-        )
-    return table
-
-
-def image_table(images: Sequence[Image]) -> Table:
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in ("NAME", "ID", "SIZE", "AGENTS"):
-        table.add_column(column, no_wrap=column != "AGENTS")
-    for image in images:
-        image_id = image.image_id.removeprefix("sha256:")[:12]
-        table.add_row(
-            image.name,
-            image_id or "-",
-            "-" if image.size is None else format_size(image.size),
-            ", ".join(image.agents) or "-",
         )
     return table
 

@@ -75,6 +75,10 @@ class Image(ApiModel):
     size: int | None = None
     labels: dict[str, str] = {}
     agents: list[str] = []
+    # What it contains, from the labels its build stamped (None/[] for an image built otherwise).
+    python: str | None = None
+    frameworks: list[str] = []
+    services: list[str] = []
 
 
 class ImageList(ApiModel):

@@ -43,10 +43,19 @@ async def list_images(request: web.Request) -> web.Response:
     merged: dict[str, dict[str, Any]] = {}
     for agent in agents:
         for image in agent.images or []:
+            labels = image.get("labels") or {}
             entry = merged.setdefault(
                 image["name"],
                 {"name": image["name"], "image_id": image.get("image_id") or "", "size": image.get("size"),
-                 "labels": image.get("labels", {}), "agents": []},
+                 "labels": labels, "agents": [], **_contents(labels)},
             )
             entry["agents"].append(agent.id)
     return json_response(api.ImageList, {"items": sorted(merged.values(), key=lambda e: e["name"])})
+
+
+def _contents(labels: dict[str, str]) -> dict[str, Any]:
+    """What an image holds, from the labels the builder stamps (kernels/image_probe.py)."""
+    frameworks = [part.strip() for part in labels.get("ai.corral.frameworks", "").split(",") if part.strip()]
+    services = [entry.split(":", 1)[0].strip() for entry in labels.get("ai.corral.services", "").split(",")
+                if entry.strip()]
+    return {"python": labels.get("ai.corral.python") or None, "frameworks": frameworks, "services": services}

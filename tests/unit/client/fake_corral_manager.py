@@ -459,6 +459,7 @@ class FakeManager:
         return web.json_response({"items": [{
             "name": "corral/python:latest", "image_id": "sha256:" + "ab" * 32, "size": 123456789,
             "labels": {"ai.corral.runner": "1"}, "agents": ["i-fake"],
+            "python": None, "frameworks": [], "services": [],
         }]})
 
 
