@@ -42,8 +42,30 @@ def explain(error: Exception, db_url: Callable[[], str | None] | None = None) ->
     if isinstance(error, OSError) and "attempting to bind on address" in str(error):
         match = _BIND_ADDRESS.search(str(error))
         where = f" on {match.group(1)}:{match.group(2)}" if match else ""
+        running = _corral_answers(match.group(1), int(match.group(2))) if match else None
+        if running is not None:
+            return ConfigError(
+                f"cannot listen{where}: a Corral manager ({running}) already runs there — use it "
+                "(`corral health`), stop it (after `make demo`: `kill $(cat .corral/up.pid)`), or pick another port"
+            )
         return ConfigError(f"cannot listen{where}: {_reason(error)}")
     return error
+
+
+def _corral_answers(host: str, port: int) -> str | None:
+    """'version X' when a Corral manager answers its health check at host:port, else None."""
+    import json
+    import urllib.request
+
+    target = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
+    try:
+        with urllib.request.urlopen(f"http://{target}:{port}/api/v1/health", timeout=1.0) as answer:  # noqa: S310
+            doc = json.loads(answer.read())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(doc, dict) or doc.get("status") != "ok":
+        return None
+    return f"version {doc.get('version', '?')}"
 
 
 def _db_error(error: Exception, url: str | None) -> CorralError:

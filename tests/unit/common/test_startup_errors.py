@@ -302,3 +302,31 @@ def _raised_in_driver(error: OSError) -> OSError:
     except OSError as exc:
         return exc
     raise AssertionError("not raised")
+
+
+def test_a_port_held_by_a_corral_manager_is_named() -> None:
+    import http.server
+    import threading
+
+    class Health(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = b'{"status": "ok", "version": "9.9"}'
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Health)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        port = server.server_address[1]
+        error = OSError(errno.EADDRINUSE, f"error while attempting to bind on address ('127.0.0.1', {port}): "
+                        "address already in use")
+        message = str(explain(error))
+        assert f"cannot listen on 127.0.0.1:{port}: a Corral manager (version 9.9) already runs there" in message
+        assert "kill $(cat .corral/up.pid)" in message
+    finally:
+        server.shutdown()
