@@ -30,5 +30,12 @@ packages, package_dir = _packages()
 setup(
     packages=packages,
     package_dir=package_dir,
-    package_data={name: ["**/*.sh", "**/*.toml", "**/*.ini", "**/*.mako", "**/*.html", "**/*.js", "**/*.css", "**/*.json", "**/*.txt"] for name in COMPONENTS.values()},
+    package_data={
+        **{name: ["**/*.sh", "**/*.toml", "**/*.ini", "**/*.mako", "**/*.html", "**/*.js", "**/*.css", "**/*.json", "**/*.txt"] for name in COMPONENTS.values()},
+        # The built web UI (`make webui` before building a wheel), served by the manager at /.
+        "corral.manager": ["**/*.sh", "**/*.toml", "**/*.ini", "**/*.mako", "**/*.txt", "webui/dist/**/*"],
+    },
+    # The UI's sources and npm packages stay out of the wheel; only its build goes in.
+    exclude_package_data={"corral.manager": ["webui/node_modules/*", "webui/src/*", "webui/*.json", "webui/*.ts", "webui/index.html",
+                                             "webui/dist/.corral-built"]},
 )
