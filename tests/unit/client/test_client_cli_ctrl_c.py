@@ -18,7 +18,7 @@ from fake_corral_manager import ACCESS_KEY, SECRET_KEY, FakeManager
 
 posix_only = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 CATCHES = (
-    "import time\nprint('started', flush=True)\ntry:\n    time.sleep(30)\n"
+    "import time\ntry:\n    print('started', flush=True)\n    time.sleep(30)\n"
     "except KeyboardInterrupt:\n    print('cleaning up', flush=True)\n    raise\n"
 )
 IGNORES = "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nprint('started', flush=True)\ntime.sleep(30)\n"
