@@ -20,6 +20,7 @@ from corral.common.process import serve_until_signalled, setup_logging
 log = logging.getLogger("corral.up")
 
 STATE_FILE = "embedded.toml"
+ADMIN_PASSWORD_FILE = "admin-password"  # the web UI password `corral up` gave the admin on first start
 STORAGE_PROXY = "local"
 STORAGE_VOLUME = "default"
 
@@ -178,8 +179,33 @@ class EmbeddedStack:
         await self.agent.link.heartbeat_now()  # registered before we say "ready"
         if self.write_client_config:
             self._write_client_config()
+        password_file = await self._ensure_admin_password()
         log.info("Corral is up at %s (data in %s). Ctrl-C stops it.", self.manager.url, self.data_dir)
         print(f"corral: ready at {self.manager.url}", flush=True)
+        login = f"password in {password_file}" if password_file else "password set with `corral passwd admin`"
+        print(f"web UI: {self.manager.url}/  user admin, {login}", flush=True)
+
+    async def _ensure_admin_password(self) -> Path | None:
+        """On first start the admin gets a random web UI password, kept in ``<data-dir>/admin-password``
+        (0600); the file, or None when the admin had a password but the file is gone."""
+        from corral.manager.passwords import ensure_first_password
+
+        path = self.data_dir / ADMIN_PASSWORD_FILE
+        if path.exists():
+            return path
+        password = await ensure_first_password(self.manager.sessionmaker, "admin")
+        if password is None:
+            return None
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(password + "\n")
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return path
 
     def _write_client_config(self) -> None:
         from corral.client.config import ClientConfig, default_config_path, write_client_config

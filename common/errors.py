@@ -119,6 +119,18 @@ class SessionServiceFailed(BackendError):
     title = "Session service failed"
 
 
+class RateLimited(CorralError):
+    """Too many failed attempts; ``Retry-After`` says when to try again."""
+
+    type_suffix = "rate-limited"
+    status = 429
+    title = "Too many requests"
+
+    def __init__(self, detail: str, retry_after_s: int) -> None:
+        super().__init__(detail, retry_after_s=retry_after_s)
+        self.headers = {"Retry-After": str(retry_after_s)}  # the problem middleware sends these
+
+
 _BY_SUFFIX: dict[str, type[CorralError]] = {}
 
 

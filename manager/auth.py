@@ -1,11 +1,14 @@
-"""Who is calling: HMAC-signed API requests (clients) and the cluster secret (agents)."""
+"""Who is calling: HMAC-signed API requests (clients), the web UI's session cookie (browsers) and
+the cluster secret (agents)."""
 from __future__ import annotations
 
+import hmac
 import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable
+from urllib.parse import urlsplit
 
 from aiohttp import web
 from sqlalchemy import delete, insert, select
@@ -17,6 +20,7 @@ from corral.common.errors import AuthenticationFailed, PermissionDenied
 from corral.common.signing import nonce_expiry, parse_signed_headers, verify_signature
 
 from .db.models import Keypair, RequestNonce, User
+from .web_sessions import COOKIE_NAME, CSRF_HEADER, WEB_ACCESS_KEY, WebSessionService
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +38,8 @@ class AuthUser:
     username: str
     role: str
     access_key: str
+    # Set when the request came with the web UI's session cookie: that session's id.
+    web_session_id: str = ""
 
     @property
     def is_admin(self) -> bool:
@@ -85,12 +91,45 @@ class NonceLedger:
             log.warning("could not purge expired request nonces", exc_info=True)
 
 
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+CSRF_MESSAGE = "missing or wrong CSRF token"
+
+
+def _host_port(netloc: str, scheme: str) -> tuple[str, int | None]:
+    parsed = urlsplit(f"//{netloc}")
+    try:
+        port = parsed.port
+    except ValueError:
+        return "", None
+    return (parsed.hostname or ""), port or {"http": 80, "https": 443, "ws": 80, "wss": 443}.get(scheme)
+
+
+def same_origin(request: web.Request) -> bool:
+    """Whether the request's ``Origin`` names the host:port it was sent to (its ``Host``)."""
+    origin = urlsplit(request.headers.get("Origin", ""))
+    if not origin.scheme or not origin.netloc:
+        return False
+    theirs = _host_port(origin.netloc, origin.scheme)
+    return bool(theirs[0]) and theirs == _host_port(request.host, origin.scheme)
+
+
+def is_websocket_handshake(request: web.Request) -> bool:
+    return request.method == "GET" and request.headers.get("Upgrade", "").lower() == "websocket"
+
+
 class RequestAuthenticator:
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], *, nonces: NonceLedger | None = None) -> None:
+    def __init__(
+        self, sessionmaker: async_sessionmaker[AsyncSession], *, nonces: NonceLedger | None = None,
+        web_sessions: WebSessionService | None = None,
+    ) -> None:
         self._sessionmaker = sessionmaker
         self._nonces = nonces or NonceLedger(sessionmaker)
+        self._web = web_sessions or WebSessionService(sessionmaker)
 
     async def authenticate(self, request: web.Request) -> AuthUser:
+        """The caller of a signed request, or else of a request with a valid ``corral_session`` cookie."""
+        if "Authorization" not in request.headers and request.cookies.get(COOKIE_NAME):
+            return await self.authenticate_cookie(request)
         parts = parse_signed_headers(request.headers)
         async with self._sessionmaker() as db:
             row = (
@@ -102,9 +141,28 @@ class RequestAuthenticator:
             raise AuthenticationFailed("unknown or inactive access key")
         body = await request.read()
         verify_signature(parts, row.Keypair.secret_key, request.method, request.raw_path, body)
+        if not row.User.is_active:
+            raise AuthenticationFailed(f"user {row.User.username} is disabled")
         # Only after the signature holds: nobody else can spend a caller's nonces or fill the table.
         await self._nonces.use(parts.access_key, parts.nonce, parts.date)
         return AuthUser(row.User.id, row.User.username, row.User.role, parts.access_key)
+
+    async def authenticate_cookie(self, request: web.Request) -> AuthUser:
+        """The user of the request's web session. A request that may change something must echo the
+        session's CSRF token in ``X-CSRF-Token``; a websocket handshake must come from the same origin."""
+        found = await self._web.lookup(request.cookies.get(COOKIE_NAME, ""))
+        if found is None:
+            raise AuthenticationFailed("not signed in: the web session is unknown or has expired")
+        if not found.user.is_active:
+            raise AuthenticationFailed(f"user {found.user.username} is disabled")
+        if request.method not in SAFE_METHODS:
+            sent = request.headers.get(CSRF_HEADER, "")
+            if not hmac.compare_digest(sent.encode(), found.session.csrf_token.encode()):
+                raise PermissionDenied(CSRF_MESSAGE)
+        elif is_websocket_handshake(request) and not same_origin(request):
+            raise PermissionDenied("a websocket opened with the web session cookie must come from the same origin")
+        user = found.user
+        return AuthUser(user.id, user.username, user.role, WEB_ACCESS_KEY, web_session_id=found.session.id)
 
 
 def check_cluster_secret(request: web.Request, secret: str) -> None:

@@ -92,6 +92,21 @@ class StorageConfig(StrictModel):
     discovery_ttl_s: float = Field(5.0, gt=0)  # how long the etcd view is reused
 
 
+class WebConfig(StrictModel):
+    """``[web]``: the web UI's sign-in (``POST /api/v1/auth/login`` and its ``corral_session`` cookie).
+
+    The failed-login limit is counted in memory, per manager: with several managers behind a
+    balancer, an attacker gets ``login_max_failures`` per manager and window.
+    """
+
+    # A web session ends after this long without a request, and this long after sign-in in any case.
+    session_idle_s: float = Field(12 * 3600.0, gt=0)
+    session_max_s: float = Field(7 * 24 * 3600.0, gt=0)
+    # Failed logins allowed per username and per client address within the sliding window.
+    login_max_failures: int = Field(10, ge=1)
+    login_window_s: float = Field(300.0, gt=0)
+
+
 class ManagerConfig(StrictModel):
     id: str = "manager-1"
     api: ApiConfig = ApiConfig()
@@ -101,6 +116,7 @@ class ManagerConfig(StrictModel):
     agents: AgentsConfig = AgentsConfig()
     lifecycle: LifecycleConfig = LifecycleConfig()
     storage: StorageConfig = StorageConfig()
+    web: WebConfig = WebConfig()
     default_image: str = "corral/python:latest"
     # Written by `corral up` / bootstrap: the first admin's credentials.
     admin_access_key: str = ""

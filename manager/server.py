@@ -41,6 +41,7 @@ from .ssh_keys import SshKeyService
 from .storage.proxies import StorageProxies
 from .storage.proxy_client import StorageProxyClient
 from .storage.vfolder_service import VfolderService
+from .web_sessions import WebSessionService
 
 log = logging.getLogger(__name__)
 
@@ -142,13 +143,14 @@ class ManagerServer:
         )
 
         nonces = NonceLedger(sessionmaker)
+        web_sessions = WebSessionService(sessionmaker, config.web)
         app = create_app(
             ApiServices(
                 manager_id=config.id,
                 cluster_secret=config.agents.cluster_secret,
                 sessionmaker=sessionmaker,
                 hub=core.hub,
-                authenticator=RequestAuthenticator(sessionmaker, nonces=nonces),
+                authenticator=RequestAuthenticator(sessionmaker, nonces=nonces, web_sessions=web_sessions),
                 agent_client=agent_client,
                 sessions=self.sessions,
                 registry=core.registry,
@@ -158,6 +160,7 @@ class ManagerServer:
                 ssh_keys=SshKeyService(sessionmaker, agent_client),
                 app_auth=AppAuth(config.agents.cluster_secret, nonces),
                 access=AccessRecorder(sessionmaker),
+                web_sessions=web_sessions,
             )
         )
         self.app = app

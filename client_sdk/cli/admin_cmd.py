@@ -62,14 +62,22 @@ def user_group() -> None:
 @user_group.command("create")
 @click.argument("username")
 @click.option("--admin", "is_admin", is_flag=True, help="Give the user the admin role.")
+@click.option("--password", "ask_password", is_flag=True,
+              help="Also give them a web UI password (asked twice, hidden).")
+@click.option("--password-stdin", "password_stdin", is_flag=True,
+              help="Like --password, reading the password from the first line of stdin.")
 @json_option
-def user_create_command(username: str, is_admin: bool, as_json: bool) -> None:
+def user_create_command(username: str, is_admin: bool, ask_password: bool, password_stdin: bool,
+                        as_json: bool) -> None:
     """Create a user and print their new keypair (shown only this once)."""
+    from .passwd_cmd import read_new_password
+
+    password = read_new_password(username, password_stdin) if ask_password or password_stdin else None
     client = cli_state().client()
 
     async def create() -> dict:
         async with client:
-            return await client.create_user(username, "admin" if is_admin else "user")
+            return await client.create_user(username, "admin" if is_admin else "user", password)
 
     user = run_async(create())
     if as_json:
@@ -81,6 +89,8 @@ def user_create_command(username: str, is_admin: bool, as_json: bool) -> None:
     click.echo("They log in with (use an endpoint they can reach, if this one is local):")
     login = ["corral", "login", client.endpoint, "--access-key", user["access_key"], "--secret-key", user["secret_key"]]
     click.echo("  " + shlex.join(login))
+    if password is not None:
+        click.echo(f"They sign in to the web UI at {client.endpoint}/ as {user['username']} with the password.")
 
 
 @user_group.command("ls")
@@ -105,3 +115,35 @@ def user_ls_command(as_json: bool) -> None:
     for user in users:
         table.add_row(user["username"], user["role"], str(user.get("keypairs", "")), user["id"])
     console().print(table)
+
+
+def _set_active(username: str, active: bool, as_json: bool) -> None:
+    client = cli_state().client()
+
+    async def run() -> dict:
+        async with client:
+            return await (client.enable_user(username) if active else client.disable_user(username))
+
+    user = run_async(run())
+    if as_json:
+        print_json(user)
+    elif active:
+        click.echo(f"user {user['username']} enabled: their keypairs work again")
+    else:
+        click.echo(f"user {user['username']} disabled: their keypairs and web sessions no longer work")
+
+
+@user_group.command("disable")
+@click.argument("username")
+@json_option
+def user_disable_command(username: str, as_json: bool) -> None:
+    """Disable a user: their keypairs and web sessions stop working at once."""
+    _set_active(username, False, as_json)
+
+
+@user_group.command("enable")
+@click.argument("username")
+@json_option
+def user_enable_command(username: str, as_json: bool) -> None:
+    """Enable a disabled user again (they sign in to the web UI anew)."""
+    _set_active(username, True, as_json)

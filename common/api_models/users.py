@@ -6,6 +6,7 @@ from typing import Annotated
 from pydantic import Field
 
 from .base import ApiModel, Timestamp, one_of
+from .cluster import WhoAmI
 
 Role = Annotated[str, one_of("user", "admin")]
 
@@ -16,6 +17,8 @@ class User(ApiModel):
     role: Role = ""
     created_at: Timestamp | None = None
     keypairs: int = 0
+    is_active: bool = Field(True, description="false: disabled; neither keypairs nor web sessions work")
+    has_password: bool = Field(False, description="whether the user can sign in to the web UI")
 
 
 class UserList(ApiModel):
@@ -45,3 +48,11 @@ class SshKey(ApiModel):
 
 class SshKeyList(ApiModel):
     items: list[SshKey] = []
+
+
+class WebSignIn(ApiModel):
+    """A signed-in browser (``corral_session`` cookie): who it is, and the token its requests other than
+    GET/HEAD/OPTIONS must send in the ``X-CSRF-Token`` header."""
+
+    user: WhoAmI = WhoAmI()
+    csrf_token: str = ""

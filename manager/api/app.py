@@ -12,8 +12,11 @@ from ..session_requests import CreateSessionRequest
 from ..app_auth import TOKEN_QUERY
 from . import cluster, internal, projects, services, sessions, ssh_keys, terminal, users, vfolders
 from .context_access import SERVICES_KEY, USER_KEY, ApiServices, ctx_of
+from . import auth as web_auth
+from corral.common.api_models.users import WebSignIn
 from corral.common.http_problems import make_problem_middleware
 from .routes import Handler, Route, build_openapi
+from .webui import add_webui_routes
 
 API = "/api/v1"
 
@@ -123,7 +126,27 @@ SERVICE_ROUTES: list[Route] = [
                      409: "Session not RUNNING", 502: "The service failed (log_tail says why)"}),
 ]
 
+# The web UI's sign-in. Every signed route also accepts the corral_session cookie these set (see manager.auth).
+AUTH_ROUTES: list[Route] = [
+    Route("POST", f"{API}/auth/login", web_auth.login,
+          "Sign in to the web UI with username and password: sets the corral_session cookie (HttpOnly, "
+          "SameSite=Strict, Path=/), which then authenticates any route instead of a signature",
+          signed=False, tag="auth", body=web_auth.LoginRequest, response=WebSignIn,
+          responses={200: "Signed in. Requests other than GET/HEAD/OPTIONS made with the cookie must send "
+                          "csrf_token in the X-CSRF-Token header; websockets need a same-origin Origin header",
+                     401: "Wrong username or password (the same answer for an unknown user), or user disabled",
+                     429: "Too many failed logins for this username or address; Retry-After says when to retry"}),
+    Route("GET", f"{API}/auth/session", web_auth.current_session,
+          "The web session of the corral_session cookie: its user and CSRF token", signed=False, tag="auth",
+          response=WebSignIn, responses={200: "Signed in", 401: "No cookie, or its session ended"}),
+    Route("POST", f"{API}/auth/logout", web_auth.logout,
+          "Sign out: end the cookie's web session and clear the cookie (needs X-CSRF-Token)", signed=False,
+          tag="auth", responses={204: "Signed out (also when there was no valid session)",
+                                 403: "Missing or wrong CSRF token"}),
+]
+
 PUBLIC_ROUTES: list[Route] = [
+    *AUTH_ROUTES,
     Route("GET", f"{API}/health", cluster.health, "Liveness and version", signed=False, tag="cluster",
           response=api.Health),
     Route("GET", f"{API}/whoami", cluster.whoami, "The caller's identity", tag="cluster", response=api.WhoAmI),
@@ -157,8 +180,15 @@ PUBLIC_ROUTES: list[Route] = [
                      409: "Session not RUNNING", 502: "The agent could not open a shell",
                      503: "The session's agent is unreachable"}),
     *SERVICE_ROUTES,
+    Route("POST", f"{API}/sessions/{{ref}}/interrupt", sessions.interrupt_session,
+          "Interrupt the code running in the session's interpreter (SIGINT; killed if it ignores that); "
+          "its execute stream then ends with status `interrupted`", response=sessions.Interrupted,
+          responses={200: "Sent (`interrupted`: false when nothing was running)", 404: "No such session",
+                     409: "Session not RUNNING", 503: "The session's agent is unreachable"}),
     Route("GET", f"{API}/sessions/{{ref}}/logs", sessions.session_logs, "Container output", response=api.SessionLogs,
-          responses={200: "OK", 404: "No such session"}),
+          query=(("follow", "1: instead of JSON, a text/plain stream (chunked) of the output so far, then new "
+                            "output as it comes until the session ends"),),
+          responses={200: "OK (JSON; with follow=1 text/plain, streamed)", 404: "No such session"}),
     Route("GET", f"{API}/sessions/{{ref}}/events", sessions.session_events,
           "Status changes and start-up progress as server-sent events",
           response_type="text/event-stream", response=api.StatusChange,
@@ -172,9 +202,11 @@ PUBLIC_ROUTES: list[Route] = [
           responses={200: "OK", 403: "Not an admin"}),
     Route("GET", f"{API}/images", cluster.list_images, "Images available on agents", tag="cluster",
           response=api.ImageList),
-    Route("POST", f"{API}/users", users.create_user, "Create a user with a keypair (admin)", tag="users",
+    Route("POST", f"{API}/users", users.create_user,
+          "Create a user with a keypair, and with `password` a web UI sign-in (admin)", tag="users",
           body=users.CreateUserRequest, response=api.NewUser,
           responses={201: "Created; the only time the secret key is shown",
+                                                   400: "Invalid request (e.g. a password breaking the rules)",
                                                    403: "Not an admin", 409: "Username taken"}),
     Route("GET", f"{API}/ssh-keys", ssh_keys.list_ssh_keys, "The caller's SSH public keys", tag="users",
           response=api.SshKeyList),
@@ -187,6 +219,16 @@ PUBLIC_ROUTES: list[Route] = [
           responses={200: "Removed", 404: "No such key"}),
     Route("GET", f"{API}/users", users.list_users, "List users (admin)", tag="users", response=api.UserList,
           responses={200: "OK", 403: "Not an admin"}),
+    Route("PATCH", f"{API}/users/{{username}}", users.update_user,
+          "Disable (is_active false: keypairs and web sessions stop working at once) or enable a user (admin)",
+          tag="users", body=users.UpdateUserRequest, response=api.User,
+          responses={200: "OK", 403: "Not an admin", 404: "No such user", 409: "Admins cannot disable themselves"}),
+    Route("PUT", f"{API}/users/{{username}}/password", users.set_password,
+          "Set a user's web UI password (admins: anyone's; users: their own, with current_password); "
+          "the user's other web sessions end", tag="users", body=users.SetPasswordRequest,
+          responses={204: "Changed", 400: "Password too short/long or equal to the username, or "
+                                          "current_password missing", 403: "Not an admin, or wrong current_password",
+                     404: "No such user"}),
     *VFOLDER_ROUTES,
     *PROJECT_ROUTES,
 ]
@@ -217,4 +259,5 @@ def create_app(services: ApiServices) -> web.Application:
     app.router.add_get(f"{API}/openapi.json", openapi_document)
     app.router.add_post("/internal/v1/agents/heartbeat", internal.agent_heartbeat)
     app.router.add_post("/internal/v1/kernel-events", internal.kernel_events)
+    add_webui_routes(app)  # last: its catch-all GET must not shadow an API route
     return app

@@ -17,6 +17,7 @@ from ..lifecycle.kernel_events import KernelEvents
 from ..project_service import ProjectService
 from ..session_service import SessionService
 from ..storage.vfolder_service import VfolderService
+from ..web_sessions import WebSessionService
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class ApiServices:
     ssh_keys: SshKeyService
     app_auth: AppAuth
     access: AccessRecorder
+    web_sessions: WebSessionService
 
 
 SERVICES_KEY = web.AppKey("corral.services", ApiServices)

@@ -13,7 +13,7 @@ from multidict import CIMultiDict
 from corral.common import api_models as api
 from corral.common import http_proxy
 from corral.common.errors import (
-    AuthenticationFailed, Conflict, InvalidRequest, NotFound, SessionServiceFailed,
+    AuthenticationFailed, Conflict, InvalidRequest, NotFound, PermissionDenied, SessionServiceFailed,
 )
 from corral.common.session_status import SessionStatus
 from corral.common.signing import SCHEME
@@ -24,6 +24,7 @@ from ..app_auth import COOKIE_NAME, TOKEN_QUERY, AppGrant, cookie_path
 from ..auth import AuthUser
 from ..db.models import Agent, Session, User
 from ..session_access import HTTP, TCP
+from ..web_sessions import COOKIE_NAME as WEB_COOKIE_NAME
 from .context_access import ctx_of, user_of
 from .responses import json_response
 from .sessions import kernel_target
@@ -31,7 +32,7 @@ from .sessions import kernel_target
 READY_WAIT_S = 300.0
 TUNNEL_HEARTBEAT_S = 20.0
 LOST = "connection to the session was lost"
-_DROPPED_HEADERS = ("Authorization", "X-Corral-Date", "X-Corral-Nonce", "X-Corral-Content-SHA256")
+_DROPPED_HEADERS = ("Authorization", "X-Corral-Date", "X-Corral-Nonce", "X-Corral-Content-SHA256", "X-CSRF-Token")
 
 
 async def _running_target(request: web.Request) -> tuple[Any, str, str]:
@@ -144,7 +145,8 @@ async def service_http(request: web.Request) -> web.StreamResponse:
     token = request.query.get(TOKEN_QUERY)
     if token is not None:
         grant = await ctx.app_auth.redeem(token, session_id, name)
-        await _visible_session(request, grant.user_id, session_id)
+        sess, _, _ = await _visible_session(request, grant.user_id, session_id)
+        await _browser_signed_in_as_owner(request, sess.owner_id)
         await ctx.access.opened(session_id, grant.user_id, HTTP, name)
         query = request.rel_url.query.copy()
         query.popall(TOKEN_QUERY, None)
@@ -156,6 +158,7 @@ async def service_http(request: web.Request) -> web.StreamResponse:
         raise response
     user_id, body = await _app_user(request, session_id)
     sess, kernel_id, address = await _visible_session(request, user_id, session_id)
+    await _browser_signed_in_as_owner(request, sess.owner_id)
     await ctx.access.touch(sess.id)
     headers = http_proxy.forwarded_headers(request.headers, drop=_DROPPED_HEADERS)
     _strip_app_cookie(headers)
@@ -186,6 +189,21 @@ async def _app_user(request: web.Request, session_id: str) -> tuple[str, bytes |
     )
 
 
+async def _browser_signed_in_as_owner(request: web.Request, owner_id: str) -> None:
+    """Apps are served from the manager's own origin, so an app's pages can use whatever web UI session the
+    browser holds there. A browser signed in to the web UI as anyone but the session's owner (an admin
+    included) may not open the app: its code would act with that person's Corral session."""
+    cookie = request.cookies.get(WEB_COOKIE_NAME)
+    if not cookie:
+        return
+    signed_in = await ctx_of(request).web_sessions.lookup(cookie)
+    if signed_in is not None and signed_in.user.id != owner_id:
+        raise PermissionDenied(
+            f"this browser is signed in to Corral as {signed_in.user.username}, who does not own this session: "
+            "its app would act with that sign-in; open it in a private window (or sign out) instead"
+        )
+
+
 async def _visible_session(request: web.Request, user_id: str, session_id: str) -> tuple[Session, str, str]:
     """The RUNNING session if the user may use it (its owner, or an admin); 404 otherwise."""
     async with ctx_of(request).sessionmaker() as db:
@@ -193,6 +211,8 @@ async def _visible_session(request: web.Request, user_id: str, session_id: str) 
         sess = await db.get(Session, session_id)
         if user is None or sess is None or (sess.owner_id != user.id and user.role != "admin"):
             raise NotFound(f"no session {session_id}")
+        if not getattr(user, "is_active", True):
+            raise AuthenticationFailed(f"user {user.username} is disabled")
         if sess.status != SessionStatus.RUNNING:
             raise Conflict(f"session {sess.name} is {sess.status}, not RUNNING", session_status=sess.status)
         kernel = sess.kernels[0]
@@ -201,12 +221,12 @@ async def _visible_session(request: web.Request, user_id: str, session_id: str) 
 
 
 def _strip_app_cookie(headers: CIMultiDict[str]) -> None:
-    """The app gets its own cookies, never Corral's."""
+    """The app gets its own cookies, never Corral's (the app cookie, the web UI's session)."""
     kept = [
         part.strip()
         for value in headers.popall("Cookie", [])
         for part in value.split(";")
-        if part.strip() and part.split("=", 1)[0].strip() != COOKIE_NAME
+        if part.strip() and part.split("=", 1)[0].strip() not in (COOKIE_NAME, WEB_COOKIE_NAME)
     ]
     if kept:
         headers["Cookie"] = "; ".join(kept)

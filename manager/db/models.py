@@ -6,6 +6,7 @@ from typing import Any
 
 
 from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import true
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
@@ -38,6 +39,23 @@ class User(Base):
     username: Mapped[str] = mapped_column(String(64), unique=True)
     role: Mapped[str] = mapped_column(String(16), default="user")  # "admin" | "user"
     created_at: Mapped[datetime]
+    # argon2id hash of the web UI password; None: the user cannot sign in to the web UI.
+    password_hash: Mapped[str | None] = mapped_column(String(255), default=None)
+    # False: disabled by an admin; neither their keypairs nor their web sessions authenticate.
+    is_active: Mapped[bool] = mapped_column(default=True, server_default=true())
+
+
+class WebSession(Base):
+    """A signed-in browser: ``id`` is the sha256 (hex) of its ``corral_session`` cookie's token."""
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)  # absolute end; idle ends come from last_seen_at
+    last_seen_at: Mapped[datetime]
 
 
 class Keypair(Base):

@@ -65,16 +65,17 @@ class DocumentedApi:
 
     async def call(self, method: str, template: str, *, status: int, body: Any = None,
                    query: dict[str, str] | None = None, keys: Keys | None = None, sign: bool = True,
-                   **params: str) -> Any:
+                   headers: dict[str, str] | None = None, **params: str) -> Any:
         path = template.format(**{name: quote(value, safe="") for name, value in params.items()})
         path_qs = path + (f"?{urlencode(query)}" if query else "")
         data = b"" if body is None else json.dumps(body).encode()
-        headers = {"Content-Type": "application/json"} if body is not None else {}
+        headers = {**({"Content-Type": "application/json"} if body is not None else {}), **(headers or {})}
         if sign:
             headers.update(sign_request(*(keys or self.admin), method, path_qs, data))
         async with self.http.request(method, self.base + path_qs, data=data or None, headers=headers) as response:
             text = await response.text()
             media_type = response.content_type
+            self.last_headers = response.headers
         what = f"{method} {path_qs} -> {response.status}"
         assert response.status == status, f"{what}, not {status}: {text[:300]}"
         self.seen.add((method, template, status))
@@ -257,6 +258,33 @@ async def _ssh_keys(api: DocumentedApi) -> None:
     await api.call("DELETE", "/api/v1/ssh-keys/{ref}", status=404, ref=added["id"])
 
 
+async def _web_sign_in(api: DocumentedApi) -> None:
+    from http.cookies import SimpleCookie
+
+    await api.call("POST", "/api/v1/users", status=201, body={"username": "webby", "password": "first password"})
+    await api.call("POST", "/api/v1/users", status=400, body={"username": "webby2", "password": "short"})
+    await api.call("PUT", "/api/v1/users/{username}/password", status=204, body={"password": "web password"},
+                   username="webby")
+    await api.call("POST", "/api/v1/auth/login", status=401, sign=False,
+                   body={"username": "webby", "password": "first password"})
+    signed_in = await api.call("POST", "/api/v1/auth/login", status=200, sign=False,
+                               body={"username": "webby", "password": "web password"})
+    token = SimpleCookie(api.last_headers["Set-Cookie"])["corral_session"].value
+    cookie = {"Cookie": f"corral_session={token}"}
+    assert await api.call("GET", "/api/v1/auth/session", status=200, sign=False, headers=cookie) == signed_in
+    await api.call("GET", "/api/v1/auth/session", status=401, sign=False)
+    await api.call("GET", "/api/v1/whoami", status=200, sign=False, headers=cookie)
+    await api.call("PATCH", "/api/v1/users/{username}", status=403, sign=False, body={"is_active": False},
+                   headers={**cookie, "X-CSRF-Token": signed_in["csrf_token"]}, username="webby")
+    user = await api.call("PATCH", "/api/v1/users/{username}", status=200, body={"is_active": True},
+                          username="webby")
+    assert user["is_active"] and user["has_password"]
+    await api.call("POST", "/api/v1/auth/logout", status=403, sign=False, headers=cookie)
+    await api.call("POST", "/api/v1/auth/logout", status=204, sign=False,
+                   headers={**cookie, "X-CSRF-Token": signed_in["csrf_token"]})
+    await api.call("GET", "/api/v1/auth/session", status=401, sign=False, headers=cookie)
+
+
 async def test_every_answer_fits_the_document(api: DocumentedApi) -> None:
     health = await api.call("GET", "/api/v1/health", status=200, sign=False)
     assert health["status"] == "ok"
@@ -274,6 +302,7 @@ async def test_every_answer_fits_the_document(api: DocumentedApi) -> None:
     await _vfolders(api, bob)
     await _projects(api, bob)
     await _ssh_keys(api)
+    await _web_sign_in(api)
 
     unseen = api.documented_successes() - api.seen - NEED_A_RUNNER
     assert not unseen, f"documented success statuses never exercised: {sorted(unseen)}"

@@ -253,3 +253,32 @@ async def test_corral_app_serves_a_service_on_a_local_port(cluster: LiveCluster,
     assert failed.returncode == 1 and lines[-1].startswith("error: service 'broken' is not available")
     assert "  missing settings file /etc/app.toml" in lines  # its log tail, before the error
     await client.destroy_session(session.id)
+
+
+async def test_a_browser_signed_in_as_someone_else_may_not_open_an_app(
+    cluster: LiveCluster, app_image: str,
+) -> None:
+    from corral.manager.passwords import set_user_password
+
+    client = cluster.client()
+    session = await running(client, app_image)
+    await client.execute_collect(session.id, f"open('/home/work/app.py', 'w').write({APP!r})")
+    await cluster.add_user("eve")
+    await set_user_password(cluster.manager.sessionmaker, "eve", "eve-password-1")
+    await set_user_password(cluster.manager.sessionmaker, "admin", "admin-password-1")
+    base = cluster.manager.url
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as eve:
+        async with eve.post(f"{base}/api/v1/auth/login", json={"username": "eve", "password": "eve-password-1"}) as r:
+            assert r.status == 200
+        async with eve.get(await client.app_url(session.id, "web")) as refused:  # the admin's link, eve's browser
+            assert refused.status == 403 and "signed in to Corral as eve" in (await refused.json())["detail"]
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as owner:
+        async with owner.post(f"{base}/api/v1/auth/login",
+                              json={"username": "admin", "password": "admin-password-1"}) as r:
+            assert r.status == 200
+        async with owner.get(await client.app_url(session.id, "web")) as page:
+            assert page.status == 200
+        async with owner.get(f"{base}/api/v1/sessions/{session.id}/services/web/http/echo") as page:
+            cookies = (await page.json())["headers"].get("Cookie", "")
+        assert "corral_session" not in cookies and "corral_app" not in cookies  # never handed to the app
+    await client.destroy_session(session.id)
