@@ -43,4 +43,6 @@ print(f"Hello from session {os.environ['CORRAL_SESSION_NAME']} on {platform.node
 print(f"Python {sys.version.split()[0]}, {os.environ['CORRAL_CPU']} CPU, {int(os.environ['CORRAL_MEM']) >> 20} MiB")
 print("sum of squares below 10**6:", sum(i * i for i in range(10**6)))
 PYTHON
+web_ui_line=$(grep -o "web UI: .*" "$DATA_DIR/up.log" | tail -n 1 || true)
+[ -n "$web_ui_line" ] && log "$web_ui_line"
 log "done. The stack keeps running: corral session ls, corral run CODE; stop it with: kill \$(cat $DATA_DIR/up.pid)"
