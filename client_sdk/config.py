@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Mapping
 
 from corral.common.errors import ConfigError
+from corral.common.private_file import write_atomically
 
 ENV_CONFIG_PATH = "CORRAL_CONFIG"
 ENV_ENDPOINT = "CORRAL_ENDPOINT"
@@ -155,15 +156,5 @@ def write_client_config(path: Path | None, config: ClientConfig) -> Path:
             ("secret_key", config.secret_key),
         )
     )
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write("# Written by corral; the secret key grants full access to this account.\n")
-            fh.write(text)
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_atomically(target, "# Written by corral; the secret key grants full access to this account.\n" + text)
     return target

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from corral.common.errors import Conflict, InvalidRequest
+from corral.common.private_file import write_atomically
 from corral.common.ssh_keys import generate_ed25519, parse_public_key
 
 from .config import ENV_CONFIG_PATH, default_config_path
@@ -154,14 +155,14 @@ def write_known_host(files: SshFiles, session: Session) -> None:
     lines = files.known_hosts.read_text().splitlines() if files.known_hosts.exists() else []
     kept = [line for line in lines if line.split(" ", 1)[0] != alias]
     kept.append(f"{alias} {key.kind} {key.blob}")
-    _write_atomically(files.known_hosts, "\n".join(kept) + "\n", 0o600)
+    write_atomically(files.known_hosts, "\n".join(kept) + "\n", 0o600)
 
 
 def write_host_file(files: SshFiles, session: Session, proxy: str) -> Path:
     files.hosts_dir.mkdir(parents=True, exist_ok=True)
     path = files.host_file(session.name)
-    _write_atomically(path, host_block(session, files, proxy), 0o600)
-    _write_atomically(files.config, f"# Written by corral: one file per session.\nInclude {_config_quote(files.hosts_dir)}/*.conf\n", 0o600)
+    write_atomically(path, host_block(session, files, proxy), 0o600)
+    write_atomically(files.config, f"# Written by corral: one file per session.\nInclude {_config_quote(files.hosts_dir)}/*.conf\n", 0o600)
     return path
 
 
@@ -177,7 +178,7 @@ def install_include(files: SshFiles, user_config: Path | None = None) -> bool:
     target.parent.mkdir(parents=True, exist_ok=True)
     os.chmod(target.parent, 0o700)
     mode = target.stat().st_mode & 0o777 if target.exists() else 0o600
-    _write_atomically(target, f"{INCLUDE_COMMENT}\n{include}\n\n{existing}", mode)
+    write_atomically(target, f"{INCLUDE_COMMENT}\n{include}\n\n{existing}", mode)
     return True
 
 
@@ -190,15 +191,3 @@ def forget_stale_hosts(files: SshFiles, live_names: set[str]) -> list[str]:
                 path.unlink()
                 removed.append(path.stem)
     return removed
-
-
-def _write_atomically(path: Path, text: str, mode: int) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiodocker
@@ -15,18 +14,11 @@ from corral.kernels.builder import build_image, image_exists
 from corral.kernels.dockerfile_build import build_dockerfile, default_tag
 from corral.kernels.errors import ImageBuildError, InvalidRecipe
 
+from .conftest import run_in_image
+
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(900)]
 
 TAG = "corral-test/byo-dockerfile:1"
-
-
-@pytest.fixture
-async def docker(docker_url: str) -> AsyncIterator[aiodocker.Docker]:
-    client = aiodocker.Docker(url=docker_url)
-    try:
-        yield client
-    finally:
-        await client.close()
 
 
 @pytest.fixture
@@ -40,18 +32,6 @@ async def _remove(docker: aiodocker.Docker, *tags: str) -> None:
             await docker.images.delete(tag, force=True)
         except aiodocker.DockerError:
             pass
-
-
-async def _run(docker: aiodocker.Docker, image: str, command: list[str]) -> tuple[int, str]:
-    container = await docker.containers.create(
-        {"Image": image, "Cmd": command, "User": "1000:1000", "HostConfig": {"NetworkMode": "none"}}
-    )
-    try:
-        await container.start()
-        outcome = await asyncio.wait_for(container.wait(), 60)
-        return outcome["StatusCode"], "".join(await container.log(stdout=True, stderr=True))
-    finally:
-        await container.delete(force=True)
 
 
 async def test_a_dockerfile_from_the_python_image(tmp_path: Path, python_image: str, docker: aiodocker.Docker) -> None:
@@ -77,7 +57,7 @@ async def test_a_dockerfile_from_the_python_image(tmp_path: Path, python_image: 
         stages = {event.stage for event in events}
         assert {"installing", "customizing", "tagging", "done"} <= stages
         assert any("COPY hello.txt" in event.message for event in events)  # the build's own steps as progress
-        code, output = await _run(docker, TAG, ["sh", "-c", "cat /home/work/hello.txt; ls /home/work; id -u"])
+        code, output = await run_in_image(docker, TAG, ["sh", "-c", "cat /home/work/hello.txt; ls /home/work; id -u"])
         assert code == 0 and "hello from the context" in output and "secret.key" not in output, output
         # Rebuilding the same Dockerfile is quick (the engine's cache) and gives the same content.
         again = await build_dockerfile(tmp_path / "Dockerfile", tag=TAG, docker=docker)

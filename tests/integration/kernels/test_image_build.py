@@ -24,15 +24,6 @@ BASE_TAG = "corral/python:3.11-bookworm"
 
 
 @pytest.fixture
-async def docker(docker_url: str) -> AsyncIterator[aiodocker.Docker]:
-    client = aiodocker.Docker(url=docker_url)
-    try:
-        yield client
-    finally:
-        await client.close()
-
-
-@pytest.fixture
 async def base_image(docker: aiodocker.Docker) -> BuiltImage:
     return await build_image("python", docker=docker)  # builds once, then reuses
 

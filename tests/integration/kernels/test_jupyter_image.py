@@ -1,7 +1,6 @@
 """The layered ``jupyter`` recipe (base ``python`` + a pip layer), against the real Docker engine."""
 from __future__ import annotations
 
-import asyncio
 import json
 import shutil
 import tempfile
@@ -18,6 +17,8 @@ from corral.kernels.errors import ImageBuildError
 from corral.kernels.recipe import RECIPES_DIR, load_recipe
 from corral.kernels.services import http_base_path, parse_services
 
+from .conftest import run_in_image
+
 # A cold build bootstraps the base too (minutes); the suite's default timeout is 300 s.
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -25,32 +26,8 @@ TAG = "corral/jupyter:4-py3.11"
 
 
 @pytest.fixture
-async def docker(docker_url: str) -> AsyncIterator[aiodocker.Docker]:
-    client = aiodocker.Docker(url=docker_url)
-    try:
-        yield client
-    finally:
-        await client.close()
-
-
-@pytest.fixture
 async def jupyter_image(docker: aiodocker.Docker) -> BuiltImage:
     return await build_image("jupyter", docker=docker)  # builds once (and the base if needed), then reuses
-
-
-async def run_in_image(
-    docker: aiodocker.Docker, image: str, command: list[str], *, timeout: float = 120
-) -> tuple[int, str]:
-    """Runs ``command`` as the session user with no network; returns the exit code and the output."""
-    container = await docker.containers.create(
-        {"Image": image, "Cmd": command, "User": "1000:1000", "HostConfig": {"NetworkMode": "none"}}
-    )
-    try:
-        await container.start()
-        outcome = await asyncio.wait_for(container.wait(), timeout)
-        return outcome["StatusCode"], "".join(await container.log(stdout=True, stderr=True))
-    finally:
-        await container.delete(force=True)
 
 
 async def test_the_image_config_and_labels(jupyter_image: BuiltImage, docker: aiodocker.Docker) -> None:

@@ -1,12 +1,10 @@
 """The ``pytorch-2.13`` recipe (python image + a pip layer; CPU build on a host without a GPU), for real."""
 from __future__ import annotations
 
-import asyncio
 import io
 import shutil
 import tempfile
 import zipfile
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiodocker
@@ -15,38 +13,15 @@ import pytest
 from corral.kernels.builder import BuiltImage, build_image, image_exists
 from corral.kernels.variants import detect_accelerator
 
+from .conftest import run_in_image
+
 # A cold build bootstraps the python image too; torch's CPU wheel alone is ~190 MB.
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(1200)]
 
 
 @pytest.fixture
-async def docker(docker_url: str) -> AsyncIterator[aiodocker.Docker]:
-    client = aiodocker.Docker(url=docker_url)
-    try:
-        yield client
-    finally:
-        await client.close()
-
-
-@pytest.fixture
 async def pytorch_image(docker: aiodocker.Docker) -> BuiltImage:
     return await build_image("pytorch-2.13", docker=docker)  # builds once (and the base if needed), then reuses
-
-
-async def run_in_image(
-    docker: aiodocker.Docker, image: str, command: list[str], *, binds: list[str] | None = None, timeout: float = 180
-) -> tuple[int, str]:
-    """Runs ``command`` as uid 1000 with no network; the exit code and the output."""
-    container = await docker.containers.create({
-        "Image": image, "Cmd": command, "User": "1000:1000",
-        "HostConfig": {"NetworkMode": "none", "Binds": binds or []},
-    })
-    try:
-        await container.start()
-        outcome = await asyncio.wait_for(container.wait(), timeout)
-        return outcome["StatusCode"], "".join(await container.log(stdout=True, stderr=True))
-    finally:
-        await container.delete(force=True)
 
 
 async def test_the_variant_tags_and_content_labels(pytorch_image: BuiltImage, docker: aiodocker.Docker) -> None:
