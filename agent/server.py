@@ -1,6 +1,7 @@
 """A running agent: container backend, kernel manager, RPC server, manager link."""
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import socket
@@ -22,6 +23,7 @@ from .gpu_enforcement import GpuEnforcer, MpsDaemons, mps_root
 from .kernels import KernelManager
 from .manager_link import ManagerLink
 from .resources import detect_capacity
+from .service_rpc import open_service_connection
 from .rpc import create_rpc_app
 
 log = logging.getLogger(__name__)
@@ -48,6 +50,13 @@ class AgentServer:
     @property
     def address(self) -> str:
         return self.config.rpc.advertised_address or f"http://{self.config.rpc.host}:{self.port}"
+
+    async def open_service_connection(
+        self, kernel_id: str, name: str
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """A TCP connection to a running kernel's service, for a manager in this same process (the embedded
+        stack), which then relays its tunnels without this agent's websocket hop."""
+        return await open_service_connection(self.kernels, kernel_id, name)
 
     def _make_backend(self) -> ContainerBackend:
         if self.config.backend == "docker":

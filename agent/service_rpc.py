@@ -16,6 +16,7 @@ from yarl import URL
 from pydantic import BaseModel, ConfigDict, Field
 
 from corral.common import http_proxy
+from corral.common.tcp_ws_relay import relay_tcp
 from corral.common.cluster_secret import check_bearer
 from corral.common.errors import SessionServiceFailed
 from corral.common.request_body import parse_body
@@ -26,7 +27,6 @@ from corral.kernels.runner_services import FD_SOCKET_NAME
 from . import runner_client
 from .runner_client import UnknownService
 from .kernels import KernelManager
-from .service_tunnel import relay_tcp
 
 log = logging.getLogger(__name__)
 
@@ -118,14 +118,7 @@ def _failed(name: str, info: dict[str, object]) -> SessionServiceFailed:
 
 async def service_tcp(request: web.Request) -> web.StreamResponse:
     kernels = _kernels(request)
-    kernel_id, name = request.match_info["kernel_id"], request.match_info["name"]
-    fd_socket = kernels.runner_socket(kernel_id).parent / FD_SOCKET_NAME
-    connection, answer = await runner_client.connect_service(fd_socket, name, READY_WAIT_S)
-    if connection is None:
-        if "service" not in answer:
-            raise UnknownService(str(answer.get("error") or f"no service named {name!r}"))
-        raise _failed(name, {**answer["service"], "error": answer.get("error") or answer["service"].get("error")})
-    reader, writer = await asyncio.open_connection(sock=connection, limit=STREAM_LIMIT)
+    reader, writer = await open_service_connection(kernels, request.match_info["kernel_id"], request.match_info["name"])
     socket = web.WebSocketResponse(heartbeat=TUNNEL_HEARTBEAT_S, max_msg_size=0, compress=False)
     try:
         await socket.prepare(request)
@@ -134,6 +127,19 @@ async def service_tcp(request: web.Request) -> web.StreamResponse:
         raise
     await relay_tcp(socket, reader, writer)
     return socket
+
+
+async def open_service_connection(
+    kernels: KernelManager, kernel_id: str, name: str
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A TCP connection to the kernel's (ready) service, made by its runner in the container and handed over."""
+    fd_socket = kernels.runner_socket(kernel_id).parent / FD_SOCKET_NAME
+    connection, answer = await runner_client.connect_service(fd_socket, name, READY_WAIT_S)
+    if connection is None:
+        if "service" not in answer:
+            raise UnknownService(str(answer.get("error") or f"no service named {name!r}"))
+        raise _failed(name, {**answer["service"], "error": answer.get("error") or answer["service"].get("error")})
+    return await asyncio.open_connection(sock=connection, limit=STREAM_LIMIT)
 
 
 async def service_http(request: web.Request) -> web.StreamResponse:

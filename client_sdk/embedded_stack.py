@@ -167,6 +167,8 @@ class EmbeddedStack:
         self.agent = AgentServer(self.agent_config(self.manager.url))
         self._servers.append(self.agent)
         await self.agent.start()
+        # Same process: tunnels to its sessions' services skip the manager → agent websocket.
+        self.manager.local_agents.register(self.agent.address, self.agent.open_service_connection)
         await self.agent.link.heartbeat_now()  # registered before we say "ready"
         if self.write_client_config:
             self._write_client_config()
@@ -210,6 +212,8 @@ class EmbeddedStack:
         error, which stays the one reported; otherwise the first is raised.
         """
         first: Exception | None = None
+        if getattr(self, "manager", None) is not None and getattr(self, "agent", None) is not None:
+            self.manager.local_agents.forget(self.agent.address)
         while self._servers:
             server = self._servers.pop()
             try:

@@ -24,6 +24,7 @@ from .config import ManagerConfig
 from .db.engine import create_engine, make_sessionmaker
 from .db.migrate import upgrade_to_head
 from .events import EventHub
+from .local_agents import LocalAgents
 from .leader import EtcdLeaderElection, LeaderElection, SingleManager
 from .lifecycle.kernel_events import KernelEvents
 from .lifecycle.recovery import Recovery
@@ -93,6 +94,7 @@ class ManagerServer:
         # What `stop` undoes, newest first; filled in as `start` gets further, so a partial start stops cleanly.
         self._cleanups: list[tuple[str, Callable[[], Awaitable[Any]]]] = []
         self._serving = False
+        self.local_agents = LocalAgents()  # agents in this process (the embedded stack) register here
 
     @property
     def url(self) -> str:
@@ -160,6 +162,7 @@ class ManagerServer:
                 ssh_keys=SshKeyService(sessionmaker, agent_client),
                 app_auth=AppAuth(config.agents.cluster_secret, nonces),
                 access=AccessRecorder(sessionmaker),
+                local_agents=self.local_agents,
                 web_sessions=web_sessions,
             )
         )

@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ..agent_client import AgentClient
 from ..app_auth import AppAuth
+from ..local_agents import LocalAgents
 from ..session_access import AccessRecorder
 from ..ssh_keys import SshKeyService
 from ..agent_registry import AgentRegistry
@@ -38,6 +39,7 @@ class ApiServices:
     ssh_keys: SshKeyService
     app_auth: AppAuth
     access: AccessRecorder
+    local_agents: LocalAgents
     web_sessions: WebSessionService
 
 

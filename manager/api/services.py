@@ -17,6 +17,7 @@ from corral.common.errors import (
 )
 from corral.common.session_status import SessionStatus
 from corral.common.signing import SCHEME
+from corral.common.tcp_ws_relay import relay_tcp
 from corral.common.ws_pipe import pipe
 from corral.kernels import services as service_defs
 
@@ -108,6 +109,17 @@ async def service_tcp(request: web.Request) -> web.StreamResponse:
     socket = web.WebSocketResponse(heartbeat=TUNNEL_HEARTBEAT_S, max_msg_size=0, compress=False)
     if not socket.can_prepare(request).ok:
         raise InvalidRequest("this endpoint speaks websocket: send an Upgrade request")
+    connect_locally = ctx.local_agents.connector(address)
+    if connect_locally is not None:  # the agent runs in this process: relay to the service ourselves
+        reader, writer = await connect_locally(kernel_id, name)
+        try:
+            await socket.prepare(request)
+        except BaseException:
+            writer.close()
+            raise
+        await ctx.access.opened(sess.id, user_of(request).user_id, TCP, name)
+        await relay_tcp(socket, reader, writer)
+        return socket
     upstream = await ctx.agent_client.open_service_tcp(address, kernel_id, name)
     try:
         await socket.prepare(request)

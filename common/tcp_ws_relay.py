@@ -1,5 +1,6 @@
-"""A websocket carrying a TCP byte stream: binary messages ↔ a TCP connection to the session's service
-(made inside the container by its runner and handed to the agent as a descriptor).
+"""A websocket carrying a TCP byte stream: binary messages ↔ a TCP connection to a session's service (made
+inside the container by its runner and handed over as a descriptor). The agent relays its tunnels with it;
+a manager whose agent runs in its own process (the embedded stack) relays with it directly.
 
 Each direction waits for its target to take the bytes (the websocket's send, the socket's drain),
 so a slow client slows the service down instead of filling the agent's memory."""
