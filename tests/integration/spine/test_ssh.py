@@ -123,6 +123,11 @@ async def test_openssh_through_ssh_config(cluster: LiveCluster, tmp_path: Path) 
     unknown = await box.ssh("corral-nb", "true", options=("-o", f"UserKnownHostsFile={empty}"))
     assert unknown.returncode == 255 and b"verification failed" in unknown.stderr
 
+    # `corral vscode` without VSCode installed: the link to open (the entry is installed already).
+    vscode = await box.corral("vscode", "nb")
+    assert vscode.returncode == 0, vscode.stderr.decode()
+    assert vscode.stdout.decode().strip() == "vscode://vscode-remote/ssh-remote+corral-nb/home/work"
+
     # `corral ssh` runs the same client; killing tunnels never touched the session.
     direct = await box.corral("ssh", "nb", "--", "echo", "via corral ssh")
     assert direct.returncode == 0 and direct.stdout.decode().strip() == "via corral ssh", direct.stderr.decode()
