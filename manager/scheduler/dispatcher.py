@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from corral.common.session_status import SessionStatus
 from corral.common.slots import ResourceSlot, format_size
 
+from ..db.models import Session
 from ..events import EventHub
 from ..leader import LeaderElection
 from ..lifecycle.moves import set_reason
@@ -24,7 +26,7 @@ from .bind import Binder
 from .cooldown import AgentCooldown
 from .fencing import LeaderFence, LostLeadership
 from .filter import Candidate
-from .node_view import load_node_views
+from .node_view import NodeView, load_node_views
 from .registry import SchedulerStages
 from .reserve import reserve
 from .wakeup import SchedulerWakeup
@@ -32,6 +34,7 @@ from .wakeup import SchedulerWakeup
 log = logging.getLogger(__name__)
 
 BATCH = 200
+MAX_CONSIDERED = 5000  # sessions one pass looks at, at most, when the first pages do not fit
 
 
 class Scheduler:
@@ -95,12 +98,18 @@ class Scheduler:
         return self._epoch
 
     async def run_pass(self) -> int:
-        """Place as many pending sessions as fit; returns how many were placed."""
+        """Place as many pending sessions as fit; returns how many were placed. The queue is read a page
+        (``BATCH``) at a time, the next page only while this pass could place nothing of the last one, up
+        to ``MAX_CONSIDERED`` sessions, so sessions that do not fit never hide the ones behind them."""
         async with self._sessionmaker() as db:
-            pending = await self._stages.queue.pending(db, BATCH)
+            pending = list(await self._stages.queue.pending(db, BATCH))
             if not pending:
                 return 0
             nodes = [n for n in await load_node_views(db) if not self._cooldown.cooling(n.agent_id)]
+            page = pending
+            while len(page) == BATCH and len(pending) < MAX_CONSIDERED and not self._any_fits(nodes, page):
+                page = list(await self._stages.queue.pending(db, BATCH, after=page[-1]))
+                pending.extend(page)
         epoch = await self.epoch()
         choices: list[tuple[str, Candidate]] = []
         waiting: dict[str, str] = {}
@@ -138,6 +147,14 @@ class Scheduler:
                     await set_reason(db, session_id, reason, while_in={SessionStatus.PENDING})
                 await db.commit()
         return len(placed)
+
+    def _any_fits(self, nodes: Sequence[NodeView], page: Sequence[Session]) -> bool:
+        """Whether some session of ``page`` fits some node as the nodes are now (a look ahead: the pass
+        itself decides what is placed)."""
+        return any(
+            self._stages.filter.feasible(nodes, ResourceSlot.from_json(sess.requested_slots), sess.resource_group)
+            for sess in page
+        )
 
 
 def _describe(request: ResourceSlot) -> str:

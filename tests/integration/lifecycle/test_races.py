@@ -26,8 +26,8 @@ class QueueThen:
 
     hook: Callable[[], Awaitable[None]]
 
-    async def pending(self, db: AsyncSession, limit: int) -> Sequence[Session]:
-        rows = await FifoQueue().pending(db, limit)
+    async def pending(self, db: AsyncSession, limit: int, after: Session | None = None) -> Sequence[Session]:
+        rows = await FifoQueue().pending(db, limit, after)
         await self.hook()
         return rows
 
