@@ -27,6 +27,9 @@ DEFAULT_CPU = "1"
 DEFAULT_MEM = "1g"
 
 
+# Names a session may not take: GET /api/v1/sessions/<name> is another route.
+RESERVED_NAMES = frozenset({"events"})
+
 class ResourceRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -83,6 +86,8 @@ class CreateSessionRequest(BaseModel):
     def _name(cls, value: str | None) -> str | None:
         if value is not None and not NAME_RE.match(value):
             raise ValueError("must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit")
+        if value in RESERVED_NAMES:
+            raise ValueError(f"{value!r} is reserved (GET /api/v1/sessions/{value} is the list's event stream)")
         return value
 
     @field_validator("image")

@@ -16,6 +16,8 @@ from . import auth as web_auth
 from corral.common.api_models.users import WebSignIn
 from corral.common.http_problems import make_problem_middleware
 from .routes import Handler, Route, build_openapi
+from . import storage_relay
+from .storage_relay import add_storage_relay_routes
 from .webui import add_webui_routes
 
 API = "/api/v1"
@@ -159,6 +161,16 @@ PUBLIC_ROUTES: list[Route] = [
                  ("all_users", "1 to list every user's sessions (admin only)"),
                  ("limit", "page size, 1-1000"), ("cursor", "next_cursor of the previous page")),
           responses={200: "OK", 400: "Invalid request", 403: "all_users without the admin role"}),
+    # Before {ref}: aiohttp would otherwise take "events" for a session's name.
+    Route("GET", f"{API}/sessions/events", sessions.sessions_events,
+          "Status changes of the caller's sessions as server-sent events, from the moment of connecting",
+          response_type="text/event-stream", response=api.StatusChange,
+          query=(("all_users", "1 to follow every user's sessions (admin only)"),),
+          responses={200: "Event stream, open until the client hangs up: first a `: subscribed` comment, then "
+                          "`event: status` (with `id:`, the status history row) for each status change, data "
+                          "{session_id, status, reason, at}; `: keepalive` comments when quiet. Send "
+                          "Last-Event-ID to resume after a reconnect",
+                     403: "all_users without the admin role"}),
     Route("GET", f"{API}/sessions/{{ref}}", sessions.get_session, "Session details with status history",
           response=api.Session,
           responses={200: "OK", 404: "No such session"}),
@@ -208,6 +220,14 @@ PUBLIC_ROUTES: list[Route] = [
           responses={201: "Created; the only time the secret key is shown",
                                                    400: "Invalid request (e.g. a password breaking the rules)",
                                                    403: "Not an admin", 409: "Username taken"}),
+    Route("GET", f"{API}/storage-proxies/{{proxy}}/client/v1/{{tail}}", storage_relay.relay_client_api,
+          "The web UI's path to a storage proxy's file API (any method, streamed; the proxy's own answers). "
+          "Needs the web sign-in cookie (and X-CSRF-Token on writes) besides the vfolder token",
+          signed=False, any_method=True, tag="vfolders",
+          router_path=f"{API}/storage-proxies/{{proxy}}/client/v1/{{tail:.*}}",
+          responses={200: "The storage proxy's answer (any status it gives)", 401: "Not signed in",
+                     403: "Missing or wrong CSRF token", 404: "No such storage proxy",
+                     503: "The storage proxy is unreachable"}),
     Route("GET", f"{API}/ssh-keys", ssh_keys.list_ssh_keys, "The caller's SSH public keys", tag="users",
           response=api.SshKeyList),
     Route("POST", f"{API}/ssh-keys", ssh_keys.add_ssh_key,
@@ -259,5 +279,6 @@ def create_app(services: ApiServices) -> web.Application:
     app.router.add_get(f"{API}/openapi.json", openapi_document)
     app.router.add_post("/internal/v1/agents/heartbeat", internal.agent_heartbeat)
     app.router.add_post("/internal/v1/kernel-events", internal.kernel_events)
+    add_storage_relay_routes(app)  # the web UI's path to the storage proxies' file API
     add_webui_routes(app)  # last: its catch-all GET must not shadow an API route
     return app

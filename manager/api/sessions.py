@@ -7,15 +7,15 @@ from typing import Any
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from corral.common import api_models as api
 from corral.common.api_models.sessions import Interrupted
-from corral.common.errors import Conflict, InvalidRequest
+from corral.common.errors import Conflict, InvalidRequest, PermissionDenied
 from corral.common.ndjson_response import stream_ndjson
 
-from ..db.models import Agent, Kernel, SessionStatusChange
-from ..events import SessionProgressEvent
+from ..db.models import Agent, Kernel, Session, SessionStatusChange
+from ..events import SessionProgressEvent, SessionStatusEvent
 from ..session_requests import CreateSessionRequest
 from ..session_service import SessionService
 from ..session_views import status_change_view
@@ -26,6 +26,7 @@ from corral.common.request_body import parse_body
 
 SSE_KEEPALIVE_S = 15.0
 SSE_POLL_S = 1.0
+LIST_SSE_BATCH = 500  # status changes read per query by the list-level stream
 LOGS_FOLLOW_CHECK_S = 5.0  # how often a silent `logs?follow=1` checks that its follower is still there
 
 
@@ -227,3 +228,80 @@ async def _wait_for_session(queue: asyncio.Queue[Any], session_id: str, timeout:
         while (event := await queue.get()).session_id != session_id:
             pass
         return event
+
+
+async def sessions_events(request: web.Request) -> web.StreamResponse:
+    """Server-sent events: every status change of the caller's sessions (every user's with
+    ``all_users=1``, admins only) from now on, until the client hangs up.
+
+    The hub wakes the stream at once when this manager records a change; the status history
+    table is also read every SSE_POLL_S, so changes recorded by other managers arrive too.
+    Each event carries the history row's ``id:``, so a reconnecting EventSource (Last-Event-ID)
+    resumes where it left off.
+    """
+    user = user_of(request)
+    all_users = request.query.get("all_users", "0").lower() in ("1", "true", "yes")
+    if all_users and not user.is_admin:
+        raise PermissionDenied("only admins can follow other users' sessions (all_users)")
+    owner_id = None if all_users else user.user_id
+    ctx = ctx_of(request)
+    last_event = request.headers.get("Last-Event-ID", "").strip()
+    with ctx.hub.subscribe() as subscription:  # before reading where "now" is, so nothing falls in between
+        if last_event.isdigit():
+            last_id = int(last_event)
+        else:
+            async with ctx.sessionmaker() as db:
+                last_id = await db.scalar(select(func.max(SessionStatusChange.id))) or 0
+        response = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        )
+        await response.prepare(request)
+        try:
+            await response.write(b": subscribed\n\n")  # a comment: the stream is live from here on
+            await _stream_list_changes(ctx, owner_id, last_id, subscription.queue, response)
+        except ConnectionResetError:
+            pass  # the client hung up
+    return response
+
+
+async def _stream_list_changes(
+    ctx: Any, owner_id: str | None, last_id: int, queue: asyncio.Queue[Any], response: web.StreamResponse
+) -> None:
+    idle = 0.0
+    while True:
+        query = select(SessionStatusChange).where(SessionStatusChange.id > last_id)
+        if owner_id is not None:
+            query = query.join(Session, Session.id == SessionStatusChange.session_id).where(
+                Session.owner_id == owner_id
+            )
+        async with ctx.sessionmaker() as db:
+            changes = (await db.scalars(query.order_by(SessionStatusChange.id).limit(LIST_SSE_BATCH))).all()
+        if changes:
+            chunk = "".join(
+                f"id: {change.id}\nevent: status\ndata: {json.dumps(status_change_view(change))}\n\n"
+                for change in changes
+            )
+            last_id = changes[-1].id
+            await response.write(chunk.encode())
+            idle = 0.0
+            if len(changes) == LIST_SSE_BATCH:
+                continue  # more to read at once
+        try:
+            await _wait_for_status_of(queue, owner_id, SSE_POLL_S)
+        except TimeoutError:
+            idle += SSE_POLL_S
+            if idle >= SSE_KEEPALIVE_S:
+                await response.write(b": keepalive\n\n")
+                idle = 0.0
+
+
+async def _wait_for_status_of(queue: asyncio.Queue[Any], owner_id: str | None, timeout: float) -> None:
+    """Until the hub reports a status change of ``owner_id``'s sessions (anyone's with None); then the
+    events already queued are dropped too, since one read of the table picks them all up."""
+    async with asyncio.timeout(timeout):
+        while True:
+            event = await queue.get()
+            if isinstance(event, SessionStatusEvent) and (owner_id is None or event.owner_id == owner_id):
+                break
+    while not queue.empty():
+        queue.get_nowait()

@@ -95,5 +95,4 @@ def add_storage_relay_routes(app: web.Application) -> None:
         yield
         await app[CLIENT_KEY].close()
 
-    app.cleanup_ctx.append(client_session)
-    app.router.add_route("*", PREFIX + "/{proxy}/client/v1/{tail:.*}", relay_client_api)
+    app.cleanup_ctx.append(client_session)  # the route itself is in the Route table (manager/api/app.py)

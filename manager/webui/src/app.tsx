@@ -3,10 +3,13 @@ import { ApiError, auth, setCsrfToken, setUnauthorizedHandler, type AuthSession 
 import { Link, Loading, ProblemView } from "./components/common";
 import { AdminPage } from "./pages/Admin";
 import { LaunchPage } from "./pages/Launch";
+import { ProjectsPage } from "./pages/Projects";
+import { UsersPage } from "./pages/Users";
 import { SessionPage } from "./pages/SessionPage";
 import { SessionsPage } from "./pages/Sessions";
 import { SignIn } from "./pages/SignIn";
-import { VfoldersPage } from "./pages/Vfolders";
+import { VfolderListPage } from "./vfolders/VfolderList";
+import { VfolderPage } from "./vfolders/VfolderPage";
 import { match, navigate, useLocation } from "./router";
 
 function NotFound() {
@@ -35,7 +38,20 @@ function Page({ path, isAdmin }: { path: string; isAdmin: boolean }) {
       </main>
     );
   }
-  if (path === "/vfolders") return <VfoldersPage />;
+  if (path === "/admin/users" || path === "/admin/projects") {
+    if (!isAdmin) {
+      return (
+        <main id="main">
+          <h1>Admins only</h1>
+          <p>Only admins manage users and projects.</p>
+        </main>
+      );
+    }
+    return path === "/admin/users" ? <UsersPage /> : <ProjectsPage />;
+  }
+  if (path === "/vfolders") return <VfolderListPage />;
+  const vfolder = match("/vfolders/:ref", path);
+  if (vfolder) return <VfolderPage key={vfolder.ref} vfolderRef={vfolder.ref} />;
   return <NotFound />;
 }
 
@@ -45,9 +61,12 @@ export function Nav({ path, session, onSignOut }: { path: string; session: AuthS
     ["/launch", "Launch"],
     ["/vfolders", "Vfolders"],
   ];
-  if (session.user.role === "admin") items.push(["/admin", "Agents"]);
+  if (session.user.role === "admin") {
+    items.push(["/admin", "Agents"], ["/admin/users", "Users"], ["/admin/projects", "Projects"]);
+  }
   const current = (href: string) =>
-    href === "/" ? path === "/" || path.startsWith("/sessions") : path.startsWith(href);
+    href === "/" ? path === "/" || path.startsWith("/sessions")
+      : href === "/admin" ? path === "/admin" || path === "/admin/agents" : path.startsWith(href);
   return (
     <header class="topbar">
       <a class="skip" href="#main">

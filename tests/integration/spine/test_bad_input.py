@@ -109,7 +109,7 @@ async def test_openapi_document_matches_the_routes(cluster: LiveCluster) -> None
     documented = {(m.upper(), p) for p, ops in document["paths"].items() for m in ops}
     app = cluster.manager.app
     served = {
-        (method, r.resource.canonical.replace("{path:.*}", "{path}"))
+        (method, r.resource.canonical.replace("{path:.*}", "{path}").replace("{tail:.*}", "{tail}"))
         for r in app.router.routes()
         if r.resource is not None and r.resource.canonical.startswith("/api/v1") and r.method != "HEAD"
         and r.resource.canonical != "/api/v1/openapi.json"

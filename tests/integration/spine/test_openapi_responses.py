@@ -9,6 +9,7 @@ fails. At the end every success status the document lists has been seen.
 """
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 from pathlib import Path
@@ -161,7 +162,31 @@ async def _until(api: DocumentedApi, ref: str, statuses: set[str]) -> dict[str, 
     return await wait_for(reached, timeout=30)
 
 
+async def _list_events(api: DocumentedApi, bob: Keys) -> None:
+    """The list-level stream never ends by itself: read it until one status event, then hang up."""
+    template = "/api/v1/sessions/events"
+    headers = sign_request(*api.admin, "GET", template, b"")
+    async with asyncio.timeout(20):
+        async with api.http.get(api.base + template, headers=headers) as response:
+            assert response.status == 200, await response.text()
+            assert (await response.content.readline()).startswith(b": subscribed")
+            await response.content.readline()
+            # Subscribed: a change now must come through (PENDING: no agent in that resource group).
+            made = await api.call("POST", "/api/v1/sessions", status=201, body={"resource_group": "nowhere"})
+            text = ""
+            while "data: " not in text or not text.endswith("\n\n"):
+                text += (await response.content.readline()).decode()
+            media_type = response.content_type
+    api.seen.add(("GET", template, 200))
+    events = api._check("GET", template, 200, media_type, text, f"GET {template} -> 200")
+    assert events == [("status", {"session_id": made["id"], "status": "PENDING", "reason": events[0][1]["reason"],
+                                  "at": events[0][1]["at"]})]
+    await api.call("DELETE", S, status=200, ref=made["id"])
+    await api.call("GET", template, status=403, query={"all_users": "1"}, keys=bob)
+
+
 async def _sessions(api: DocumentedApi, bob: Keys) -> None:
+    await _list_events(api, bob)
     created = await api.call("POST", "/api/v1/sessions", status=201, body={
         "name": "documented", "env": {"A": "1"}, "resources": {"cpu": "1", "mem": "64m", "cuda.shares": "0.5"},
     })
@@ -239,7 +264,9 @@ async def _projects(api: DocumentedApi, bob: Keys) -> None:
 # the app proxy's answers are the app's own.
 SVC = "/api/v1/sessions/{ref}/services"
 APP = "/api/v1/sessions/{session_id}/services/{name}/http/{path}"
+RELAY = "/api/v1/storage-proxies/{proxy}/client/v1/{tail}"  # the storage proxy's own answers: test_storage_relay.py
 NEED_A_RUNNER = {
+    *((method, RELAY, 200) for method in ("GET", "POST", "PUT", "PATCH", "DELETE")),
     ("GET", SVC, 200), ("POST", f"{SVC}/{{name}}/start", 200), ("POST", f"{SVC}/{{name}}/app-token", 200),
     *((method, APP, code) for method in ("GET", "POST", "PUT", "PATCH", "DELETE") for code in (200, 303)),
 }

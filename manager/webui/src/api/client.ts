@@ -52,6 +52,8 @@ let csrfToken = "";
 export function setCsrfToken(token: string): void {
   csrfToken = token;
 }
+/** The CSRF token, for requests made outside `request` (the vfolder file relay, tus uploads). */
+export const getCsrfToken = (): string => csrfToken;
 
 /** Called on any 401 from the API (the session cookie expired or was revoked). */
 let onUnauthorized: () => void = () => {};
@@ -121,8 +123,8 @@ export const auth = {
 };
 
 // --- sessions ----------------------------------------------------------------
-export const listSessions = (all = false) =>
-  get("/api/v1/sessions", {}, { all: all ? "1" : undefined, limit: "200" });
+export const listSessions = (all = false, cursor?: string, limit = 200) =>
+  get("/api/v1/sessions", {}, { all: all ? "1" : undefined, limit: String(limit), cursor });
 export const getSession = (ref: string) => get("/api/v1/sessions/{ref}", { ref });
 // Fields with a server-side default may be left out (the generated type marks them required).
 export const createSession = (body: Partial<BodyOf<"/api/v1/sessions", "post">>) =>
@@ -151,3 +153,45 @@ export function terminalUrl(ref: string, rows: number, cols: number, attach?: st
 export const listAgents = () => get("/api/v1/agents");
 export const listImages = () => get("/api/v1/images");
 export const listVfolders = () => get("/api/v1/vfolders");
+
+// --- live session list (server-sent events) ------------------------------------
+export const sessionsEventsUrl = (allUsers = false) =>
+  ("/api/v1/sessions/events" satisfies keyof paths) + (allUsers ? "?all_users=1" : "");
+
+// --- users and projects (admin pages) -------------------------------------------
+export type User = Schemas["User"];
+export type NewUser = Schemas["NewUser"];
+export type Project = Schemas["Project"];
+export type ProjectMember = Schemas["ProjectMember"];
+export type MemberRole = ProjectMember["role"];
+
+export const listUsers = () => get("/api/v1/users");
+export const createUser = (body: { username: string; password?: string | null; role?: "user" | "admin" }) =>
+  request<JsonOf<"/api/v1/users", "post">>("POST", "/api/v1/users", { body });
+export const setUserPassword = (username: string, password: string) =>
+  request<void>("PUT", fillPath("/api/v1/users/{username}/password" satisfies keyof paths, { username }), {
+    body: { password },
+  });
+export const setUserActive = (username: string, isActive: boolean) =>
+  request<JsonOf<"/api/v1/users/{username}", "patch">>("PATCH", fillPath("/api/v1/users/{username}", { username }), {
+    body: { is_active: isActive },
+  });
+
+export const listProjects = () => get("/api/v1/projects");
+export const getProject = (name: string) => get("/api/v1/projects/{name}", { name });
+export const createProject = (body: { name: string; description?: string }) =>
+  request<JsonOf<"/api/v1/projects", "post">>("POST", "/api/v1/projects", { body });
+export const addProjectMember = (name: string, username: string, role: MemberRole) =>
+  request<JsonOf<"/api/v1/projects/{name}/members", "post">>(
+    "POST",
+    fillPath("/api/v1/projects/{name}/members", { name }),
+    { body: { username, role } },
+  );
+export const setMemberRole = (name: string, username: string, role: MemberRole) =>
+  request<JsonOf<"/api/v1/projects/{name}/members/{username}", "patch">>(
+    "PATCH",
+    fillPath("/api/v1/projects/{name}/members/{username}", { name, username }),
+    { body: { role } },
+  );
+export const removeProjectMember = (name: string, username: string) =>
+  request<Project | undefined>("DELETE", fillPath("/api/v1/projects/{name}/members/{username}", { name, username }));

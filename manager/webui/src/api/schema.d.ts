@@ -194,6 +194,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/sessions/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Status changes of the caller's sessions as server-sent events, from the moment of connecting */
+        get: operations["sessions_events"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/sessions/{ref}": {
         parameters: {
             query?: never;
@@ -421,6 +438,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/storage-proxies/{proxy}/client/v1/{tail}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The web UI's path to a storage proxy's file API (any method, streamed; the proxy's own answers). Needs the web sign-in cookie (and X-CSRF-Token on writes) besides the vfolder token */
+        get: operations["relay_client_api_get"];
+        /** The web UI's path to a storage proxy's file API (any method, streamed; the proxy's own answers). Needs the web sign-in cookie (and X-CSRF-Token on writes) besides the vfolder token */
+        put: operations["relay_client_api_put"];
+        /** The web UI's path to a storage proxy's file API (any method, streamed; the proxy's own answers). Needs the web sign-in cookie (and X-CSRF-Token on writes) besides the vfolder token */
+        post: operations["relay_client_api_post"];
+        /** The web UI's path to a storage proxy's file API (any method, streamed; the proxy's own answers). Needs the web sign-in cookie (and X-CSRF-Token on writes) besides the vfolder token */
+        delete: operations["relay_client_api_delete"];
+        options?: never;
+        head?: never;
+        /** The web UI's path to a storage proxy's file API (any method, streamed; the proxy's own answers). Needs the web sign-in cookie (and X-CSRF-Token on writes) besides the vfolder token */
+        patch: operations["relay_client_api_patch"];
+        trace?: never;
+    };
     "/api/v1/storage/hosts": {
         parameters: {
             query?: never;
@@ -448,7 +486,7 @@ export interface paths {
         /** List users (admin) */
         get: operations["list_users"];
         put?: never;
-        /** Create a user with a keypair (admin) */
+        /** Create a user with a keypair, and with `password` a web UI sign-in (admin) */
         post: operations["create_user"];
         delete?: never;
         options?: never;
@@ -2290,6 +2328,56 @@ export interface operations {
             };
         };
     };
+    sessions_events: {
+        parameters: {
+            query?: {
+                /** @description 1 to follow every user's sessions (admin only) */
+                all_users?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Event stream, open until the client hangs up: first a `: subscribed` comment, then `event: status` (with `id:`, the status history row) for each status change, data {session_id, status, reason, at}; `: keepalive` comments when quiet. Send Last-Event-ID to resume after a reconnect */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": string;
+                };
+            };
+            /** @description Invalid request body or query parameter */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, forged or expired signature */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description all_users without the admin role */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     get_session: {
         parameters: {
             query?: never;
@@ -3422,6 +3510,291 @@ export interface operations {
             };
             /** @description No such key */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    relay_client_api_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                proxy: string;
+                tail: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The storage proxy's answer (any status it gives) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not signed in */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or wrong CSRF token */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such storage proxy */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The storage proxy is unreachable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    relay_client_api_put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                proxy: string;
+                tail: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The storage proxy's answer (any status it gives) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not signed in */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or wrong CSRF token */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such storage proxy */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The storage proxy is unreachable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    relay_client_api_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                proxy: string;
+                tail: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The storage proxy's answer (any status it gives) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not signed in */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or wrong CSRF token */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such storage proxy */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The storage proxy is unreachable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    relay_client_api_delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                proxy: string;
+                tail: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The storage proxy's answer (any status it gives) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not signed in */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or wrong CSRF token */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such storage proxy */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The storage proxy is unreachable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    relay_client_api_patch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                proxy: string;
+                tail: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The storage proxy's answer (any status it gives) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not signed in */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or wrong CSRF token */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such storage proxy */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The storage proxy is unreachable */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
