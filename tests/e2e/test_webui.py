@@ -14,12 +14,12 @@ import pytest
 
 from tests.integration.spine.cluster import BASE_IMAGE, LiveCluster
 
+from .browser_pages import new_page, sign_in
 from .conftest import ADMIN_PASSWORD, REPO
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.docker]
 
 TOPOLOGY = str(REPO / "configs" / "gpus" / "dgx-a100.toml")
-DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 RUNNING_TIMEOUT_MS = 120_000
 
@@ -36,28 +36,6 @@ async def ui(browser_ready: None, base_image: str, tmp_path: Path) -> AsyncItera
         yield cluster
     finally:
         await cluster.stop()
-
-
-async def new_page(browser: Any, viewport: dict[str, int] = DESKTOP) -> Any:
-    context = await browser.new_context(viewport=viewport)
-    page = await context.new_page()
-    page.set_default_timeout(20_000)
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    # A Content-Security-Policy violation (something the UI needs but the manager's CSP forbids).
-    page.on("console", lambda msg: errors.append(msg.text) if "Content Security Policy" in msg.text else None)
-    page.corral_errors = errors  # type: ignore[attr-defined]
-    return page
-
-
-async def sign_in(page: Any, cluster: LiveCluster, password: str = ADMIN_PASSWORD) -> None:
-    from playwright.async_api import expect
-
-    await page.goto(cluster.manager.url + "/")
-    await page.get_by_label("Username").fill("admin")
-    await page.get_by_label("Password").fill(password)
-    await page.get_by_role("button", name="Sign in").click()
-    await expect(page.get_by_role("heading", name="Sessions")).to_be_visible()
 
 
 async def test_sign_in_list_launch_terminal_destroy(ui: LiveCluster, browser: Any, artifacts: Path) -> None:

@@ -12,6 +12,7 @@ import pytest
 
 from tests.integration.spine.cluster import LiveCluster
 
+from .browser_pages import new_page, sign_in
 from .conftest import ADMIN_PASSWORD
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -31,27 +32,6 @@ async def ui(browser_ready: None, tmp_path: Path) -> AsyncIterator[LiveCluster]:
         yield cluster
     finally:
         await cluster.stop()
-
-
-async def new_page(browser: Any) -> Any:
-    context = await browser.new_context(viewport={"width": 1280, "height": 800})
-    page = await context.new_page()
-    page.set_default_timeout(20_000)
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.on("console", lambda msg: errors.append(msg.text) if "Content Security Policy" in msg.text else None)
-    page.corral_errors = errors  # type: ignore[attr-defined]
-    return page
-
-
-async def sign_in(page: Any, cluster: LiveCluster, username: str = "admin", password: str = ADMIN_PASSWORD) -> None:
-    from playwright.async_api import expect
-
-    await page.goto(cluster.manager.url + "/")
-    await page.get_by_label("Username").fill(username)
-    await page.get_by_label("Password").fill(password)
-    await page.get_by_role("button", name="Sign in").click()
-    await expect(page.get_by_role("heading", name="Sessions")).to_be_visible()
 
 
 async def test_list_follows_status_changes_without_a_reload(ui: LiveCluster, browser: Any) -> None:

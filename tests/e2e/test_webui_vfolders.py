@@ -18,7 +18,7 @@ import pytest
 from tests.integration.spine.cluster import LiveCluster
 
 from .conftest import ADMIN_PASSWORD
-from .test_webui import new_page
+from .browser_pages import new_page, sign_in
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -59,16 +59,6 @@ def throttle_uploads(cluster: LiveCluster) -> Any:
     return uploads
 
 
-async def sign_in_as(page: Any, cluster: LiveCluster, username: str, password: str) -> None:
-    from playwright.async_api import expect
-
-    await page.goto(cluster.manager.url + "/")
-    await page.get_by_label("Username").fill(username)
-    await page.get_by_label("Password").fill(password)
-    await page.get_by_role("button", name="Sign in").click()
-    await expect(page.get_by_role("heading", name="Sessions")).to_be_visible()
-
-
 async def wait_for(predicate: Any, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -87,7 +77,7 @@ async def test_create_upload_resume_after_reload_and_share_read_only(
     uploads = throttle_uploads(stack)
 
     page = await new_page(browser)
-    await sign_in_as(page, stack, "admin", ADMIN_PASSWORD)
+    await sign_in(page, stack, "admin", ADMIN_PASSWORD)
     await page.get_by_role("link", name="Vfolders").click()
     await page.get_by_label("Name", exact=True).fill("webdata")
     await page.get_by_label("Quota (optional, like 10g)").fill("1g")
@@ -134,7 +124,7 @@ async def test_create_upload_resume_after_reload_and_share_read_only(
 
     # Bob sees it read-only: the files, no upload or change buttons, and the proxy refuses a write.
     bob = await new_page(browser)
-    await sign_in_as(bob, stack, "bob", BOB_PASSWORD)
+    await sign_in(bob, stack, "bob", BOB_PASSWORD)
     await bob.get_by_role("link", name="Vfolders").click()
     bob_row = bob.locator("tr[data-vfolder='webdata']")
     await expect(bob_row).to_contain_text("ro")
