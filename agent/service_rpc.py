@@ -104,16 +104,8 @@ async def _ready(kernels: KernelManager, kernel_id: str, name: str, wait_s: floa
     async with await _runner(kernels, kernel_id) as runner:
         info = await runner.start_service(name, wait_s)
     if info.get("state") != service_defs.READY:
-        raise _failed(name, info)
+        raise SessionServiceFailed.not_available(name, info)
     return info
-
-
-def _failed(name: str, info: dict[str, object]) -> SessionServiceFailed:
-    state = info.get("state")
-    why = info.get("error") or (f"it is still {state}" if state else "it is not running")
-    return SessionServiceFailed(
-        f"service {name!r} is not available: {why}", service=name, state=state, log_tail=info.get("log_tail") or "",
-    )
 
 
 async def service_tcp(request: web.Request) -> web.StreamResponse:
@@ -138,7 +130,8 @@ async def open_service_connection(
     if connection is None:
         if "service" not in answer:
             raise UnknownService(str(answer.get("error") or f"no service named {name!r}"))
-        raise _failed(name, {**answer["service"], "error": answer.get("error") or answer["service"].get("error")})
+        service = answer["service"]
+        raise SessionServiceFailed.not_available(name, {**service, "error": answer.get("error") or service.get("error")})
     return await asyncio.open_connection(sock=connection, limit=STREAM_LIMIT)
 
 
@@ -165,7 +158,7 @@ async def service_http(request: web.Request) -> web.StreamResponse:
         if info.get("state") == service_defs.READY:
             raise SessionServiceFailed(f"service {name!r} dropped the connection: {exc}", service=name,
                                        state=info.get("state"), log_tail=info.get("log_tail") or "") from None
-        raise _failed(name, info) from None
+        raise SessionServiceFailed.not_available(name, info) from None
 
 
 async def set_authorized_keys(request: web.Request) -> web.Response:

@@ -118,6 +118,14 @@ class SessionServiceFailed(BackendError):
     type_suffix = "session-service-failed"
     title = "Session service failed"
 
+    @classmethod
+    def not_available(cls, name: str, info: dict[str, Any]) -> "SessionServiceFailed":
+        """From the runner's report of a service that is not ready (its state, error and log tail)."""
+        state = info.get("state")
+        why = info.get("error") or (f"it is still {state}" if state else "it is not running")
+        return cls(f"service {name!r} is not available: {why}", service=name, state=state,
+                   log_tail=info.get("log_tail") or "")
+
 
 class RateLimited(CorralError):
     """Too many failed attempts; ``Retry-After`` says when to try again."""

@@ -165,7 +165,7 @@ class ServiceManager:
                 prepare(definition)
             service.process = subprocess.Popen(
                 definition.command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                env=_service_env(definition.env), cwd=_home(), start_new_session=True,
+                env=_service_env(definition.env), cwd=home_dir(), start_new_session=True,
             )
         except (OSError, ValueError) as error:
             self._fail(service, "cannot start %s: %s" % (definition.name, getattr(error, "strerror", None) or error))
@@ -403,7 +403,7 @@ def prepare_sshd(definition: Any, runner_dir: str, ssh_dir_name: str, sshd_dir_n
 
 def _service_env(extra: Dict[str, str]) -> Dict[str, str]:
     env = dict(os.environ)
-    env.setdefault("HOME", _home())
+    env.setdefault("HOME", home_dir())
     env.setdefault("USER", session_user())
     env.update(extra)
     return env
@@ -416,7 +416,8 @@ def session_user() -> str:
         return str(os.getuid())
 
 
-def _home() -> str:
+def home_dir() -> str:
+    """The session user's home (``$HOME`` if it exists, else the passwd entry's, else ``/``)."""
     home = os.environ.get("HOME")
     if home and os.path.isdir(home):
         return home
@@ -425,10 +426,6 @@ def _home() -> str:
     except KeyError:
         home = "/"
     return home if os.path.isdir(home) else "/"
-
-
-def home_dir() -> str:
-    return _home()
 
 
 def _unlink_quietly(path: str) -> None:

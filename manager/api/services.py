@@ -66,13 +66,6 @@ def _service_model(session_id: str, info: dict[str, Any]) -> api.SessionService:
     )
 
 
-def _failed(info: dict[str, Any]) -> SessionServiceFailed:
-    name, state = info.get("name"), info.get("state")
-    why = info.get("error") or f"it is {state}"
-    return SessionServiceFailed(f"service {name!r} is not available: {why}", service=name, state=state,
-                                log_tail=info.get("log_tail") or "")
-
-
 async def list_services(request: web.Request) -> web.Response:
     sess, kernel_id, address = await _running_target(request)
     found = await ctx_of(request).agent_client.list_services(address, kernel_id)
@@ -93,7 +86,7 @@ async def start_service(request: web.Request) -> web.Response:
     sess, kernel_id, address = await _running_target(request)
     info = await ctx_of(request).agent_client.start_service(address, kernel_id, name, wait_s)
     if info.get("state") == service_defs.FAILED:
-        raise _failed(info)
+        raise SessionServiceFailed.not_available(name, info)
     return json_response(api.SessionService, _service_model(sess.id, info))
 
 
@@ -105,7 +98,7 @@ async def service_tcp(request: web.Request) -> web.StreamResponse:
     ctx = ctx_of(request)
     info = await ctx.agent_client.start_service(address, kernel_id, name, READY_WAIT_S)
     if info.get("state") != service_defs.READY:
-        raise _failed(info)
+        raise SessionServiceFailed.not_available(name, info)
     socket = web.WebSocketResponse(heartbeat=TUNNEL_HEARTBEAT_S, max_msg_size=0, compress=False)
     if not socket.can_prepare(request).ok:
         raise InvalidRequest("this endpoint speaks websocket: send an Upgrade request")
