@@ -25,3 +25,14 @@ async def cluster(db_url: str, base_image: str) -> AsyncIterator[LiveCluster]:
         yield cluster
     finally:
         await cluster.stop()
+
+
+@pytest.fixture
+async def manager_only(db_url: str) -> AsyncIterator[LiveCluster]:
+    """A manager without agents (for what needs no container: sign-in, event streams)."""
+    cluster = LiveCluster(db_url=db_url)
+    await cluster.start_manager()
+    try:
+        yield cluster
+    finally:
+        await cluster.stop()

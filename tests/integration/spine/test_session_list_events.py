@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any, AsyncIterator
+from typing import Any
 
 import aiohttp
 import pytest
@@ -20,13 +20,8 @@ NOWHERE = {"resource_group": "nowhere", "resources": {"mem": "64m"}}
 
 
 @pytest.fixture
-async def cluster(db_url: str) -> AsyncIterator[LiveCluster]:
-    cluster = LiveCluster(db_url=db_url)
-    await cluster.start_manager()
-    try:
-        yield cluster
-    finally:
-        await cluster.stop()
+def cluster(manager_only: LiveCluster) -> LiveCluster:
+    return manager_only  # this file needs no agent
 
 
 class Stream:

@@ -24,13 +24,8 @@ PASSWORD = "correct horse battery"
 
 
 @pytest.fixture
-async def live(db_url: str) -> AsyncIterator[LiveCluster]:
-    cluster = LiveCluster(db_url=db_url)
-    await cluster.start_manager()
-    try:
-        yield cluster
-    finally:
-        await cluster.stop()
+def live(manager_only: LiveCluster) -> LiveCluster:
+    return manager_only
 
 
 class Browser:
