@@ -68,7 +68,7 @@ async def test_jupyterlab_works_through_the_proxy(cluster: LiveCluster, jupyter_
         async with browser.ws_connect(ws_url) as channel:
             request = execute_request("import os; print(6 * 7, os.getuid())", uuid.uuid4().hex)
             await channel.send_str(json.dumps(request))
-            output, reply = "", None
+            output, reply, idle = "", None, False
             async with asyncio.timeout(60):
                 async for message in channel:
                     doc = json.loads(message.data)
@@ -78,6 +78,10 @@ async def test_jupyterlab_works_through_the_proxy(cluster: LiveCluster, jupyter_
                         output += doc["content"]["text"]
                     if doc["msg_type"] == "execute_reply":
                         reply = doc["content"]
+                    # The reply (shell) and the output (iopub) are not ordered; iopub's idle comes after the output.
+                    if doc["msg_type"] == "status" and doc["content"].get("execution_state") == "idle":
+                        idle = True
+                    if reply is not None and idle:
                         break
             assert reply is not None and reply["status"] == "ok"
             assert output.strip() == "42 1000"
