@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 
-from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy import true
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -43,6 +43,13 @@ class User(Base):
     password_hash: Mapped[str | None] = mapped_column(String(255), default=None)
     # False: disabled by an admin; neither their keypairs nor their web sessions authenticate.
     is_active: Mapped[bool] = mapped_column(default=True, server_default=true())
+    # Scheduling (DESIGN §5): the resource policy the user is held to (None: unlimited), the resource group
+    # their sessions go to when they name none (None: "default"), the project their sessions count against
+    # when they name none (None: no project), and their fair-share weight within it.
+    resource_policy: Mapped[str | None] = mapped_column(String(64), default=None)
+    default_group: Mapped[str | None] = mapped_column(String(64), default=None)
+    default_project_id: Mapped[str | None] = mapped_column(String(36), default=None)
+    fair_share: Mapped[float] = mapped_column(Float, default=1.0, server_default=text("1.0"))
 
 
 class WebSession(Base):
@@ -108,12 +115,17 @@ class Session(Base):
     created_at: Mapped[datetime]
     scheduled_at: Mapped[datetime | None] = mapped_column(nullable=True)
     started_at: Mapped[datetime | None] = mapped_column(nullable=True)
-    terminated_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    terminated_at: Mapped[datetime | None] = mapped_column(nullable=True, index=True)
     # When the current status was entered: what the lifecycle timeouts count from.
     status_changed_at: Mapped[datetime | None] = mapped_column(nullable=True)
     # The last time someone used it (terminal, tunnel, app request): what idle culling will read.
     last_activity_at: Mapped[datetime | None] = mapped_column(nullable=True)
     exit_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # The project the session counts against (its policy and fair share), None: the owner's own account.
+    project_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True, default=None)
+    # Explicit priority 0–100 (higher goes first where the group's queue policy uses it; preemption spares
+    # the higher ones).
+    priority: Mapped[int] = mapped_column(Integer, default=50, server_default=text("50"))
 
     kernels: Mapped[list["Kernel"]] = relationship(
         back_populates="session", order_by="Kernel.cluster_idx", lazy="selectin"
@@ -242,6 +254,8 @@ class Project(Base):
     name: Mapped[str] = mapped_column(String(64), unique=True)
     description: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime]
+    resource_policy: Mapped[str | None] = mapped_column(String(64), default=None)
+    fair_share: Mapped[float] = mapped_column(Float, default=1.0, server_default=text("1.0"))
 
     members: Mapped[list["ProjectMember"]] = relationship(
         back_populates="project", lazy="selectin", cascade="all, delete-orphan", passive_deletes=True
@@ -284,3 +298,45 @@ class SchedulerLeadership(Base):
     epoch: Mapped[int] = mapped_column(BigInteger)
     holder: Mapped[str] = mapped_column(String(128))
     since: Mapped[datetime]
+
+
+class ResourceGroup(Base):
+    """A set of agents (each agent names its group in its config) with its own queue and rules.
+
+    ``queue_policy``: fifo | lifo | drf | fair-share. ``backfill``: the first session in queue order that
+    cannot start gets a reservation and later ones start only where they do not delay it (off: strict
+    order, nothing overtakes it). ``scorers``: ``[{"name": ..., "weight": ...}]``. ``allowed_users`` /
+    ``allowed_projects``: user / project ids that may use the group; both None: everyone.
+    """
+
+    __tablename__ = "resource_groups"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    queue_policy: Mapped[str] = mapped_column(String(16), default="fifo")
+    backfill: Mapped[bool] = mapped_column(Boolean, default=True)
+    preemption: Mapped[bool] = mapped_column(Boolean, default=False)
+    scorers: Mapped[list[Any]]
+    allowed_session_types: Mapped[list[Any]]
+    allowed_users: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True, default=None)
+    allowed_projects: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True, default=None)
+    created_at: Mapped[datetime]
+
+
+class ResourcePolicy(Base):
+    """Limits a user or a project is held to; None (or a slot left out of ``max_slots``): no limit.
+
+    ``max_slots`` holds totals over the holder's active sessions: ``cpu`` (cores), ``mem`` (bytes),
+    ``cuda.device`` (whole GPUs) and ``cuda.shares`` (GPUs counted by share: 0.25 of a GPU is 0.25).
+    """
+
+    __tablename__ = "resource_policies"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    max_concurrent_sessions: Mapped[int | None] = mapped_column(Integer, nullable=True, default=None)
+    max_pending_sessions: Mapped[int | None] = mapped_column(Integer, nullable=True, default=None)
+    max_slots: Mapped[dict[str, Any]]
+    max_cluster_size: Mapped[int | None] = mapped_column(Integer, nullable=True, default=None)
+    max_session_lifetime_s: Mapped[float | None] = mapped_column(Float, nullable=True, default=None)
+    idle_timeout_s: Mapped[float | None] = mapped_column(Float, nullable=True, default=None)
+    created_at: Mapped[datetime]
