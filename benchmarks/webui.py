@@ -171,6 +171,7 @@ async def run(loads: int, changes: int, total: int) -> dict[str, Any]:
         await set_user_password(cluster.manager.sessionmaker, "admin", PASSWORD)
         base = cluster.manager.url
         client = cluster.client()
+        await client.create_resource_group("nowhere")  # no agent there: its sessions stay PENDING
         async with aiohttp.ClientSession() as http, async_playwright() as pw:
             cookie = await sign_in_cookie(http, base)
             browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)

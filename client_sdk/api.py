@@ -54,6 +54,8 @@ from corral.common.api_models import User as UserModel
 from .models import (
     TERMINAL_STATUSES,
     Agent,
+    GroupQueue,
+    QueueView,
     AppToken,
     SessionService,
     SessionServiceList,
@@ -67,6 +69,10 @@ from .models import (
     NewUser,
     Project,
     ProjectList,
+    ResourceGroup,
+    ResourceGroupList,
+    ResourcePolicy,
+    ResourcePolicyList,
     Session,
     SessionLogs,
     SessionPage,
@@ -291,10 +297,15 @@ class AsyncCorralClient:
         resources: Mapping[str, str | int | float] | None = None,
         mounts: Sequence[str] | None = None,
         resource_group: str | None = None,
+        project: str | None = None,
+        priority: int | None = None,
     ) -> Session:
         """Ask for a new session; it comes back PENDING (use ``wait_for_status``).
 
         ``mounts``: vfolders as ``NAME[:PATH][:ro]`` (default path ``/home/work/NAME``).
+        ``resource_group``: where it runs (default: your default group, else ``default``); ``project``:
+        the project it counts against (default: your default project, if any); ``priority``: 0-100
+        (default 50; above 50 for admins only).
         """
         body: dict[str, Any] = {"type": type, "resources": dict(resources or {})}
         if name:
@@ -309,6 +320,10 @@ class AsyncCorralClient:
             body["mounts"] = list(mounts)
         if resource_group:
             body["resource_group"] = resource_group
+        if project:
+            body["project"] = project
+        if priority is not None:
+            body["priority"] = priority
         return await self._model(Session, "POST", f"{API_PREFIX}/sessions", body=body)
 
     async def list_sessions(
@@ -826,6 +841,77 @@ class AsyncCorralClient:
         path = f"{API_PREFIX}/users/{quote(username, safe='')}"
         return (await self._model(UserModel, "PATCH", path, body={"is_active": active})).raw
 
+    async def update_user(self, username: str, **changes: Any) -> dict[str, Any]:
+        """Change a user (admin): ``resource_policy``, ``default_group``, ``default_project`` (a project
+        they are a member of), ``fair_share`` (> 0), ``is_active``. Only what is given changes; None
+        clears a policy, default group or default project."""
+        path = f"{API_PREFIX}/users/{quote(username, safe='')}"
+        return (await self._model(UserModel, "PATCH", path, body=dict(changes))).raw
+
+    # -- resource groups and policies ------------------------------------------------
+
+    async def queue(self, group: str | None = None) -> list[GroupQueue]:
+        """Pending sessions per resource group in the order the scheduler will consider them (every group
+        you may use, or only ``group``), with the policy's factors, reasons and the head's reservation."""
+        query = {"group": self._name(group, "group")} if group is not None else None
+        return (await self._model(QueueView, "GET", f"{API_PREFIX}/queue", query=query)).groups
+
+    async def list_resource_groups(self) -> list[ResourceGroup]:
+        """The groups you may use (every group, with who may use it and agent counts, for admins)."""
+        return (await self._model(ResourceGroupList, "GET", f"{API_PREFIX}/resource-groups")).items
+
+    async def get_resource_group(self, name: str) -> ResourceGroup:
+        return await self._model(ResourceGroup, "GET", f"{API_PREFIX}/resource-groups/{self._name(name, 'group')}")
+
+    async def create_resource_group(self, name: str, **settings: Any) -> ResourceGroup:
+        """A new group (admin). ``settings``: ``description``, ``queue_policy`` (fifo, lifo, drf,
+        fair-share), ``backfill``, ``preemption``, ``scorers`` ([{"name", "weight"}] or "NAME[:WEIGHT]"
+        strings), ``allowed_session_types``, ``allowed_users`` (usernames), ``allowed_projects``
+        (project names); the allowed lists left out (or None): everyone."""
+        body = {"name": name, **settings}
+        return await self._model(ResourceGroup, "POST", f"{API_PREFIX}/resource-groups", body=body)
+
+    async def update_resource_group(self, name: str, **changes: Any) -> ResourceGroup:
+        """Change a group (admin): the settings of ``create_resource_group``, only those given."""
+        path = f"{API_PREFIX}/resource-groups/{self._name(name, 'group')}"
+        return await self._model(ResourceGroup, "PATCH", path, body=dict(changes))
+
+    async def delete_resource_group(self, name: str) -> ResourceGroup:
+        """Delete a group (admin); Conflict while agents, sessions or users' defaults use it."""
+        path = f"{API_PREFIX}/resource-groups/{self._name(name, 'group')}"
+        return await self._model(ResourceGroup, "DELETE", path)
+
+    async def list_resource_policies(self) -> list[ResourcePolicy]:
+        return (await self._model(ResourcePolicyList, "GET", f"{API_PREFIX}/resource-policies")).items
+
+    async def get_resource_policy(self, name: str) -> ResourcePolicy:
+        path = f"{API_PREFIX}/resource-policies/{self._name(name, 'policy')}"
+        return await self._model(ResourcePolicy, "GET", path)
+
+    async def create_resource_policy(self, name: str, **limits: Any) -> ResourcePolicy:
+        """A new policy (admin). ``limits``: ``max_concurrent_sessions``, ``max_pending_sessions``,
+        ``max_slots`` ({"cpu", "mem" (bytes or "64g"), "cuda.device", "cuda.shares"}),
+        ``max_cluster_size``, ``max_session_lifetime_s``, ``idle_timeout_s``; left out: no limit."""
+        body = {"name": name, **limits}
+        return await self._model(ResourcePolicy, "POST", f"{API_PREFIX}/resource-policies", body=body)
+
+    async def update_resource_policy(self, name: str, **changes: Any) -> ResourcePolicy:
+        """Change a policy (admin): only the limits given; None removes one, ``max_slots`` is merged slot by
+        slot (a slot given as None loses its limit)."""
+        path = f"{API_PREFIX}/resource-policies/{self._name(name, 'policy')}"
+        return await self._model(ResourcePolicy, "PATCH", path, body=dict(changes))
+
+    async def delete_resource_policy(self, name: str) -> ResourcePolicy:
+        """Delete a policy (admin); Conflict while a user or project is held to it."""
+        path = f"{API_PREFIX}/resource-policies/{self._name(name, 'policy')}"
+        return await self._model(ResourcePolicy, "DELETE", path)
+
+    @staticmethod
+    def _name(name: str, what: str) -> str:
+        if not name:
+            raise InvalidRequest(f"a resource {what} name is required")
+        return quote(name, safe="")
+
     # -- projects ----------------------------------------------------------------
 
     async def create_project(self, name: str, description: str = "") -> Project:
@@ -849,6 +935,10 @@ class AsyncCorralClient:
     async def set_project_member_role(self, name: str, username: str, role: str) -> Project:
         path = f"{API_PREFIX}/projects/{self._pref(name)}/members/{quote(username, safe='')}"
         return await self._model(Project, "PATCH", path, body={"role": role})
+
+    async def update_project(self, name: str, **changes: Any) -> Project:
+        """Change a project (admin): ``description``, ``resource_policy`` (None clears it), ``fair_share``."""
+        return await self._model(Project, "PATCH", f"{API_PREFIX}/projects/{self._pref(name)}", body=dict(changes))
 
     async def remove_project_member(self, name: str, username: str) -> Project | None:
         """Remove a member (or, as that member, leave); None when the caller can no longer see the project."""

@@ -15,6 +15,8 @@ from typing import Any
 
 from corral.common.api_models import (
     Agent,
+    GroupQueue,
+    QueueView,
     AppToken,
     SessionService,
     SessionServiceList,
@@ -31,6 +33,11 @@ from corral.common.api_models import (
     Project,
     ProjectList,
     ProjectMember,
+    ResourceGroup,
+    ResourceGroupList,
+    ResourcePolicy,
+    ResourcePolicyList,
+    Scorer,
     Session,
     SessionLogs,
     SessionPage,
@@ -50,7 +57,8 @@ FAILED_STATUSES = frozenset({SessionStatus.ERROR, SessionStatus.CANCELLED})
 __all__ = [
     "FAILED_STATUSES", "TERMINAL_STATUSES", "Agent", "AgentList", "ApiModel", "AppToken", "SessionService",
     "SessionServiceList", "SshAccess", "SshKey", "SshKeyList", "Health", "Image", "ImageList", "Kernel",
-    "NewUser", "Project", "ProjectList", "ProjectMember", "Session", "SessionLogs", "SessionPage", "StatusChange",
+    "NewUser", "Project", "ProjectList", "ProjectMember", "GroupQueue", "QueueView", "ResourceGroup", "ResourceGroupList", "ResourcePolicy",
+    "ResourcePolicyList", "Scorer", "Session", "SessionLogs", "SessionPage", "StatusChange",
     "StorageHostList", "UserList", "Vfolder", "VfolderList", "VfolderToken", "WhoAmI", "parse_time",
 ]
 

@@ -23,8 +23,8 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, Iterator, 
 from .api import AsyncCorralClient, ExecutionResult
 from .config import ClientConfig
 from .models import (
-    Agent, Health, Image, Project, Session, SessionPage, SessionService, SshKey, StatusChange, Vfolder,
-    VfolderToken, WhoAmI,
+    Agent, GroupQueue, Health, Image, Project, ResourceGroup, ResourcePolicy, Session, SessionPage, SessionService, SshKey,
+    StatusChange, Vfolder, VfolderToken, WhoAmI,
 )
 from .ssh_setup import SshFiles
 
@@ -120,11 +120,13 @@ class CorralClient:
         resources: Mapping[str, str | int | float] | None = None,
         mounts: Sequence[str] | None = None,
         resource_group: str | None = None,
+        project: str | None = None,
+        priority: int | None = None,
     ) -> Session:
         return self._call(
             self._async.create_session(
                 image=image, type=type, name=name, command=command, env=env, resources=resources, mounts=mounts,
-                resource_group=resource_group,
+                resource_group=resource_group, project=project, priority=priority,
             )
         )
 
@@ -296,6 +298,44 @@ class CorralClient:
     def enable_user(self, username: str) -> dict[str, Any]:
         return self._call(self._async.enable_user(username))
 
+    def update_user(self, username: str, **changes: Any) -> dict[str, Any]:
+        return self._call(self._async.update_user(username, **changes))
+
+    # -- resource groups and policies ------------------------------------------------
+
+    def queue(self, group: str | None = None) -> list[GroupQueue]:
+        return self._call(self._async.queue(group))
+
+    def list_resource_groups(self) -> list[ResourceGroup]:
+        return self._call(self._async.list_resource_groups())
+
+    def get_resource_group(self, name: str) -> ResourceGroup:
+        return self._call(self._async.get_resource_group(name))
+
+    def create_resource_group(self, name: str, **settings: Any) -> ResourceGroup:
+        return self._call(self._async.create_resource_group(name, **settings))
+
+    def update_resource_group(self, name: str, **changes: Any) -> ResourceGroup:
+        return self._call(self._async.update_resource_group(name, **changes))
+
+    def delete_resource_group(self, name: str) -> ResourceGroup:
+        return self._call(self._async.delete_resource_group(name))
+
+    def list_resource_policies(self) -> list[ResourcePolicy]:
+        return self._call(self._async.list_resource_policies())
+
+    def get_resource_policy(self, name: str) -> ResourcePolicy:
+        return self._call(self._async.get_resource_policy(name))
+
+    def create_resource_policy(self, name: str, **limits: Any) -> ResourcePolicy:
+        return self._call(self._async.create_resource_policy(name, **limits))
+
+    def update_resource_policy(self, name: str, **changes: Any) -> ResourcePolicy:
+        return self._call(self._async.update_resource_policy(name, **changes))
+
+    def delete_resource_policy(self, name: str) -> ResourcePolicy:
+        return self._call(self._async.delete_resource_policy(name))
+
     # -- projects ----------------------------------------------------------------
 
     def create_project(self, name: str, description: str = "") -> Project:
@@ -312,6 +352,9 @@ class CorralClient:
 
     def set_project_member_role(self, name: str, username: str, role: str) -> Project:
         return self._call(self._async.set_project_member_role(name, username, role))
+
+    def update_project(self, name: str, **changes: Any) -> Project:
+        return self._call(self._async.update_project(name, **changes))
 
     def remove_project_member(self, name: str, username: str) -> Project | None:
         return self._call(self._async.remove_project_member(name, username))

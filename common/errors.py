@@ -84,6 +84,22 @@ class UnsatisfiableRequest(CorralError):
     title = "Requested resources can never be satisfied"
 
 
+class UnprocessableRequest(CorralError):
+    """Well-formed, but it names something that does not exist (a policy, a group, a project) or asks for
+    what its target does not allow (a session type a resource group does not take)."""
+
+    type_suffix = "unprocessable-request"
+    status = 422
+    title = "Request cannot be processed"
+
+
+class PolicyLimitReached(Conflict):
+    """A resource policy's limit on queued sessions is reached: retry once some of them start or end."""
+
+    type_suffix = "policy-limit-reached"
+    title = "Resource policy limit reached"
+
+
 class QuotaExceeded(CorralError):
     type_suffix = "quota-exceeded"
     status = 413

@@ -29,6 +29,7 @@ from .lifecycle.kernel_events import KernelEvents
 from .lifecycle.moves import set_reason
 from .lifecycle.terminator import Terminator
 from .lifecycle.transitions import STARTING
+from .resource_groups import ensure_group
 from .scheduler.bind import Binder
 from .scheduler.wakeup import Wakeup
 from .states import ACTIVE, AgentStatus, SessionStatus
@@ -130,6 +131,8 @@ class AgentRegistry:
                 log.info("agent %s is back (was %s)", hb.agent_id, agent.status)
                 agent.status = AgentStatus.ALIVE
                 agent.status_reason = "heartbeat resumed"
+            if agent.resource_group != hb.resource_group or capacity_changed:
+                await ensure_group(db, hb.resource_group, f"agent {hb.agent_id} registered in it")
             agent.address = hb.address
             agent.resource_group = hb.resource_group
             agent.version = hb.version

@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from corral.common.config import StrictModel, load_config
+from corral.common.errors import InvalidRequest
+from corral.common.resource_groups import DEFAULT_SCORERS, GROUP_NAME_RE, NAME_RULE, parse_scorer
 
 ENV_PREFIX = "CORRAL_MANAGER_"
 
@@ -26,6 +29,38 @@ class EtcdConfig(StrictModel):
     prefix: str = "/corral"
 
 
+class ScorerConfig(StrictModel):
+    name: Literal["topology", "concentrated", "dispersed", "first-fit"]
+    weight: float = Field(1.0, gt=0)
+
+
+class GroupConfig(StrictModel):
+    """``[scheduler.groups.NAME]``: a resource group the manager creates at start when it has no row yet
+    (an existing group, and so an admin's later changes, is never overwritten)."""
+
+    description: str = ""
+    queue_policy: Literal["fifo", "lifo", "drf", "fair-share"] = "fifo"
+    backfill: bool = True
+    preemption: bool = False
+    # Tables ({name = "topology", weight = 2}) or "NAME[:WEIGHT]" strings.
+    scorers: list[ScorerConfig] = Field(default_factory=lambda: [ScorerConfig(**s) for s in DEFAULT_SCORERS],
+                                        min_length=1)
+    allowed_session_types: list[Literal["interactive", "batch"]] = Field(["interactive", "batch"], min_length=1)
+    # Usernames / project names (both unset: everyone). Names unknown at start are left out, with a warning.
+    allowed_users: list[str] | None = None
+    allowed_projects: list[str] | None = None
+
+    @field_validator("scorers", mode="before")
+    @classmethod
+    def _scorer_strings(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            try:
+                return [parse_scorer(item) if isinstance(item, str) else item for item in value]
+            except InvalidRequest as exc:
+                raise ValueError(exc.detail) from None
+        return value
+
+
 class SchedulerConfig(StrictModel):
     # Stage names, resolved through corral.manager.scheduler.registry.
     queue: str = "fifo"
@@ -35,6 +70,27 @@ class SchedulerConfig(StrictModel):
     interval_s: float = Field(1.0, gt=0)  # periodic pass besides event triggers
     # An agent the bind stage could not reach is skipped this long (its sessions wait in the queue).
     unreachable_backoff_s: float = Field(5.0, ge=0)
+    # Resource groups to create at start when missing (agents' groups are also created when they register).
+    groups: dict[str, GroupConfig] = {}
+    # fair-share: usage half-life, and the weights of the fair-share factor, age and explicit priority.
+    fair_share_half_life_s: float = Field(7 * 24 * 3600.0, gt=0)
+    fair_share_weight: float = Field(1000.0, ge=0)
+    age_weight: float = Field(100.0, ge=0)
+    age_cap_s: float = Field(7 * 24 * 3600.0, gt=0)
+    priority_weight: float = Field(100.0, ge=0)
+    # Backfill: how long a running session is assumed to last when it has no lifetime limit and its
+    # owner no finished sessions to learn from.
+    default_runtime_s: float = Field(4 * 3600.0, gt=0)
+    # The leader's cluster snapshot is rebuilt from the database and compared this often.
+    snapshot_verify_s: float = Field(60.0, gt=0)
+
+    @field_validator("groups")
+    @classmethod
+    def _group_names(cls, value: dict[str, GroupConfig]) -> dict[str, GroupConfig]:
+        for name in value:
+            if not GROUP_NAME_RE.match(name):
+                raise ValueError(f"group name {name!r}: must be {NAME_RULE}")
+        return value
 
 
 class LifecycleConfig(StrictModel):

@@ -17,17 +17,17 @@ import logging
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, field_validator
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from corral.common import api_models as api
-from corral.common.errors import Conflict, NotFound, PermissionDenied
+from corral.common.errors import Conflict, InvalidRequest, NotFound, PermissionDenied, UnprocessableRequest
 from corral.common.ids import new_id
 
 from .auth import AuthUser, require_admin
-from .db.models import Project, ProjectMember, User, VFolder
+from .db.models import Project, ProjectMember, ResourcePolicy, User, VFolder
 from .clock import utcnow
 
 log = logging.getLogger(__name__)
@@ -59,6 +59,17 @@ class AddMemberRequest(BaseModel):
     username: str = Field(min_length=1, max_length=64)
     role: ProjectRole = Field(MEMBER, description="member: uses the project's vfolders; manager: also manages "
                                                   "them and the members")
+
+
+class UpdateProjectRequest(BaseModel):
+    """Admins: only the fields given change; ``resource_policy`` null clears it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    description: str | None = Field(None, max_length=1000)
+    resource_policy: str | None = Field(None, description="the resource policy its sessions are held to")
+    fair_share: StrictFloat | StrictInt | None = Field(None, gt=0, allow_inf_nan=False,
+                                                       description="its fair-share weight, > 0")
 
 
 class UpdateMemberRequest(BaseModel):
@@ -135,6 +146,8 @@ class ProjectService:
             created_at=project.created_at,
             role=_role_of(project, user.user_id),
             member_count=len(project.members),
+            resource_policy=project.resource_policy,
+            fair_share=project.fair_share if project.fair_share is not None else 1.0,
             **details,
         ).to_json()
 
@@ -167,6 +180,28 @@ class ProjectService:
     async def info(self, user: AuthUser, ref: str) -> dict[str, Any]:
         async with self.sessionmaker() as db:
             project, _ = await self._visible(db, user, ref)
+            return await self._view(db, user, project, detail=True)
+
+    async def update(self, user: AuthUser, ref: str, req: UpdateProjectRequest) -> dict[str, Any]:
+        """Admins change a project's description, resource policy (which must exist: 422) and fair share."""
+        require_admin(user)
+        given = req.model_fields_set
+        async with self.sessionmaker() as db:
+            project = await find_project(db, ref) if ref else None
+            if project is None:
+                raise NotFound(f"no project {ref!r}")
+            if "description" in given:
+                project.description = req.description or ""
+            if "resource_policy" in given:
+                if req.resource_policy is not None and await db.get(ResourcePolicy, req.resource_policy) is None:
+                    raise UnprocessableRequest(f"no resource policy {req.resource_policy!r}")
+                project.resource_policy = req.resource_policy
+            if "fair_share" in given:
+                if req.fair_share is None:
+                    raise InvalidRequest("fair_share cannot be null (1 is the default weight)")
+                project.fair_share = float(req.fair_share)
+            await db.commit()
+            log.info("project %s changed by %s: %s", project.name, user.username, sorted(given))
             return await self._view(db, user, project, detail=True)
 
     async def add_member(self, user: AuthUser, ref: str, req: AddMemberRequest) -> dict[str, Any]:

@@ -81,6 +81,36 @@ async def held_policies(db: AsyncSession, owner_id: str, project_id: str | None)
     return held
 
 
+async def held_policies_many(
+    db: AsyncSession, pairs: Iterable[tuple[str, str | None]]
+) -> dict[tuple[str, str | None], list[HeldPolicy]]:
+    """`held_policies` for many (owner, project) pairs in three queries."""
+    wanted = set(pairs)
+    user_ids = {owner for owner, _ in wanted}
+    project_ids = {project for _, project in wanted if project}
+    user_policy = dict((await db.execute(
+        select(User.id, User.resource_policy).where(User.id.in_(user_ids), User.resource_policy.is_not(None))
+    )).all()) if user_ids else {}
+    projects = {pid: (name, policy) for pid, name, policy in (await db.execute(
+        select(Project.id, Project.name, Project.resource_policy)
+        .where(Project.id.in_(project_ids), Project.resource_policy.is_not(None))
+    )).all()} if project_ids else {}
+    names = set(user_policy.values()) | {policy for _, policy in projects.values()}
+    policies = {p.name: p for p in (await db.scalars(
+        select(ResourcePolicy).where(ResourcePolicy.name.in_(names))
+    )).all()} if names else {}
+    result: dict[tuple[str, str | None], list[HeldPolicy]] = {}
+    for owner, project in wanted:
+        held: list[HeldPolicy] = []
+        if user_policy.get(owner) in policies:
+            held.append(HeldPolicy(Holder("user", owner, "user quota"), policies[user_policy[owner]]))
+        if project and project in projects and projects[project][1] in policies:
+            name, policy = projects[project]
+            held.append(HeldPolicy(Holder("project", project, f"project {name} quota"), policies[policy]))
+        result[(owner, project)] = held
+    return result
+
+
 async def usage_of(db: AsyncSession, holders: Iterable[Holder]) -> dict[Holder, HolderUsage]:
     """Each holder's active and pending sessions and active slots, from the sessions table."""
     wanted = list(set(holders))

@@ -30,9 +30,14 @@ from .lifecycle.kernel_events import KernelEvents
 from .lifecycle.recovery import Recovery
 from .lifecycle.terminator import Terminator
 from .project_service import ProjectService
+from .group_seeding import seed_groups
+from .resource_groups import ResourceGroupService
+from .resource_policies import ResourcePolicyService
 from .scheduler.bind import Binder, KernelAgentClient
 from .scheduler.cooldown import AgentCooldown
+from .scheduler.contexts import decayed_usage_for
 from .scheduler.dispatcher import Scheduler
+from .scheduler.queue_view import QueueViewer
 from .scheduler.fencing import LeaderFence
 from .scheduler.registry import SchedulerStages, build_stages
 from .scheduler.wakeup import SchedulerWakeup
@@ -78,7 +83,7 @@ def build_core(
     binder = Binder(sessionmaker, hub, agent_client, kernel_events, terminator, wakeup, cooldown)
     scheduler = Scheduler(
         sessionmaker, hub, leader, LeaderFence(sessionmaker, config.id), stages or build_stages(config.scheduler),
-        binder, wakeup, cooldown, config.scheduler.interval_s,
+        binder, wakeup, cooldown, config.scheduler, decayed_usage_for(config.scheduler),
     )
     recovery = Recovery(sessionmaker, leader, binder, terminator, kernel_events, config.lifecycle)
     registry = AgentRegistry(
@@ -117,6 +122,7 @@ class ManagerServer:
         self.sessionmaker: async_sessionmaker[AsyncSession] = sessionmaker
         if config.admin_access_key and config.admin_secret_key:
             await ensure_user(sessionmaker, "admin", "admin", config.admin_access_key, config.admin_secret_key)
+        await seed_groups(sessionmaker, config.scheduler.groups)
 
         etcd = self._etcd_client()
         self.leader: LeaderElection = (
@@ -164,6 +170,9 @@ class ManagerServer:
                 access=AccessRecorder(sessionmaker),
                 local_agents=self.local_agents,
                 web_sessions=web_sessions,
+                resource_groups=ResourceGroupService(sessionmaker),
+                resource_policies=ResourcePolicyService(sessionmaker),
+                queue=QueueViewer(sessionmaker, config.scheduler, decayed_usage_for(config.scheduler)),
             )
         )
         self.app = app

@@ -8,6 +8,9 @@ from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, Stric
 from pydantic_core import PydanticCustomError
 
 from corral.common.errors import InvalidRequest
+from corral.common.resource_groups import (
+    DEFAULT_PRIORITY, GROUP_NAME_RE, MAX_PRIORITY, MIN_PRIORITY, NAME_RULE, USER_MAX_PRIORITY,
+)
 from corral.common.slots import CPU, CUDA_DEVICE, CUDA_SHARES, MEM, ResourceSlot, parse_size, validate_request
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -79,7 +82,27 @@ class CreateSessionRequest(BaseModel):
     resources: ResourceRequest = ResourceRequest()
     mounts: list[str] = []
     cluster_size: int = Field(1, ge=1, le=1)
-    resource_group: str = "default"
+    resource_group: str | None = Field(None, description="where it runs; left out: the owner's default group, "
+                                                         "else \"default\"", json_schema_extra={"pattern": GROUP_NAME_RE.pattern})
+    project: str | None = Field(None, description="the project (name) it counts against, which the owner must be "
+                                                  "a member of; left out: the owner's default project, if any")
+    priority: StrictInt | None = Field(None, ge=MIN_PRIORITY, le=MAX_PRIORITY,
+                                       description=f"{MIN_PRIORITY}-{MAX_PRIORITY} ({DEFAULT_PRIORITY} when left "
+                                                   f"out); above {USER_MAX_PRIORITY} only for admins")
+
+    @field_validator("resource_group")
+    @classmethod
+    def _group(cls, value: str | None) -> str | None:
+        if value is not None and not GROUP_NAME_RE.match(value):
+            raise ValueError(f"not a resource group name: must be {NAME_RULE}")
+        return value
+
+    @field_validator("project")
+    @classmethod
+    def _project(cls, value: str | None) -> str | None:
+        if value is not None and not 1 <= len(value) <= 64:
+            raise ValueError("a project name has 1-64 characters")
+        return value
 
     @field_validator("name")
     @classmethod

@@ -17,11 +17,12 @@ from corral.common.slots import ResourceSlot
 
 from .auth import AuthUser
 from .clock import utcnow
-from .db.models import Agent, Kernel, Session, SessionStatusChange, User
+from .db.models import Agent, Kernel, Project, Session, SessionStatusChange, User
 from .events import EventHub
 from .lifecycle.moves import move_kernels, move_session, record_created
 from .lifecycle.terminator import Terminator
 from .scheduler.wakeup import Wakeup
+from .session_admission import admit, check_queue
 from .session_requests import CreateSessionRequest
 from .session_views import session_view
 from .states import TERMINAL, AgentStatus, SessionStatus
@@ -58,7 +59,8 @@ class SessionService:
             raise InvalidRequest("a batch session needs a command")
         mounts, mount_notes = await self._mounts.resolve_mounts(user, req.mounts)
         async with self._sessionmaker() as db:
-            await self._check_satisfiable(db, request, req.resource_group)
+            placement = await admit(db, user, req, request)
+            await self._check_satisfiable(db, request, placement.resource_group)
             name = req.name or f"s-{short_id(new_id())}"
             clash = await db.scalar(
                 select(Session.id).where(
@@ -67,6 +69,7 @@ class SessionService:
             )
             if clash:
                 raise Conflict(f"you already have an active session named {name!r}")
+            await check_queue(db, placement)
             now = utcnow()
             sess = Session(
                 id=new_id(),
@@ -82,7 +85,9 @@ class SessionService:
                 env=req.env,
                 requested_slots=request.to_json(),
                 mounts=mounts,
-                resource_group=req.resource_group,
+                resource_group=placement.resource_group,
+                project_id=placement.project_id,
+                priority=placement.priority,
                 cluster_size=req.cluster_size,
                 created_at=now,
             )
@@ -180,7 +185,9 @@ class SessionService:
                 )
             ).all()
             owner = await db.get(User, sess.owner_id)
-            return session_view(sess, owner.username if owner else None, history)
+            project = await db.get(Project, sess.project_id) if sess.project_id else None
+            return session_view(sess, owner.username if owner else None, history,
+                                project_name=project.name if project else None)
 
     async def list(
         self, user: AuthUser, statuses: list[str] | None, include_terminated: bool, limit: int, cursor: str | None,
@@ -189,7 +196,11 @@ class SessionService:
         """The caller's sessions, newest first; every user's with ``all_users`` (admins only)."""
         if all_users and not user.is_admin:
             raise PermissionDenied("only admins can list other users' sessions (all_users)")
-        query = select(Session, User.username).join(User, User.id == Session.owner_id)
+        query = (
+            select(Session, User.username, Project.name.label("project_name"))
+            .join(User, User.id == Session.owner_id)
+            .outerjoin(Project, Project.id == Session.project_id)
+        )
         if not all_users:
             query = query.where(Session.owner_id == user.user_id)
         if statuses:
@@ -206,7 +217,7 @@ class SessionService:
             rows = (await db.execute(query)).all()
         page = rows[:limit]
         next_cursor = _encode_cursor(page[-1].Session) if len(rows) > limit else None
-        return [session_view(r.Session, r.username) for r in page], next_cursor
+        return [session_view(r.Session, r.username, project_name=r.project_name) for r in page], next_cursor
 
     # Destruction ------------------------------------------------------------------
     async def destroy(self, user: AuthUser, ref: str, reason: str = "destroyed by user") -> tuple[dict[str, Any], bool]:

@@ -37,7 +37,8 @@ def status_change_model(change: SessionStatusChange) -> api.StatusChange:
 
 
 def session_model(
-    sess: Session, owner_name: str | None = None, history: Sequence[SessionStatusChange] | None = None
+    sess: Session, owner_name: str | None = None, history: Sequence[SessionStatusChange] | None = None,
+    *, project_name: str | None = None,
 ) -> api.Session:
     fields: dict[str, Any] = {}
     if history is not None:
@@ -55,6 +56,8 @@ def session_model(
         requested_slots=sess.requested_slots,
         mounts=sess.mounts,
         resource_group=sess.resource_group,
+        project=project_name or sess.project_id,
+        priority=sess.priority if sess.priority is not None else 50,
         created_at=sess.created_at,
         scheduled_at=sess.scheduled_at,
         started_at=sess.started_at,
@@ -80,10 +83,11 @@ def kernel_view(kernel: Kernel) -> dict[str, Any]:
 
 
 def session_view(
-    sess: Session, owner_name: str | None = None, history: Sequence[SessionStatusChange] | None = None
+    sess: Session, owner_name: str | None = None, history: Sequence[SessionStatusChange] | None = None,
+    *, project_name: str | None = None,
 ) -> dict[str, Any]:
     """The session; with ``history``, also its ``status_history``."""
-    return session_model(sess, owner_name, history).to_json()
+    return session_model(sess, owner_name, history, project_name=project_name).to_json()
 
 
 def status_change_view(change: SessionStatusChange) -> dict[str, Any]:

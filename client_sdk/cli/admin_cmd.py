@@ -11,6 +11,8 @@ from .output import console, print_json
 from .options import json_option
 from .project_cmd import admin_project_group
 from .render import agent_gpu_table, agent_table
+from .resource_group_cmd import admin_resource_group_group
+from .resource_policy_cmd import admin_resource_policy_group, positive_weight, settings_body
 
 
 @click.group("admin")
@@ -52,6 +54,8 @@ def agents_command(per_gpu: bool, as_json: bool) -> None:
 
 
 admin_group.add_command(admin_project_group)
+admin_group.add_command(admin_resource_group_group)
+admin_group.add_command(admin_resource_policy_group)
 
 
 @admin_group.group("user")
@@ -110,11 +114,46 @@ def user_ls_command(as_json: bool) -> None:
     from rich.table import Table
 
     table = Table(box=None, header_style="bold")
-    for column in ("USERNAME", "ROLE", "KEYPAIRS", "ID"):
+    for column in ("USERNAME", "ROLE", "KEYPAIRS", "POLICY", "DEFAULT GROUP", "DEFAULT PROJECT", "FAIR SHARE", "ID"):
         table.add_column(column)
     for user in users:
-        table.add_row(user["username"], user["role"], str(user.get("keypairs", "")), user["id"])
+        table.add_row(user["username"], user["role"], str(user.get("keypairs", "")),
+                      user.get("resource_policy") or "-", user.get("default_group") or "-",
+                      user.get("default_project") or "-", f"{user.get('fair_share', 1.0):g}", user["id"])
     console().print(table)
+
+
+@user_group.command("set")
+@click.argument("username")
+@click.option("--policy", default=None, metavar="POLICY|none", help="The resource policy they are held to.")
+@click.option("--default-group", default=None, metavar="GROUP|none",
+              help="Where their sessions go when they name no group (none: \"default\").")
+@click.option("--default-project", default=None, metavar="PROJECT|none",
+              help="The project (they must be a member) their sessions count against when they name none.")
+@click.option("--fair-share", default=None, callback=positive_weight, metavar="WEIGHT",
+              help="Their fair-share weight, > 0 (1 by default).")
+@json_option
+def user_set_command(username: str, policy: str | None, default_group: str | None, default_project: str | None,
+                     fair_share: float | None, as_json: bool) -> None:
+    """Set a user's resource policy, default group and project, fair-share weight (`none` clears one)."""
+    body = settings_body(resource_policy=policy, default_group=default_group, default_project=default_project)
+    if fair_share is not None:
+        body["fair_share"] = fair_share
+    if not body:
+        raise click.UsageError("nothing to change: give --policy, --default-group, --default-project or --fair-share")
+    client = cli_state().client()
+
+    async def run() -> dict:
+        async with client:
+            return await client.update_user(username, **body)
+
+    user = run_async(run())
+    if as_json:
+        print_json(user)
+        return
+    click.echo(f"user {user['username']}: policy {user.get('resource_policy') or 'none'}, default group "
+               f"{user.get('default_group') or 'default'}, default project {user.get('default_project') or 'none'}, "
+               f"fair share {user.get('fair_share', 1.0):g}")
 
 
 def _set_active(username: str, active: bool, as_json: bool) -> None:

@@ -30,6 +30,8 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "project": ("project_cmd", "project_group"),
     "image": ("image_cmd", "image_group"),
     "admin": ("admin_cmd", "admin_group"),
+    "groups": ("resource_group_cmd", "groups_command"),
+    "queue": ("queue_cmd", "queue_command"),
     "login": ("login_cmd", "login_command"),
     "passwd": ("passwd_cmd", "passwd_command"),
     "whoami": ("account_cmd", "whoami_command"),

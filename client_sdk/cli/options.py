@@ -79,6 +79,21 @@ def session_spec_options(func: F) -> F:
     return func
 
 
+def placement_options(func: F) -> F:
+    """--group, --project and --priority: where a new session runs and what it counts against."""
+    decorators = [
+        click.option("--group", "group", default=None, metavar="GROUP",
+                     help="Resource group to run in (default: yours, else `default`; see `corral groups`)."),
+        click.option("--project", "project", default=None, metavar="PROJECT",
+                     help="Project it counts against, one you are a member of (default: yours, if set)."),
+        click.option("--priority", type=click.IntRange(0, 100), default=None,
+                     help="0-100 (default 50); above 50 for admins only."),
+    ]
+    for decorator in reversed(decorators):
+        func = decorator(func)
+    return func
+
+
 def resources_from_options(
     cpu: str | None, mem: str | None, gpus: int | None, gpu_share: str | None
 ) -> dict[str, str | int]:

@@ -15,6 +15,7 @@ from ..models import Project
 from .context import call_api, cli_state, note, run_async
 from .options import json_option
 from .output import console, print_json
+from .resource_policy_cmd import positive_weight, settings_body
 
 
 def _client() -> AsyncCorralClient:
@@ -130,6 +131,31 @@ def admin_create_command(name: str, description: str, as_json: bool) -> None:
         return
     click.echo(f"project {project.name} ({project.id}) created; add members with "
                f"`corral project add-member {project.name} USER [--manager]`")
+
+
+@admin_project_group.command("set")
+@click.argument("name")
+@click.option("--policy", default=None, metavar="POLICY|none", help="The resource policy its sessions are held to.")
+@click.option("--fair-share", default=None, callback=positive_weight, metavar="WEIGHT",
+              help="Its fair-share weight, > 0 (1 by default).")
+@click.option("--description", default=None, help="What the project is for.")
+@json_option
+def admin_set_command(name: str, policy: str | None, fair_share: float | None, description: str | None,
+                      as_json: bool) -> None:
+    """Set project NAME's resource policy (`none` clears it), fair-share weight or description."""
+    body = settings_body(resource_policy=policy)
+    if fair_share is not None:
+        body["fair_share"] = fair_share
+    if description is not None:
+        body["description"] = description
+    if not body:
+        raise click.UsageError("nothing to change: give --policy, --fair-share or --description")
+    project = call_api(lambda client: client.update_project(name, **body))
+    if as_json:
+        print_json(project.raw)
+        return
+    click.echo(f"project {project.name}: policy {project.resource_policy or 'none'}, "
+               f"fair share {project.fair_share:g}")
 
 
 @admin_project_group.command("ls")

@@ -102,7 +102,8 @@ def format_command(command: str | list[str] | None) -> str:
 
 def session_table(sessions: Sequence[Session]) -> Table:
     table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in ("ID", "NAME", "STATUS", "TYPE", "IMAGE", "RESOURCES", "AGENT", "CREATED"):
+    for column in ("ID", "NAME", "STATUS", "TYPE", "IMAGE", "RESOURCES", "GROUP", "PROJECT", "PRIO", "AGENT",
+                   "CREATED"):
         table.add_column(column, no_wrap=column in ("ID", "NAME", "STATUS"))
     for s in sessions:
         table.add_row(
@@ -112,6 +113,9 @@ def session_table(sessions: Sequence[Session]) -> Table:
             s.type,
             s.image,
             format_slots(s.requested_slots),
+            s.resource_group,
+            s.project or "-",
+            str(s.priority),
             s.agent_id or "-",
             format_time(s.created_at),
         )
@@ -220,6 +224,9 @@ def session_panel(session: Session) -> Panel:
         ("Type", session.type),
         ("Image", session.image),
         ("Owner", session.owner or "-"),
+        ("Group", session.resource_group),
+        ("Project", session.project or "-"),
+        ("Priority", str(session.priority)),
         ("Agent", session.agent_id or "-"),
         ("Command", format_command(session.command)),
         ("Requested", format_slots(session.requested_slots)),

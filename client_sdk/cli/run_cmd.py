@@ -13,7 +13,7 @@ from ..models import Session
 from ..errors import SessionFailed, WaitTimeout
 from .context import cli_state, note, run_async
 from .execution import stream_execution
-from .options import read_code, resources_from_options, session_spec_options
+from .options import placement_options, read_code, resources_from_options, session_spec_options
 from .render import mount_warnings
 from .start_progress import StartProgress
 
@@ -22,6 +22,7 @@ DESTROY_TIMEOUT = 15.0
 
 @click.command("run")
 @session_spec_options
+@placement_options
 @click.option("--name", default=None, help="Session name (default: generated).")
 @click.option("--keep", is_flag=True, help="Keep the session after the code ends.")
 @click.option(
@@ -38,6 +39,9 @@ def run_command(
     gpu_share: str | None,
     env: dict[str, str],
     mounts: tuple[str, ...],
+    group: str | None,
+    project: str | None,
+    priority: int | None,
     name: str | None,
     keep: bool,
     timeout: float,
@@ -55,7 +59,7 @@ def run_command(
     client = cli_state().client()
     exit_status = run_async(
         _run(client, source, image=image, resources=resources, env=env, mounts=list(mounts),
-             name=name, keep=keep, timeout=timeout)
+             name=name, keep=keep, timeout=timeout, group=group, project=project, priority=priority)
     )
     click.get_current_context().exit(exit_status)
 
@@ -71,13 +75,17 @@ async def _run(
     name: str | None,
     keep: bool,
     timeout: float,
+    group: str | None = None,
+    project: str | None = None,
+    priority: int | None = None,
 ) -> int:
     # Naming the session here means a Ctrl-C during the create call can still find it.
     name = name or f"run-{secrets.token_hex(4)}"
     async with client:
         try:
             session = await client.create_session(
-                image=image, type="interactive", name=name, env=env, resources=resources, mounts=mounts
+                image=image, type="interactive", name=name, env=env, resources=resources, mounts=mounts,
+                resource_group=group, project=project, priority=priority,
             )
         except asyncio.CancelledError:
             await _destroy_quietly(client, name, name)

@@ -13,7 +13,7 @@ from ..models import TERMINAL_STATUSES, Session
 from .context import call_api, cli_state, note, run_async
 from .exit_codes import UNREACHABLE, exit_code_for
 from .output import console, print_json, print_json_line
-from .options import json_option, resources_from_options, session_spec_options
+from .options import json_option, placement_options, resources_from_options, session_spec_options
 from .render import mount_warnings, format_slots, format_time, session_panel, session_table, status_change_line, status_text
 from .start_progress import StartProgress
 
@@ -31,6 +31,7 @@ def session_group() -> None:
 
 @session_group.command("create")
 @session_spec_options
+@placement_options
 @click.option("--name", default=None, help="Session name (default: generated).")
 @click.option(
     "--type", "session_type", type=click.Choice(["interactive", "batch"]), default="interactive",
@@ -55,6 +56,9 @@ def create_command(
     gpu_share: str | None,
     env: dict[str, str],
     mounts: tuple[str, ...],
+    group: str | None,
+    project: str | None,
+    priority: int | None,
     name: str | None,
     session_type: str,
     wait: bool,
@@ -79,7 +83,8 @@ def create_command(
         async with client:
             session = await client.create_session(
                 image=image, type=session_type, name=name, command=_command_arg(command),
-                env=env, resources=resources, mounts=list(mounts),
+                env=env, resources=resources, mounts=list(mounts), resource_group=group, project=project,
+                priority=priority,
             )
             if not wait:
                 return session
@@ -158,12 +163,14 @@ def ls_command(show_all: bool, statuses: tuple[str, ...], all_users: bool, as_js
 
 def _owner_table(sessions: Sequence[Session]) -> Table:
     table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in ("OWNER", "ID", "NAME", "STATUS", "TYPE", "IMAGE", "RESOURCES", "AGENT", "CREATED"):
+    for column in ("OWNER", "ID", "NAME", "STATUS", "TYPE", "IMAGE", "RESOURCES", "GROUP", "PROJECT", "PRIO",
+                   "AGENT", "CREATED"):
         table.add_column(column, no_wrap=column in ("OWNER", "ID", "NAME", "STATUS"))
     for s in sessions:
         table.add_row(
             s.owner or "-", s.short_id, s.name, status_text(s.status), s.type, s.image,
-            format_slots(s.requested_slots), s.agent_id or "-", format_time(s.created_at),
+            format_slots(s.requested_slots), s.resource_group, s.project or "-", str(s.priority), s.agent_id or "-",
+            format_time(s.created_at),
         )
     return table
 

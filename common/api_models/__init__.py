@@ -3,9 +3,14 @@
 Only pydantic and ``corral.common`` here: the client imports this without the server extra.
 """
 from .base import OPTIONAL_KEY, ApiModel, Timestamp
+from .capacity import Capacity, CapacityGpu, CapacityNode
 from .cluster import Agent, AgentGpu, AgentList, Health, Image, ImageList, MigDevice, WhoAmI
 from .problem import Problem
 from .projects import Project, ProjectList, ProjectMember, ProjectVfolder
+from .scheduling import (
+    GroupQueue, HeadReservation, QueueEntry, QueueView, ResourceGroup, ResourceGroupList, ResourcePolicy,
+    ResourcePolicyList, Scorer,
+)
 from .sessions import (
     ExecuteError,
     ExecuteEvent,
@@ -28,9 +33,11 @@ from .users import NewUser, SshKey, SshKeyList, User, UserList
 from .vfolders import StorageHost, StorageHostList, Vfolder, VfolderList, VfolderShare, VfolderToken, VfolderUsage
 
 __all__ = [
-    "OPTIONAL_KEY", "Agent", "AppToken", "SessionService", "SessionServiceList", "SshAccess", "SshKey", "SshKeyList", "AgentGpu", "AgentList", "ApiModel", "ExecuteError", "ExecuteEvent", "ExecuteOutput",
+    "OPTIONAL_KEY", "Agent", "Capacity", "CapacityGpu", "CapacityNode", "AppToken", "SessionService", "SessionServiceList", "SshAccess", "SshKey", "SshKeyList", "AgentGpu", "AgentList", "ApiModel", "ExecuteError", "ExecuteEvent", "ExecuteOutput",
     "ExecuteResult", "GpuAssignment", "Health", "Image", "ImageList", "Kernel", "KernelAllocation", "MigDevice",
-    "NewUser", "Problem", "Project", "ProjectList", "ProjectMember", "ProjectVfolder", "Session", "SessionLogs",
+    "NewUser", "Problem", "Project", "ProjectList", "ProjectMember", "ProjectVfolder", "ResourceGroup",
+    "ResourceGroupList", "ResourcePolicy", "ResourcePolicyList", "Scorer", "GroupQueue", "HeadReservation",
+    "QueueEntry", "QueueView", "Session", "SessionLogs",
     "SessionMount", "SessionPage", "StatusChange", "StorageHost", "StorageHostList", "Timestamp", "User", "UserList",
     "Vfolder", "VfolderList", "VfolderShare", "VfolderToken", "VfolderUsage", "WhoAmI",
 ]

@@ -33,6 +33,8 @@ class Project(ApiModel):
     created_at: Timestamp | None = None
     role: ProjectRole | None = None
     member_count: int = 0
+    resource_policy: str | None = None
+    fair_share: float = 1.0
     members: Annotated[list[ProjectMember], OPTIONAL_KEY] = []
     vfolders: Annotated[list[ProjectVfolder], OPTIONAL_KEY] = []
 

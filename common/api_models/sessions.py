@@ -124,6 +124,8 @@ class Session(ApiModel):
     requested_slots: dict[str, str] = {}
     mounts: list[SessionMount] = []
     resource_group: str = "default"
+    project: str | None = Field(None, description="the project (name) it counts against; null: its owner's own")
+    priority: int = Field(50, description="0-100; higher goes first where its group's queue policy uses it")
     created_at: Timestamp | None = None
     scheduled_at: Timestamp | None = None
     started_at: Timestamp | None = None

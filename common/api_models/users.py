@@ -19,6 +19,12 @@ class User(ApiModel):
     keypairs: int = 0
     is_active: bool = Field(True, description="false: disabled; neither keypairs nor web sessions work")
     has_password: bool = Field(False, description="whether the user can sign in to the web UI")
+    resource_policy: str | None = Field(None, description="the resource policy they are held to; null: none")
+    default_group: str | None = Field(None, description="where their sessions go when they name no group; "
+                                                        "null: \"default\"")
+    default_project: str | None = Field(None, description="the project (name) their sessions count against "
+                                                          "when they name none; null: none")
+    fair_share: float = Field(1.0, description="their fair-share weight")
 
 
 class UserList(ApiModel):

@@ -11,6 +11,8 @@ from corral.common.version import VERSION
 from ..session_requests import CreateSessionRequest
 from ..app_auth import TOKEN_QUERY
 from . import cluster, internal, projects, services, sessions, ssh_keys, terminal, users, vfolders
+from . import resource_groups, resource_policies
+from . import capacity, queue
 from .context_access import SERVICES_KEY, USER_KEY, ApiServices, ctx_of
 from . import auth as web_auth
 from corral.common.api_models.users import WebSignIn
@@ -76,6 +78,11 @@ PROJECT_ROUTES: list[Route] = [
           response=api.ProjectList),
     Route("GET", f"{PJ}/{{name}}", projects.get_project, "Project details with members and vfolders",
           tag="projects", response=api.Project, responses={200: "OK", 404: "No such project, or not a member"}),
+    Route("PATCH", f"{PJ}/{{name}}", projects.update_project,
+          "Change a project's description, resource policy or fair-share weight (admin)", tag="projects",
+          body=projects.UpdateProjectRequest, response=api.Project,
+          responses={200: "OK", 400: "Invalid request", 403: "Not an admin", 404: "No such project",
+                     422: "No such resource policy"}),
     Route("POST", f"{PJ}/{{name}}/members", projects.add_project_member,
           "Add a member (admins and project managers)", tag="projects", body=projects.AddMemberRequest,
           response=api.Project,
@@ -91,6 +98,47 @@ PROJECT_ROUTES: list[Route] = [
           response=api.Project,
           responses={200: "OK", 204: "The caller left the project", 403: "Not a manager of the project",
                      404: "No such project, user or member", 409: "Would leave the project without a manager"}),
+]
+
+RG = f"{API}/resource-groups"
+RP = f"{API}/resource-policies"
+SCHEDULING_ROUTES: list[Route] = [
+    Route("GET", RG, resource_groups.list_resource_groups,
+          "Resource groups: the ones the caller may use (every group, with who may use it and agent counts, "
+          "for admins)", tag="scheduling", response=api.ResourceGroupList),
+    Route("POST", RG, resource_groups.create_resource_group, "Create a resource group (admin)", tag="scheduling",
+          body=resource_groups.CreateResourceGroupRequest, response=api.ResourceGroup,
+          responses={201: "Created", 400: "Invalid request", 403: "Not an admin", 409: "Name already in use",
+                     422: "No such user or project in the allowed lists"}),
+    Route("GET", f"{RG}/{{name}}", resource_groups.get_resource_group, "A resource group", tag="scheduling",
+          response=api.ResourceGroup, responses={200: "OK", 404: "No such group, or not one the caller may use"}),
+    Route("PATCH", f"{RG}/{{name}}", resource_groups.update_resource_group,
+          "Change a resource group (admin): only the fields given", tag="scheduling",
+          body=resource_groups.UpdateResourceGroupRequest, response=api.ResourceGroup,
+          responses={200: "OK", 400: "Invalid request", 403: "Not an admin", 404: "No such group",
+                     422: "No such user or project in the allowed lists"}),
+    Route("DELETE", f"{RG}/{{name}}", resource_groups.delete_resource_group,
+          "Delete a resource group (admin); refused for \"default\" and while agents, active or queued sessions, "
+          "or users' default group use it", tag="scheduling", response=api.ResourceGroup,
+          responses={200: "Deleted (its last state)", 403: "Not an admin", 404: "No such group",
+                     409: "\"default\", or still in use (the detail says by what)"}),
+    Route("GET", RP, resource_policies.list_resource_policies, "Resource policies (admin)", tag="scheduling",
+          response=api.ResourcePolicyList, responses={200: "OK", 403: "Not an admin"}),
+    Route("POST", RP, resource_policies.create_resource_policy, "Create a resource policy (admin)",
+          tag="scheduling", body=resource_policies.CreateResourcePolicyRequest, response=api.ResourcePolicy,
+          responses={201: "Created", 400: "Invalid request", 403: "Not an admin", 409: "Name already in use"}),
+    Route("GET", f"{RP}/{{name}}", resource_policies.get_resource_policy,
+          "A resource policy, with the users and projects held to it (admin)", tag="scheduling",
+          response=api.ResourcePolicy, responses={200: "OK", 403: "Not an admin", 404: "No such policy"}),
+    Route("PATCH", f"{RP}/{{name}}", resource_policies.update_resource_policy,
+          "Change a resource policy (admin): only the fields given; null removes a limit", tag="scheduling",
+          body=resource_policies.UpdateResourcePolicyRequest, response=api.ResourcePolicy,
+          responses={200: "OK", 400: "Invalid request", 403: "Not an admin", 404: "No such policy"}),
+    Route("DELETE", f"{RP}/{{name}}", resource_policies.delete_resource_policy,
+          "Delete a resource policy (admin); refused while a user or project is held to it", tag="scheduling",
+          response=api.ResourcePolicy,
+          responses={200: "Deleted (its last state)", 403: "Not an admin", 404: "No such policy",
+                     409: "A user or project is held to it"}),
 ]
 
 SVC = f"{API}/sessions/{{ref}}/services"
@@ -154,8 +202,14 @@ PUBLIC_ROUTES: list[Route] = [
     Route("GET", f"{API}/whoami", cluster.whoami, "The caller's identity", tag="cluster", response=api.WhoAmI),
     Route("POST", f"{API}/sessions", sessions.create_session, "Create a session", body=CreateSessionRequest,
           response=api.Session,
-          responses={201: "Created", 400: "Invalid request", 409: "Name already in use",
-                     422: "No agent could ever fit the request"}),
+          responses={201: "Created", 400: "Invalid request",
+                     403: "Not allowed to use the resource group or the project, or a priority above 50 "
+                          "without the admin role",
+                     404: "No such resource group (the detail names those the caller may use) or project",
+                     409: "Name already in use, or a resource policy's limit on queued sessions reached "
+                          "(type .../policy-limit-reached)",
+                     422: "The group does not take this session type, or the request could never fit: no agent of "
+                          "the group, or a resource policy (the detail names the limit)"}),
     Route("GET", f"{API}/sessions", sessions.list_sessions, "List the caller's sessions", response=api.SessionPage,
           query=(("status", "comma-separated statuses"), ("all", "1 to include ended sessions"),
                  ("all_users", "1 to list every user's sessions (admin only)"),
@@ -212,6 +266,19 @@ PUBLIC_ROUTES: list[Route] = [
     Route("GET", f"{API}/agents", cluster.list_agents, "Agents and their resources (admin)", tag="cluster",
           response=api.AgentList,
           responses={200: "OK", 403: "Not an admin"}),
+    Route("GET", f"{API}/capacity", capacity.group_capacity,
+          "What the alive agents of a resource group have free now, per node and per GPU (agent addresses for "
+          "admins only)", tag="cluster", response=api.Capacity,
+          query=(("group", "the resource group (left out: the caller's default group, else \"default\")"),),
+          responses={200: "OK", 400: "Not a resource group name",
+                     404: "No such resource group, or not one the caller may use"}),
+    Route("GET", f"{API}/queue", queue.queue,
+          "Pending sessions in the order the scheduler will consider them, per resource group: position, the "
+          "queue policy's factors, why each waits, and the head of the queue's reservation", tag="cluster",
+          response=api.QueueView,
+          query=(("group", "only this resource group"),),
+          responses={200: "OK", 400: "Not a resource group name",
+                     404: "No such resource group, or not one the caller may use"}),
     Route("GET", f"{API}/images", cluster.list_images, "Images available on agents", tag="cluster",
           response=api.ImageList),
     Route("POST", f"{API}/users", users.create_user,
@@ -240,9 +307,11 @@ PUBLIC_ROUTES: list[Route] = [
     Route("GET", f"{API}/users", users.list_users, "List users (admin)", tag="users", response=api.UserList,
           responses={200: "OK", 403: "Not an admin"}),
     Route("PATCH", f"{API}/users/{{username}}", users.update_user,
-          "Disable (is_active false: keypairs and web sessions stop working at once) or enable a user (admin)",
+          "Disable (is_active false: keypairs and web sessions stop working at once) or enable a user, or set "
+          "their resource policy, default group and project, fair-share weight (admin)",
           tag="users", body=users.UpdateUserRequest, response=api.User,
-          responses={200: "OK", 403: "Not an admin", 404: "No such user", 409: "Admins cannot disable themselves"}),
+          responses={200: "OK", 403: "Not an admin", 404: "No such user", 409: "Admins cannot disable themselves",
+                     422: "No such resource policy, group or project, or not a member of that project"}),
     Route("PUT", f"{API}/users/{{username}}/password", users.set_password,
           "Set a user's web UI password (admins: anyone's; users: their own, with current_password); "
           "the user's other web sessions end", tag="users", body=users.SetPasswordRequest,
@@ -251,6 +320,7 @@ PUBLIC_ROUTES: list[Route] = [
                      404: "No such user"}),
     *VFOLDER_ROUTES,
     *PROJECT_ROUTES,
+    *SCHEDULING_ROUTES,
 ]
 
 

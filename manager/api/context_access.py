@@ -16,6 +16,9 @@ from ..auth import AuthUser, RequestAuthenticator
 from ..events import EventHub
 from ..lifecycle.kernel_events import KernelEvents
 from ..project_service import ProjectService
+from ..resource_groups import ResourceGroupService
+from ..resource_policies import ResourcePolicyService
+from ..scheduler.queue_view import QueueViewer
 from ..session_service import SessionService
 from ..storage.vfolder_service import VfolderService
 from ..web_sessions import WebSessionService
@@ -41,6 +44,9 @@ class ApiServices:
     access: AccessRecorder
     local_agents: LocalAgents
     web_sessions: WebSessionService
+    resource_groups: ResourceGroupService
+    resource_policies: ResourcePolicyService
+    queue: QueueViewer
 
 
 SERVICES_KEY = web.AppKey("corral.services", ApiServices)

@@ -6,7 +6,9 @@ from aiohttp import web
 from corral.common import api_models as api
 from corral.common.request_body import parse_body
 
-from ..project_service import AddMemberRequest, CreateProjectRequest, ProjectService, UpdateMemberRequest
+from ..project_service import (
+    AddMemberRequest, CreateProjectRequest, ProjectService, UpdateMemberRequest, UpdateProjectRequest,
+)
 from .context_access import ctx_of, user_of
 from .responses import json_response
 
@@ -26,6 +28,11 @@ async def list_projects(request: web.Request) -> web.Response:
 
 async def get_project(request: web.Request) -> web.Response:
     return json_response(api.Project, await _service(request).info(user_of(request), request.match_info["name"]))
+
+
+async def update_project(request: web.Request) -> web.Response:
+    body = await parse_body(request, UpdateProjectRequest)
+    return json_response(api.Project, await _service(request).update(user_of(request), request.match_info["name"], body))
 
 
 async def add_project_member(request: web.Request) -> web.Response:

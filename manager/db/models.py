@@ -146,7 +146,8 @@ class Kernel(Base):
     allocation: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     exit_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
     last_logs: Mapped[str | None] = mapped_column(Text, nullable=True)
-    status_changed_at: Mapped[datetime]
+    # Indexed: the scheduler's snapshot reads the kernels that changed since its last pass.
+    status_changed_at: Mapped[datetime] = mapped_column(index=True)
     # Reported by the agent once the kernel runs: its sshd's public host key, and the login name.
     ssh_host_key: Mapped[str | None] = mapped_column(Text, nullable=True)
     ssh_user: Mapped[str | None] = mapped_column(String(64), nullable=True)

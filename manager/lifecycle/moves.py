@@ -16,7 +16,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Iterable, Mapping
 
-from sqlalchemy import bindparam, event, func, literal, or_, select, update
+from sqlalchemy import bindparam, case, event, func, insert, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session as OrmSession
 
@@ -29,6 +29,7 @@ from .transitions import KERNEL_MOVES, SESSION_MOVES, sources
 
 _PENDING_EVENTS = "corral.pending_events"
 StatusSet = frozenset[SessionStatus] | set[SessionStatus]
+_MOVE_CHUNK = 500  # sessions per guarded UPDATE (SQLite allows 32766 parameters; a CASE takes two each)
 
 
 async def lock_session(db: AsyncSession, session_id: str) -> str | None:
@@ -61,33 +62,43 @@ async def move_sessions(
 ) -> list[str]:
     """Move several sessions (id → reason) at once, each guarded on its own status; the ids that moved.
 
-    One ``UPDATE … RETURNING`` per distinct reason and one history insert, so a burst costs a few
-    statements rather than a few per session.
+    One ``UPDATE … RETURNING`` per ``_MOVE_CHUNK`` sessions (their reasons by a CASE on the id) and one
+    history insert, so a burst costs a few statements rather than a few per session.
     """
     allowed = sources(SESSION_MOVES, target, only_from)
     if not allowed or not reasons:
         return []
     now = utcnow()
-    by_reason: dict[str, list[str]] = {}
-    for session_id, reason in reasons.items():
-        by_reason.setdefault(reason, []).append(session_id)
     moved: list[str] = []
     pending = db.sync_session.info.setdefault(_PENDING_EVENTS, [])
-    for reason, ids in by_reason.items():
+    ids = list(reasons)
+    for start in range(0, len(ids), _MOVE_CHUNK):
+        chunk = ids[start:start + _MOVE_CHUNK]
+        distinct = {reasons[sid] for sid in chunk}
+        # One statement per chunk: a shared reason is a constant, different ones a CASE on the id.
+        reason_value: Any = (
+            next(iter(distinct)) if len(distinct) == 1
+            else case({sid: reasons[sid] for sid in chunk}, value=Session.id, else_=Session.status_reason)
+        )
         changes: dict[str, Any] = {
-            "status": target, "status_reason": reason, "status_changed_at": now, **_timestamps(target, now), **values
+            "status": target, "status_reason": reason_value, "status_changed_at": now, **_timestamps(target, now),
+            **values,
         }
         result = await db.execute(
             update(Session)
-            .where(Session.id.in_(ids), Session.status.in_(list(allowed)))
+            .where(Session.id.in_(chunk), Session.status.in_(list(allowed)))
             .values(**changes)
             .returning(Session.id, Session.owner_id)
             .execution_options(synchronize_session=False)
         )
+        history = []
         for session_id, owner_id in result.all():
+            reason = reasons[session_id]
             moved.append(session_id)
-            db.add(SessionStatusChange(session_id=session_id, status=target, reason=reason, at=now))
+            history.append({"session_id": session_id, "status": target, "reason": reason, "at": now})
             pending.append((hub, SessionStatusEvent(session_id, owner_id, target, reason, now)))
+        if history:
+            await db.execute(insert(SessionStatusChange), history)  # one executemany, not a unit-of-work flush
     return moved
 
 
@@ -147,8 +158,10 @@ async def move_kernels_of_sessions(
     kernels = Kernel.__table__
     await db.execute(
         kernels.update()
-        # Plain comparisons, not IN: an expanding IN cannot be part of an executemany.
-        .where(kernels.c.session_id == bindparam("_session_id"), or_(*(kernels.c.status == s for s in sorted(allowed))))
+        # Plain comparisons, not IN: an expanding IN cannot be part of an executemany. The status is
+        # wrapped so SQLite looks rows up by session_id, not by the (far less selective) status index.
+        .where(kernels.c.session_id == bindparam("_session_id"),
+               or_(*(func.coalesce(kernels.c.status, "") == s for s in sorted(allowed))))
         .values(
             status=target, status_reason=reason, status_changed_at=utcnow(),
             **{column: bindparam(f"_{column}", type_=kernels.c[column].type) for column in columns},

@@ -1,23 +1,26 @@
 """The scheduling loop: runs a pass when triggered (new session, freed
 resources) or every ``interval_s``, only while this manager holds the lead.
 
-A pass reads the queue and the nodes once, then reserves its placements in
-one transaction (fencing check first, then a guarded ``PENDING → SCHEDULED``
-per session). A session cancelled after the pass read it simply loses that
-move and is skipped; its resources are never taken.
+A pass reads the queue, brings the leader's cluster snapshot up to date
+(`snapshot`), lets the planner decide per resource group (`planner`), then
+reserves its placements in batched transactions (fencing check first, the
+resource policies checked again from the database's rows, then a guarded
+``PENDING → SCHEDULED`` per session). A session cancelled after the pass read
+it simply loses that move and is skipped; its resources are never taken.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Sequence
+import time
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from corral.common.session_status import SessionStatus
-from corral.common.slots import ResourceSlot, format_size
 
-from ..db.models import Session
+from ..clock import utcnow
+from ..config import SchedulerConfig
 from ..events import EventHub
 from ..leader import LeaderElection
 from ..lifecycle.moves import set_reason
@@ -25,16 +28,20 @@ from ..lifecycle.occupancy import recalc_occupied
 from .bind import Binder
 from .cooldown import AgentCooldown
 from .fencing import LeaderFence, LostLeadership
-from .filter import Candidate
-from .node_view import NodeView, load_node_views
+from .contexts import DecayedUsage
+from .pass_inputs import plan_pass, recheck_policies
+from .pending import PendingSession
+from .planner import PassPlan
 from .registry import SchedulerStages
 from .reserve import reserve
+from .snapshot import ClusterSnapshot, Held
 from .wakeup import SchedulerWakeup
 
 log = logging.getLogger(__name__)
 
-BATCH = 200
-MAX_CONSIDERED = 5000  # sessions one pass looks at, at most, when the first pages do not fit
+BATCH = 1000  # pending sessions read per query
+MAX_CONSIDERED = 100_000  # sessions one pass looks at, at most (every group's, in age order)
+COMMIT_BATCH = 2000  # placements reserved per transaction
 
 
 class Scheduler:
@@ -48,7 +55,8 @@ class Scheduler:
         binder: Binder,
         wakeup: SchedulerWakeup,
         cooldown: AgentCooldown,
-        interval_s: float,
+        config: SchedulerConfig,
+        decayed: DecayedUsage | None = None,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._hub = hub
@@ -58,7 +66,12 @@ class Scheduler:
         self._binder = binder
         self._wakeup = wakeup
         self._cooldown = cooldown
-        self._interval_s = interval_s
+        self._interval_s = config.interval_s
+        self._config = config
+        self._decayed = decayed
+        self.snapshot = ClusterSnapshot(config.snapshot_verify_s)
+        self.last_plan: PassPlan | None = None
+        self.last_timings: dict[str, float] = {}
         self._epoch: int | None = None
         self._claimed_term: int | None = None
         self._task: asyncio.Task[None] | None = None
@@ -98,67 +111,75 @@ class Scheduler:
         return self._epoch
 
     async def run_pass(self) -> int:
-        """Place as many pending sessions as fit; returns how many were placed. The queue is read a page
-        (``BATCH``) at a time, the next page only while this pass could place nothing of the last one, up
-        to ``MAX_CONSIDERED`` sessions, so sessions that do not fit never hide the ones behind them."""
-        async with self._sessionmaker() as db:
-            pending = list(await self._stages.queue.pending(db, BATCH))
-            if not pending:
-                return 0
-            nodes = [n for n in await load_node_views(db) if not self._cooldown.cooling(n.agent_id)]
-            page = pending
-            while len(page) == BATCH and len(pending) < MAX_CONSIDERED and not self._any_fits(nodes, page):
-                page = list(await self._stages.queue.pending(db, BATCH, after=page[-1]))
-                pending.extend(page)
-        epoch = await self.epoch()
-        choices: list[tuple[str, Candidate]] = []
-        waiting: dict[str, str] = {}
-        for sess in pending:
-            request = ResourceSlot.from_json(sess.requested_slots)
-            ranked = self._stages.scorer.rank(self._stages.filter.feasible(nodes, request, sess.resource_group))
-            allocation = ranked[0].node.state.try_allocate(request) if ranked else None  # now with its cores
-            if allocation is None:
-                # Later, smaller requests may still fit (no head-of-line blocking); say why this one waits.
-                reason = (f"waiting for resources: no agent in group {sess.resource_group!r} has "
-                          f"{_describe(request)} free")
-                if sess.status_reason != reason:
-                    waiting[sess.id] = reason
-                continue
-            ranked[0].node.state.add(allocation)  # taken for the rest of this pass
-            choices.append((sess.id, Candidate(ranked[0].node, allocation)))
-        placed: list[str] = []
-        if choices:
-            # One transaction for the pass: one fencing check and a guarded move per session; a session
-            # cancelled since the queue was read loses its move and gives its resources back.
+        """Place as many pending sessions as fit; returns how many were placed.
+
+        Every pending session of every group is read (a page of ``BATCH`` at a time, up to
+        ``MAX_CONSIDERED``), the snapshot is brought up to date, the planner decides, and the placements
+        are reserved in transactions of ``COMMIT_BATCH`` sessions, each with its fencing check, its
+        guarded ``PENDING → SCHEDULED`` moves and a fresh check of the resource policies from the
+        database's own rows.
+        """
+        now = utcnow()
+        clock = time.perf_counter
+        timings: dict[str, float] = {}
+        try:
             async with self._sessionmaker() as db:
-                placed = await reserve(db, self._hub, self._fence, epoch, choices)
-                await recalc_occupied(db, {c.node.agent_id for sid, c in choices})
-                await db.commit()
-            won = set(placed)
-            for session_id, chosen in choices:
-                if session_id in won:
-                    log.info("session %s scheduled on %s", session_id, chosen.node.agent_id)
-                else:
-                    chosen.node.state.release(chosen.allocation)
-            self._binder.spawn_many(placed)
-        if waiting:
+                t0 = clock()
+                pending = await self._read_queue(db)
+                if not pending:
+                    return 0
+                t1 = clock()
+                await self.snapshot.refresh(db, now)
+                t2 = clock()
+                plan = await self._plan(db, now, pending)
+            t3 = clock()
+            placed = await self._commit(plan) if plan.choices else []
+            timings = {"read_queue_s": t1 - t0, "snapshot_s": t2 - t1, "plan_s": t3 - t2, "commit_s": clock() - t3}
+        except BaseException:
+            self.snapshot.invalidate()  # the pass may have left its own placements in it
+            raise
+        self.last_timings = timings
+        if placed:
+            log.info("scheduler pass: %d of %d pending placed in %.3f s (%s)", len(placed), len(pending),
+                     sum(timings.values()), ", ".join(f"{k} {v:.3f}" for k, v in timings.items()))
+        self.last_plan = plan
+        if plan.reasons:
             async with self._sessionmaker() as db:
-                for session_id, reason in waiting.items():
+                for session_id, reason in plan.reasons.items():
                     await set_reason(db, session_id, reason, while_in={SessionStatus.PENDING})
                 await db.commit()
         return len(placed)
 
-    def _any_fits(self, nodes: Sequence[NodeView], page: Sequence[Session]) -> bool:
-        """Whether some session of ``page`` fits some node as the nodes are now (a look ahead: the pass
-        itself decides what is placed)."""
-        return any(
-            self._stages.filter.feasible(nodes, ResourceSlot.from_json(sess.requested_slots), sess.resource_group)
-            for sess in page
-        )
+    async def _read_queue(self, db: AsyncSession) -> list[PendingSession]:
+        pending = list(await self._stages.queue.pending(db, BATCH))
+        page = pending
+        while len(page) == BATCH and len(pending) < MAX_CONSIDERED:
+            page = list(await self._stages.queue.pending(db, BATCH, after=page[-1]))
+            pending.extend(page)
+        return pending
 
+    async def _plan(self, db: AsyncSession, now: datetime, pending: list[PendingSession]) -> PassPlan:
+        return await plan_pass(db, now, pending, self.snapshot, self._config, self._decayed,
+                               cooling=self._cooldown.cooling)
 
-def _describe(request: ResourceSlot) -> str:
-    parts = []
-    for name, amount in sorted(request.items()):
-        parts.append(f"{name}={format_size(int(amount)) if name == 'mem' else amount}")
-    return ", ".join(parts) or "anything"
+    async def _commit(self, plan: PassPlan) -> list[str]:
+        epoch = await self.epoch()
+        placed: list[str] = []
+        for start in range(0, len(plan.choices), COMMIT_BATCH):
+            batch = plan.choices[start:start + COMMIT_BATCH]
+            async with self._sessionmaker() as db:
+                allowed = await recheck_policies(db, batch)
+                chosen = [(sess.id, cand) for sess, cand in batch if sess.id in allowed]
+                won = set(await reserve(db, self._hub, self._fence, epoch, chosen)) if chosen else set()
+                await recalc_occupied(db, {cand.node.agent_id for _, cand in chosen})
+                await db.commit()
+            for sess, cand in batch:
+                if sess.id in won:
+                    log.info("session %s scheduled on %s", sess.id, cand.node.agent_id)
+                    self.snapshot.adopt((sess.id, 0), Held(cand.node.agent_id, cand.allocation, sess.id))
+                    placed.append(sess.id)
+                else:
+                    cand.node.state.release(cand.allocation)
+            self._binder.spawn_many([sid for sid, _ in chosen if sid in won])
+        return placed
+

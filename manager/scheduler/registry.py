@@ -1,38 +1,32 @@
-"""Scheduler stages by configured name, so each can be swapped in config."""
+"""The scheduler's swappable stages, and the configured defaults checked at start.
+
+``[scheduler] queue`` and ``score`` are the queue policy and scorer of a resource group that has no
+row yet; groups carry their own (see `groups`).
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
+from dataclasses import dataclass, field
 
 from corral.common.errors import ConfigError
 
 from ..config import SchedulerConfig
-from .filter import FitsFilter, NodeFilter
-from .queue import FifoQueue, LifoQueue, PendingQueue
-from .score import CandidateScorer, FirstFitScorer, TopologyScorer
-
-QUEUES: dict[str, Callable[[], PendingQueue]] = {"fifo": FifoQueue, "lifo": LifoQueue}
-FILTERS: dict[str, Callable[[], NodeFilter]] = {"fits": FitsFilter}
-SCORERS: dict[str, Callable[[], CandidateScorer]] = {"first-fit": FirstFitScorer, "topology": TopologyScorer}
-
-
-def _pick(kind: str, table: dict[str, Callable[[], object]], name: str) -> object:
-    try:
-        return table[name]()
-    except KeyError:
-        raise ConfigError(f"unknown scheduler {kind} {name!r}; choose from {', '.join(sorted(table))}") from None
+from .pending import PendingReader
+from .policies import POLICY_NAMES
+from .scorers import SCORER_NAMES
 
 
 @dataclass(frozen=True)
 class SchedulerStages:
-    queue: PendingQueue
-    filter: NodeFilter
-    scorer: CandidateScorer
+    """``queue`` reads the pending sessions (tests wrap it to force interleavings)."""
+
+    queue: PendingReader = field(default_factory=PendingReader)
 
 
 def build_stages(config: SchedulerConfig) -> SchedulerStages:
-    return SchedulerStages(
-        queue=_pick("queue", QUEUES, config.queue),  # type: ignore[arg-type]
-        filter=_pick("filter", FILTERS, config.filter),  # type: ignore[arg-type]
-        scorer=_pick("score", SCORERS, config.score),  # type: ignore[arg-type]
-    )
+    if config.queue not in POLICY_NAMES:
+        raise ConfigError(f"unknown scheduler queue {config.queue!r}; choose from {', '.join(POLICY_NAMES)}")
+    if config.score not in SCORER_NAMES:
+        raise ConfigError(f"unknown scheduler score {config.score!r}; choose from {', '.join(SCORER_NAMES)}")
+    if config.filter != "fits":
+        raise ConfigError(f"unknown scheduler filter {config.filter!r}; choose from fits")
+    return SchedulerStages()

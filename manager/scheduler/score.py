@@ -1,51 +1,24 @@
-"""Score stage: order feasible candidates, best first."""
+"""The topology scorer's exact ordering of candidates (used by `scorers` as its tie-break).
+
+GPU requests go where the allocator's objective is best met:
+
+- whole GPUs (``cuda.device``): the chosen set's score under the allocator's contract
+  (`score_whole_gpu_set(...).key()`: weakest link, then total bandwidth, then fewer NUMA nodes, then
+  the least damage to what stays free), best first. A 4-GPU job lands on the node that can give four
+  NVLink-connected GPUs rather than on one that has four GPUs across sockets.
+- fractions (``cuda.shares``): best-fit across nodes — the node whose chosen device has the least free
+  share left, so partly used GPUs fill up and whole GPUs stay free everywhere. Above 1.0 the whole
+  part is compared first, like a whole-GPU request.
+- no GPUs: nodes whose GPUs are all busy (or that have none) first, so CPU-only work does not take the
+  cores and memory that GPU jobs on idle GPUs will need.
+"""
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Protocol, Sequence
 
 from corral.common.gpu.allocator import WHOLE, score_whole_gpu_set
 
 from .filter import Candidate
-
-
-class CandidateScorer(Protocol):
-    def rank(self, candidates: Sequence[Candidate]) -> list[Candidate]: ...
-
-
-class FirstFitScorer:
-    """The first agent that fits, in order of registration (stable and predictable)."""
-
-    def rank(self, candidates: Sequence[Candidate]) -> list[Candidate]:
-        return sorted(candidates, key=lambda c: (c.node.first_contact, c.node.agent_id))
-
-
-class TopologyScorer:
-    """GPU requests go where the allocator's objective is best met; the rest first-fit.
-
-    Each candidate already carries the allocation its node would give (the
-    filter ran the shared allocator), so nodes are compared on that:
-
-    - whole GPUs (``cuda.device``): the chosen set's score under the
-      allocator's contract (`score_whole_gpu_set(...).key()`: weakest link,
-      then total bandwidth, then fewer NUMA nodes, then the least damage to
-      what stays free), best first. A 4-GPU job lands on the node that can
-      give four NVLink-connected GPUs rather than on one that has four GPUs
-      across sockets.
-    - fractions (``cuda.shares``): best-fit across nodes — the node whose
-      chosen device has the least free share left, so partly used GPUs fill
-      up and whole GPUs stay free everywhere. Above 1.0 the whole part is
-      compared first, like a whole-GPU request.
-    - no GPUs: nodes whose GPUs are all busy (or that have none) first, so
-      CPU-only work does not take the cores and memory that GPU jobs on
-      idle GPUs will need; then first-fit order.
-
-    Ties keep first-fit order (registration time, then agent id).
-    """
-
-    def rank(self, candidates: Sequence[Candidate]) -> list[Candidate]:
-        in_order = FirstFitScorer().rank(candidates)
-        return sorted(in_order, key=_preference)  # stable: ties stay in first-fit order
 
 
 def _preference(candidate: Candidate) -> tuple[object, ...]:

@@ -29,6 +29,7 @@ async def ui(browser_ready: None, tmp_path: Path) -> AsyncIterator[LiveCluster]:
     try:
         await cluster.start_manager()
         await set_user_password(cluster.manager.sessionmaker, "admin", ADMIN_PASSWORD)
+        await cluster.client().create_resource_group("nowhere")  # no agent there: its sessions stay PENDING
         yield cluster
     finally:
         await cluster.stop()

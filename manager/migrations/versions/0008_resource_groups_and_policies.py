@@ -5,7 +5,8 @@ session types and users/projects; existing groups named by agents and sessions g
 defaults (fifo with backfill, topology scoring, every type, everyone). ``resource_policies``: limits a
 user or project is held to. ``users``: their policy, default group and project, fair-share weight;
 ``projects``: their policy and fair-share weight. ``sessions``: the project a session counts against
-and its priority (0–100, 50 when not given); ``terminated_at`` is indexed for usage reports.
+and its priority (0–100, 50 when not given); ``sessions.terminated_at`` is indexed for usage reports,
+``kernels.status_changed_at`` for the scheduler's incremental snapshot.
 
 Revision ID: 0008
 Revises: 0007
@@ -67,6 +68,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('priority', sa.Integer(), server_default='50', nullable=False))
     op.create_index(op.f('ix_sessions_project_id'), 'sessions', ['project_id'], unique=False)
     op.create_index(op.f('ix_sessions_terminated_at'), 'sessions', ['terminated_at'], unique=False)
+    op.create_index(op.f('ix_kernels_status_changed_at'), 'kernels', ['status_changed_at'], unique=False)
 
     bind = op.get_bind()
     names = {row[0] for row in bind.execute(sa.text('SELECT DISTINCT resource_group FROM agents'))}
@@ -82,6 +84,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index(op.f('ix_kernels_status_changed_at'), table_name='kernels')
     op.drop_index(op.f('ix_sessions_terminated_at'), table_name='sessions')
     op.drop_index(op.f('ix_sessions_project_id'), table_name='sessions')
     drops = {'sessions': ['priority', 'project_id'], 'projects': ['fair_share', 'resource_policy'],

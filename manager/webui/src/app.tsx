@@ -24,7 +24,7 @@ function NotFound() {
 }
 
 function Page({ path, isAdmin }: { path: string; isAdmin: boolean }) {
-  if (path === "/" || path === "/sessions") return <SessionsPage />;
+  if (path === "/" || path === "/sessions") return <SessionsPage isAdmin={isAdmin} />;
   if (path === "/launch") return <LaunchPage />;
   const session = match("/sessions/:ref", path);
   if (session) return <SessionPage key={session.ref} sessionRef={session.ref} />;

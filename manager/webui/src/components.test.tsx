@@ -55,7 +55,9 @@ describe("LaunchForm", () => {
       resources: { cpu: "1", mem: "1g", "cuda.shares": "0.25" },
       env: { A: "1" },
       command: "python -V",
+      resource_group: "default",
     });
+    expect(toRequest({ ...DEFAULTS, group: " " }).resource_group).toBeUndefined(); // the owner's default group
     expect(toRequest({ ...DEFAULTS, gpuMode: "whole", gpus: "2", image: "x:1" }).resources).toEqual({
       cpu: "1",
       mem: "1g",

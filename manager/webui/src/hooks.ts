@@ -72,3 +72,13 @@ export function useNow(ms = 1000): number {
   }, [ms]);
   return now;
 }
+
+/** `value`, once it has stayed the same for `ms` (typing into a field that triggers a fetch). */
+export function useDebounced<T>(value: T, ms: number): T {
+  const [settled, setSettled] = useState(value);
+  useEffect(() => {
+    const timer = window.setTimeout(() => setSettled(value), ms);
+    return () => window.clearTimeout(timer);
+  }, [value, ms]);
+  return settled;
+}

@@ -10,10 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from corral.manager.db.models import Session
 from corral.manager.scheduler.fencing import LeaderFence, LostLeadership
-from corral.manager.scheduler.filter import FitsFilter
-from corral.manager.scheduler.queue import FifoQueue
+from corral.manager.scheduler.pending import PendingReader, PendingSession
 from corral.manager.scheduler.registry import SchedulerStages
-from corral.manager.scheduler.score import FirstFitScorer
 
 import pytest
 
@@ -21,19 +19,20 @@ from .harness import Lab
 
 
 @dataclass
-class QueueThen:
-    """The FIFO queue, running ``hook`` after it has read the pending sessions (before any reservation)."""
+class QueueThen(PendingReader):
+    """The queue reader, running ``hook`` after it has read the pending sessions (before any reservation)."""
 
     hook: Callable[[], Awaitable[None]]
 
-    async def pending(self, db: AsyncSession, limit: int, after: Session | None = None) -> Sequence[Session]:
-        rows = await FifoQueue().pending(db, limit, after)
+    async def pending(self, db: AsyncSession, limit: int, after: PendingSession | None = None
+                      ) -> Sequence[PendingSession]:
+        rows = await PendingReader().pending(db, limit, after)
         await self.hook()
         return rows
 
 
 def stages_with(hook: Callable[[], Awaitable[None]]) -> SchedulerStages:
-    return SchedulerStages(QueueThen(hook), FitsFilter(), FirstFitScorer())
+    return SchedulerStages(QueueThen(hook))
 
 
 async def test_cancel_between_queue_read_and_reservation_never_starts(lab: Lab) -> None:

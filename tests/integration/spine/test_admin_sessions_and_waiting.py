@@ -16,6 +16,7 @@ pytestmark = [pytest.mark.docker]
 async def test_admin_lists_every_users_sessions_and_names_them_owner_slash_name(cluster: LiveCluster) -> None:
     admin = cluster.client()
     bob = cluster.client(*await cluster.add_user("bob"))
+    await admin.create_resource_group("nowhere")  # no agent there
     theirs = await bob.create_session(name="nb", resource_group="nowhere")  # stays PENDING
     mine = await admin.create_session(name="nb", resource_group="nowhere")
 
@@ -47,6 +48,7 @@ async def test_a_wait_says_why_the_session_is_queued(
 ) -> None:
     monkeypatch.setattr(client_api, "PENDING_REASON_POLL_S", 0.2)
     client = cluster.client()
+    await client.create_resource_group("elsewhere")  # no agent there
     session = await client.create_session(name="queued", resource_group="elsewhere")
     seen: list[StatusChange] = []
     with pytest.raises(WaitTimeout) as caught:

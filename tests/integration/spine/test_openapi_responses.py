@@ -257,6 +257,65 @@ async def _projects(api: DocumentedApi, bob: Keys) -> None:
     await api.call("POST", f"{PJ}/members", status=201, body={"username": "bob"}, name="ml")
     await api.call("DELETE", f"{PJ}/members/{{username}}", status=200, name="ml", username="bob")
     await api.call("GET", PJ, status=404, keys=bob, name="ml")
+    changed = await api.call("PATCH", PJ, status=200, body={"fair_share": 2, "resource_policy": None}, name="ml")
+    assert changed["fair_share"] == 2 and changed["resource_policy"] is None
+    await api.call("PATCH", PJ, status=422, body={"resource_policy": "nope"}, name="ml")
+    await api.call("PATCH", PJ, status=403, body={"fair_share": 1}, keys=bob, name="ml")
+
+
+RG = "/api/v1/resource-groups"
+RP = "/api/v1/resource-policies"
+
+
+async def _scheduling(api: DocumentedApi, bob: Keys) -> None:
+    """Resource groups and policies; leaves the group "nowhere" (no agent: its sessions stay PENDING)."""
+    made = await api.call("POST", RG, status=201, body={
+        "name": "nowhere", "queue_policy": "fair-share", "scorers": ["topology:2", {"name": "dispersed"}],
+        "allowed_users": ["bob", "admin"],
+    })
+    assert made["allowed_users"] == ["bob", "admin"] and made["agents"] == 0
+    await api.call("POST", RG, status=409, body={"name": "nowhere"})
+    await api.call("POST", RG, status=400, body={"name": "g", "queue_policy": "random"})
+    await api.call("POST", RG, status=422, body={"name": "g", "allowed_users": ["nobody"]})
+    await api.call("POST", RG, status=403, body={"name": "g"}, keys=bob)
+    listed = await api.call("GET", RG, status=200)
+    assert [g["name"] for g in listed["items"]] == ["default", "nowhere"]
+    theirs = await api.call("GET", RG, status=200, keys=bob)
+    assert "allowed_users" not in theirs["items"][0]
+    await api.call("GET", f"{RG}/{{name}}", status=200, keys=bob, name="nowhere")
+    await api.call("PATCH", f"{RG}/{{name}}", status=200, body={"allowed_users": None, "backfill": False},
+                   name="nowhere")
+    await api.call("PATCH", f"{RG}/{{name}}", status=422, body={"allowed_projects": ["nope"]}, name="nowhere")
+    await api.call("POST", RG, status=201, body={"name": "spare"})
+    await api.call("DELETE", f"{RG}/{{name}}", status=200, name="spare")
+    await api.call("GET", f"{RG}/{{name}}", status=404, name="spare")
+    await api.call("DELETE", f"{RG}/{{name}}", status=409, name="default")
+
+    policy = await api.call("POST", RP, status=201, body={
+        "name": "small", "max_pending_sessions": 5, "max_slots": {"mem": "64g", "cuda.shares": "1.5"},
+        "max_session_lifetime_s": 3600,
+    })
+    assert policy["max_slots"] == {"cuda.shares": "1.5", "mem": str(64 << 30)}
+    await api.call("POST", RP, status=400, body={"name": "p", "max_slots": {"gpu": 1}})
+    await api.call("POST", RP, status=409, body={"name": "small"})
+    await api.call("GET", RP, status=200)
+    await api.call("GET", RP, status=403, keys=bob)
+    await api.call("PATCH", f"{RP}/{{name}}", status=200, body={"max_slots": {"mem": None}}, name="small")
+    await api.call("PATCH", "/api/v1/users/{username}", status=422, body={"resource_policy": "nope"},
+                   username="bob")
+    user = await api.call("PATCH", "/api/v1/users/{username}", status=200,
+                          body={"resource_policy": "small", "fair_share": 2}, username="bob")
+    assert user["resource_policy"] == "small" and user["fair_share"] == 2
+    assert (await api.call("GET", f"{RP}/{{name}}", status=200, name="small"))["users"] == ["bob"]
+    await api.call("DELETE", f"{RP}/{{name}}", status=409, name="small")
+    await api.call("PATCH", "/api/v1/users/{username}", status=200, body={"resource_policy": None}, username="bob")
+    await api.call("DELETE", f"{RP}/{{name}}", status=200, name="small")
+    await api.call("GET", f"{RP}/{{name}}", status=404, name="small")
+
+    # Creation refusals.
+    await api.call("POST", "/api/v1/sessions", status=404, body={"resource_group": "nope"})
+    await api.call("POST", "/api/v1/sessions", status=403, body={"priority": 90}, keys=bob)
+    await api.call("POST", "/api/v1/sessions", status=422, body={"resources": {"mem": "900g"}})
 
 
 # A session's services live in its container's runner, which the dummy backend does not have:
@@ -322,9 +381,18 @@ async def test_every_answer_fits_the_document(api: DocumentedApi) -> None:
     assert {u["username"] for u in (await api.call("GET", "/api/v1/users", status=200))["items"]} >= {"bob"}
     agents = await api.call("GET", "/api/v1/agents", status=200)
     assert [len(a["gpus"]) for a in agents["items"]] == [2] and agents["items"][0]["gpu_links"]
+    capacity = await api.call("GET", "/api/v1/capacity", status=200)
+    assert [len(n["gpus"]) for n in capacity["nodes"]] == [2] and capacity["nodes"][0]["address"]
+    assert "address" not in (await api.call("GET", "/api/v1/capacity", status=200, keys=bob))["nodes"][0]
+    await api.call("GET", "/api/v1/capacity", status=404, query={"group": "nope"}, keys=bob)
+    await api.call("GET", "/api/v1/capacity", status=400, query={"group": "not a name"})
+    assert (await api.call("GET", "/api/v1/queue", status=200, keys=bob))["groups"] == []
+    await api.call("GET", "/api/v1/queue", status=404, query={"group": "nope"}, keys=bob)
+    await api.call("GET", "/api/v1/queue", status=400, query={"group": "not a name"})
     images = await api.call("GET", "/api/v1/images", status=200)
     assert [i["name"] for i in images["items"]] == ["corral/python:latest"]
 
+    await _scheduling(api, bob)
     await _sessions(api, bob)
     await _vfolders(api, bob)
     await _projects(api, bob)

@@ -20,7 +20,8 @@ NOWHERE = {"resource_group": "nowhere", "resources": {"mem": "64m"}}
 
 
 @pytest.fixture
-def cluster(manager_only: LiveCluster) -> LiveCluster:
+async def cluster(manager_only: LiveCluster) -> LiveCluster:
+    await manager_only.client().create_resource_group("nowhere")  # no agent there
     return manager_only  # this file needs no agent
 
 

@@ -47,7 +47,7 @@ USER_ACCESS_KEY = "AKTESTUSER000002"
 USER_SECRET_KEY = "user-secret-key-9876543210"
 BAD_IMAGE = "corral/does-not-exist:latest"
 TERMINAL = {"TERMINATED", "ERROR", "CANCELLED"}
-SESSION_FIELDS = {"name", "image", "type", "command", "env", "resources", "mounts"}
+SESSION_FIELDS = {"name", "image", "type", "command", "env", "resources", "mounts", "resource_group", "project", "priority"}
 
 # The model the real manager answers each route with (its route table says the same).
 RESPONSE_MODELS: dict[tuple[str, str], Any] = {
@@ -289,7 +289,9 @@ class FakeManager:
             "status": "PENDING", "status_reason": "created", "image": body.get("image") or "corral/python:latest",
             "command": ["sh", "-c", command] if isinstance(command, str) else command,
             "env": body.get("env") or {}, "requested_slots": requested,
-            "mounts": [_mount(spec) for spec in body.get("mounts") or []], "resource_group": "default",
+            "mounts": [_mount(spec) for spec in body.get("mounts") or []],
+            "resource_group": body.get("resource_group") or "default", "project": body.get("project"),
+            "priority": body.get("priority", 50),
             "created_at": created["at"], "scheduled_at": None, "started_at": None, "terminated_at": None,
             "exit_code": None, "agent_id": "i-fake",
             "kernels": [{"id": uuid.uuid4().hex, "cluster_idx": 0, "agent_id": "i-fake", "container_id": None,

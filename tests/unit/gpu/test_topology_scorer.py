@@ -4,7 +4,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
+import pytest
+
 from corral.common.allocator import NodeState
+from corral.common.errors import ConfigError
 from corral.common.node_resources import NodeCapacity
 from corral.common.slots import ResourceSlot
 from corral.manager.config import SchedulerConfig
@@ -12,7 +15,7 @@ from corral.manager.scheduler.filter import FitsFilter
 from corral.manager.scheduler.node_view import NodeView
 from corral.manager.scheduler.registry import build_stages
 from corral.manager.scheduler.reserve import allocation_record
-from corral.manager.scheduler.score import FirstFitScorer, TopologyScorer
+from corral.manager.scheduler.scorers import ScoringPlan, parse_scorers
 from corral.manager.session_views import gpu_view
 
 from .topologies import load
@@ -30,12 +33,14 @@ def node(agent_id: str, topology_file: str | None, order: int, cores: int = 64) 
 def ranked(nodes: list[NodeView], **slots: object) -> list[str]:
     request = ResourceSlot({"cpu": 1, "mem": 2**20, **{k.replace("_", "."): v for k, v in slots.items()}})
     candidates = FitsFilter().feasible(nodes, request, "default")
-    return [c.node.agent_id for c in TopologyScorer().rank(candidates)]
+    return [c.node.agent_id for c in ScoringPlan(parse_scorers([{"name": "topology"}])).rank(candidates)]
 
 
-def test_topology_is_the_default_scorer_and_first_fit_stays_available() -> None:
-    assert isinstance(build_stages(SchedulerConfig()).scorer, TopologyScorer)
-    assert isinstance(build_stages(SchedulerConfig(score="first-fit")).scorer, FirstFitScorer)
+def test_topology_is_the_default_scorer_and_unknown_names_are_refused() -> None:
+    assert [s.name for s in parse_scorers(None)] == ["topology"]
+    build_stages(SchedulerConfig(score="first-fit"))
+    with pytest.raises(ConfigError, match="unknown scheduler score"):
+        build_stages(SchedulerConfig(score="best"))
 
 
 def test_four_gpus_go_to_the_node_with_a_better_connected_set() -> None:

@@ -14,6 +14,9 @@ export type Vfolder = Schemas["Vfolder"];
 export type SessionService = Schemas["SessionService"];
 export type Problem = Schemas["Problem"];
 export type CreateSessionRequest = Schemas["CreateSessionRequest"];
+export type Capacity = Schemas["Capacity"];
+export type CapacityNode = Schemas["CapacityNode"];
+export type ResourceGroup = Schemas["ResourceGroup"];
 
 // The sign-in API (manager/api/auth.py): the user and the CSRF token every
 // non-GET request must echo in X-CSRF-Token.
@@ -123,8 +126,13 @@ export const auth = {
 };
 
 // --- sessions ----------------------------------------------------------------
-export const listSessions = (all = false, cursor?: string, limit = 200) =>
-  get("/api/v1/sessions", {}, { all: all ? "1" : undefined, limit: String(limit), cursor });
+export const listSessions = (all = false, cursor?: string, limit = 200, allUsers = false) =>
+  get("/api/v1/sessions", {}, {
+    all: all ? "1" : undefined,
+    all_users: allUsers ? "1" : undefined,
+    limit: String(limit),
+    cursor,
+  });
 export const getSession = (ref: string) => get("/api/v1/sessions/{ref}", { ref });
 // Fields with a server-side default may be left out (the generated type marks them required).
 export const createSession = (body: Partial<BodyOf<"/api/v1/sessions", "post">>) =>
@@ -153,6 +161,9 @@ export function terminalUrl(ref: string, rows: number, cols: number, attach?: st
 export const listAgents = () => get("/api/v1/agents");
 export const listImages = () => get("/api/v1/images");
 export const listVfolders = () => get("/api/v1/vfolders");
+/** What the alive agents of `group` have free now (group left out: the caller's default group). */
+export const getCapacity = (group?: string) => get("/api/v1/capacity", {}, { group: group || undefined });
+export const listResourceGroups = () => get("/api/v1/resource-groups");
 
 // --- live session list (server-sent events) ------------------------------------
 export const sessionsEventsUrl = (allUsers = false) =>

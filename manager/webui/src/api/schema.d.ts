@@ -72,6 +72,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/capacity": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** What the alive agents of a resource group have free now, per node and per GPU (agent addresses for admins only) */
+        get: operations["group_capacity"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/health": {
         parameters: {
             query?: never;
@@ -138,7 +155,8 @@ export interface paths {
         delete?: never;
         options?: never;
         head?: never;
-        patch?: never;
+        /** Change a project's description, resource policy or fair-share weight (admin) */
+        patch: operations["update_project"];
         trace?: never;
     };
     "/api/v1/projects/{name}/members": {
@@ -174,6 +192,80 @@ export interface paths {
         head?: never;
         /** Change a member's role (admins and project managers) */
         patch: operations["update_project_member"];
+        trace?: never;
+    };
+    "/api/v1/resource-groups": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Resource groups: the ones the caller may use (every group, with who may use it and agent counts, for admins) */
+        get: operations["list_resource_groups"];
+        put?: never;
+        /** Create a resource group (admin) */
+        post: operations["create_resource_group"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/resource-groups/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A resource group */
+        get: operations["get_resource_group"];
+        put?: never;
+        post?: never;
+        /** Delete a resource group (admin); refused for "default" and while agents, active or queued sessions, or users' default group use it */
+        delete: operations["delete_resource_group"];
+        options?: never;
+        head?: never;
+        /** Change a resource group (admin): only the fields given */
+        patch: operations["update_resource_group"];
+        trace?: never;
+    };
+    "/api/v1/resource-policies": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Resource policies (admin) */
+        get: operations["list_resource_policies"];
+        put?: never;
+        /** Create a resource policy (admin) */
+        post: operations["create_resource_policy"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/resource-policies/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A resource policy, with the users and projects held to it (admin) */
+        get: operations["get_resource_policy"];
+        put?: never;
+        post?: never;
+        /** Delete a resource policy (admin); refused while a user or project is held to it */
+        delete: operations["delete_resource_policy"];
+        options?: never;
+        head?: never;
+        /** Change a resource policy (admin): only the fields given; null removes a limit */
+        patch: operations["update_resource_policy"];
         trace?: never;
     };
     "/api/v1/sessions": {
@@ -507,7 +599,7 @@ export interface paths {
         delete?: never;
         options?: never;
         head?: never;
-        /** Disable (is_active false: keypairs and web sessions stop working at once) or enable a user (admin) */
+        /** Disable (is_active false: keypairs and web sessions stop working at once) or enable a user, or set their resource policy, default group and project, fair-share weight (admin) */
         patch: operations["update_user"];
         trace?: never;
     };
@@ -782,6 +874,69 @@ export interface components {
              */
             url: string;
         };
+        /**
+         * Capacity
+         * @description The alive agents of a resource group and what is free on them now (agents of other groups are
+         *     left out); the two ``max_`` figures are the largest of any one node.
+         */
+        Capacity: {
+            /**
+             * Max Free Gpus
+             * @description the most fully free GPUs on one node of the group
+             */
+            max_free_gpus: number;
+            /**
+             * Max Free Share
+             * @description the largest free share of one GPU in the group
+             */
+            max_free_share: string;
+            /** Nodes */
+            nodes: components["schemas"]["CapacityNode"][];
+            /** Resource Group */
+            resource_group: string;
+        };
+        /**
+         * CapacityGpu
+         * @description One GPU of a node: ``free_share`` 1 = fully free, 0 = fully taken; ``memory`` in bytes.
+         */
+        CapacityGpu: {
+            /** Free Share */
+            free_share: string;
+            /** Index */
+            index: number;
+            /** Memory */
+            memory: number;
+            /** Model */
+            model: string;
+        };
+        /**
+         * CapacityNode
+         * @description One alive agent of the group. CPU amounts are cores (decimal strings), memory bytes; ``gpus_free``
+         *     counts the fully free GPUs (what a whole-GPU request can get) and ``max_free_share`` is the largest
+         *     free share of one device (what a share of at most 1 can get). ``address`` only for admins.
+         */
+        CapacityNode: {
+            /** Address */
+            address?: string;
+            /** Cpu Free */
+            cpu_free: string;
+            /** Cpu Total */
+            cpu_total: string;
+            /** Gpus */
+            gpus: components["schemas"]["CapacityGpu"][];
+            /** Gpus Free */
+            gpus_free: number;
+            /** Gpus Total */
+            gpus_total: number;
+            /** Id */
+            id: string;
+            /** Max Free Share */
+            max_free_share: string;
+            /** Mem Free */
+            mem_free: number;
+            /** Mem Total */
+            mem_total: number;
+        };
         /** CreateProjectRequest */
         CreateProjectRequest: {
             /**
@@ -789,6 +944,91 @@ export interface components {
              * @default
              */
             description: string;
+            /** Name */
+            name: string;
+        };
+        /** CreateResourceGroupRequest */
+        CreateResourceGroupRequest: {
+            /**
+             * Allowed Projects
+             * @description project names whose sessions may use it
+             * @default null
+             */
+            allowed_projects: string[] | null;
+            /** Allowed Session Types */
+            allowed_session_types?: ("interactive" | "batch")[];
+            /**
+             * Allowed Users
+             * @description usernames; null (and allowed_projects null): everyone
+             * @default null
+             */
+            allowed_users: string[] | null;
+            /**
+             * Backfill
+             * @default true
+             */
+            backfill: boolean;
+            /**
+             * Description
+             * @default
+             */
+            description: string;
+            /** Name */
+            name: string;
+            /**
+             * Preemption
+             * @default false
+             */
+            preemption: boolean;
+            /**
+             * Queue Policy
+             * @default fifo
+             * @enum {string}
+             */
+            queue_policy: "fifo" | "lifo" | "drf" | "fair-share";
+            /**
+             * Scorers
+             * @description [{"name": ..., "weight": > 0}] (or "NAME[:WEIGHT]" strings)
+             */
+            scorers?: components["schemas"]["ScorerSpec"][];
+        };
+        /** CreateResourcePolicyRequest */
+        CreateResourcePolicyRequest: {
+            /**
+             * Idle Timeout S
+             * @default null
+             */
+            idle_timeout_s: (number) | null;
+            /**
+             * Max Cluster Size
+             * @default null
+             */
+            max_cluster_size: number | null;
+            /**
+             * Max Concurrent Sessions
+             * @description sessions placed or running at once
+             * @default null
+             */
+            max_concurrent_sessions: number | null;
+            /**
+             * Max Pending Sessions
+             * @description sessions queued at once; more are refused
+             * @default null
+             */
+            max_pending_sessions: number | null;
+            /**
+             * Max Session Lifetime S
+             * @default null
+             */
+            max_session_lifetime_s: (number) | null;
+            /**
+             * Max Slots
+             * @description totals over the holder's active sessions: cpu (cores), mem (bytes or a size such as "64g"), cuda.device (whole GPUs), cuda.shares (GPUs counted by share); null: no limit on that slot
+             * @default {}
+             */
+            max_slots: {
+                [key: string]: string | number | null;
+            };
             /** Name */
             name: string;
         };
@@ -827,10 +1067,23 @@ export interface components {
              */
             name: string | null;
             /**
-             * Resource Group
-             * @default default
+             * Priority
+             * @description 0-100 (50 when left out); above 50 only for admins
+             * @default null
              */
-            resource_group: string;
+            priority: number | null;
+            /**
+             * Project
+             * @description the project (name) it counts against, which the owner must be a member of; left out: the owner's default project, if any
+             * @default null
+             */
+            project: string | null;
+            /**
+             * Resource Group
+             * @description where it runs; left out: the owner's default group, else "default"
+             * @default null
+             */
+            resource_group: string | null;
             /**
              * @default {
              *       "cpu": "1",
@@ -1138,6 +1391,8 @@ export interface components {
             created_at: string | null;
             /** Description */
             description: string;
+            /** Fair Share */
+            fair_share: number;
             /** Id */
             id: string;
             /** Member Count */
@@ -1146,6 +1401,8 @@ export interface components {
             members?: components["schemas"]["ProjectMember"][];
             /** Name */
             name: string;
+            /** Resource Policy */
+            resource_policy: string | null;
             /** Role */
             role: ("member" | "manager") | null;
             /** Vfolders */
@@ -1175,6 +1432,89 @@ export interface components {
             /** Name */
             name: string;
         };
+        /**
+         * ResourceGroup
+         * @description A resource group. Admins also get who may use it and its agents (``allowed_users``,
+         *     ``allowed_projects``, ``agents``, ``alive_agents``); users see the groups they may use.
+         */
+        ResourceGroup: {
+            /**
+             * Agents
+             * @description agents registered in it (not TERMINATED)
+             */
+            agents?: number;
+            /** Alive Agents */
+            alive_agents?: number;
+            /**
+             * Allowed Projects
+             * @description projects whose sessions may use it; null (with allowed_users null too): everyone
+             */
+            allowed_projects?: string[] | null;
+            /** Allowed Session Types */
+            allowed_session_types: ("interactive" | "batch")[];
+            /**
+             * Allowed Users
+             * @description usernames that may use it; null (with allowed_projects null too): everyone
+             */
+            allowed_users?: string[] | null;
+            /** Backfill */
+            backfill: boolean;
+            /** Created At */
+            created_at: string | null;
+            /** Description */
+            description: string;
+            /** Name */
+            name: string;
+            /** Preemption */
+            preemption: boolean;
+            /**
+             * Queue Policy
+             * @enum {string}
+             */
+            queue_policy: "fifo" | "lifo" | "drf" | "fair-share";
+            /** Scorers */
+            scorers: components["schemas"]["Scorer"][];
+        };
+        /** ResourceGroupList */
+        ResourceGroupList: {
+            /** Items */
+            items: components["schemas"]["ResourceGroup"][];
+        };
+        /**
+         * ResourcePolicy
+         * @description Limits; null (or a slot missing from ``max_slots``) is no limit. ``max_slots`` holds totals over the
+         *     holder's active sessions: ``cpu`` cores, ``mem`` bytes, ``cuda.device`` whole GPUs, ``cuda.shares``
+         *     GPUs counted by share. ``users`` and ``projects`` are those held to it.
+         */
+        ResourcePolicy: {
+            /** Created At */
+            created_at: string | null;
+            /** Idle Timeout S */
+            idle_timeout_s: number | null;
+            /** Max Cluster Size */
+            max_cluster_size: number | null;
+            /** Max Concurrent Sessions */
+            max_concurrent_sessions: number | null;
+            /** Max Pending Sessions */
+            max_pending_sessions: number | null;
+            /** Max Session Lifetime S */
+            max_session_lifetime_s: number | null;
+            /** Max Slots */
+            max_slots: {
+                [key: string]: string;
+            };
+            /** Name */
+            name: string;
+            /** Projects */
+            projects: string[];
+            /** Users */
+            users: string[];
+        };
+        /** ResourcePolicyList */
+        ResourcePolicyList: {
+            /** Items */
+            items: components["schemas"]["ResourcePolicy"][];
+        };
         /** ResourceRequest */
         ResourceRequest: {
             /**
@@ -1197,6 +1537,32 @@ export interface components {
              * @default 1g
              */
             mem: string | number;
+        };
+        /** Scorer */
+        Scorer: {
+            /**
+             * Name
+             * @enum {string}
+             */
+            name: "topology" | "concentrated" | "dispersed" | "first-fit";
+            /** Weight */
+            weight: number;
+        };
+        /**
+         * ScorerSpec
+         * @description ``{"name": "topology", "weight": 1}``, or the string ``"topology:1"``.
+         */
+        ScorerSpec: {
+            /**
+             * Name
+             * @enum {string}
+             */
+            name: "topology" | "concentrated" | "dispersed" | "first-fit";
+            /**
+             * Weight
+             * @default 1
+             */
+            weight: number;
         };
         /**
          * Session
@@ -1227,6 +1593,16 @@ export interface components {
             name: string;
             /** Owner */
             owner: string | null;
+            /**
+             * Priority
+             * @description 0-100; higher goes first where its group's queue policy uses it
+             */
+            priority: number;
+            /**
+             * Project
+             * @description the project (name) it counts against; null: its owner's own
+             */
+            project: string | null;
             /** Requested Slots */
             requested_slots: {
                 [key: string]: string;
@@ -1472,14 +1848,147 @@ export interface components {
              */
             role: "member" | "manager";
         };
+        /**
+         * UpdateProjectRequest
+         * @description Admins: only the fields given change; ``resource_policy`` null clears it.
+         */
+        UpdateProjectRequest: {
+            /**
+             * Description
+             * @default null
+             */
+            description: string | null;
+            /**
+             * Fair Share
+             * @description its fair-share weight, > 0
+             * @default null
+             */
+            fair_share: (number) | null;
+            /**
+             * Resource Policy
+             * @description the resource policy its sessions are held to
+             * @default null
+             */
+            resource_policy: string | null;
+        };
+        /**
+         * UpdateResourceGroupRequest
+         * @description Only the fields given change; ``allowed_users``/``allowed_projects`` null opens the group again.
+         */
+        UpdateResourceGroupRequest: {
+            /**
+             * Allowed Projects
+             * @default null
+             */
+            allowed_projects: string[] | null;
+            /**
+             * Allowed Session Types
+             * @default null
+             */
+            allowed_session_types: ("interactive" | "batch")[] | null;
+            /**
+             * Allowed Users
+             * @default null
+             */
+            allowed_users: string[] | null;
+            /**
+             * Backfill
+             * @default null
+             */
+            backfill: boolean | null;
+            /**
+             * Description
+             * @default null
+             */
+            description: string | null;
+            /**
+             * Preemption
+             * @default null
+             */
+            preemption: boolean | null;
+            /**
+             * Queue Policy
+             * @default null
+             */
+            queue_policy: ("fifo" | "lifo" | "drf" | "fair-share") | null;
+            /**
+             * Scorers
+             * @default null
+             */
+            scorers: components["schemas"]["ScorerSpec"][] | null;
+        };
+        /**
+         * UpdateResourcePolicyRequest
+         * @description Only the fields given change; null removes that limit. ``max_slots`` is merged slot by slot (a slot
+         *     given as null loses its limit).
+         */
+        UpdateResourcePolicyRequest: {
+            /**
+             * Idle Timeout S
+             * @default null
+             */
+            idle_timeout_s: (number) | null;
+            /**
+             * Max Cluster Size
+             * @default null
+             */
+            max_cluster_size: number | null;
+            /**
+             * Max Concurrent Sessions
+             * @default null
+             */
+            max_concurrent_sessions: number | null;
+            /**
+             * Max Pending Sessions
+             * @default null
+             */
+            max_pending_sessions: number | null;
+            /**
+             * Max Session Lifetime S
+             * @default null
+             */
+            max_session_lifetime_s: (number) | null;
+            /**
+             * Max Slots
+             * @description totals over the holder's active sessions: cpu (cores), mem (bytes or a size such as "64g"), cuda.device (whole GPUs), cuda.shares (GPUs counted by share); null: no limit on that slot
+             * @default null
+             */
+            max_slots: {
+                [key: string]: string | number | null;
+            } | null;
+        };
         /** UpdateUserRequest */
         UpdateUserRequest: {
+            /**
+             * Default Group
+             * @description their sessions' resource group when they name none; null: "default"
+             * @default null
+             */
+            default_group: string | null;
+            /**
+             * Default Project
+             * @description the project (name; they must be a member) their sessions count against when they name none; null: none
+             * @default null
+             */
+            default_project: string | null;
+            /**
+             * Fair Share
+             * @description fair-share weight, > 0
+             * @default null
+             */
+            fair_share: (number) | null;
             /**
              * Is Active
              * @description false disables the user: their keypairs and web sessions stop working at once; true enables them again
              * @default null
              */
             is_active: boolean | null;
+            /**
+             * Resource Policy
+             * @description the resource policy they are held to; null: none
+             * @default null
+             */
+            resource_policy: string | null;
         };
         /** UpdateVfolderRequest */
         UpdateVfolderRequest: {
@@ -1507,6 +2016,21 @@ export interface components {
             /** Created At */
             created_at: string | null;
             /**
+             * Default Group
+             * @description where their sessions go when they name no group; null: "default"
+             */
+            default_group: string | null;
+            /**
+             * Default Project
+             * @description the project (name) their sessions count against when they name none; null: none
+             */
+            default_project: string | null;
+            /**
+             * Fair Share
+             * @description their fair-share weight
+             */
+            fair_share: number;
+            /**
              * Has Password
              * @description whether the user can sign in to the web UI
              */
@@ -1520,6 +2044,11 @@ export interface components {
             is_active: boolean;
             /** Keypairs */
             keypairs: number;
+            /**
+             * Resource Policy
+             * @description the resource policy they are held to; null: none
+             */
+            resource_policy: string | null;
             /**
              * Role
              * @enum {string}
@@ -1823,6 +2352,56 @@ export interface operations {
             };
         };
     };
+    group_capacity: {
+        parameters: {
+            query?: {
+                /** @description the resource group (left out: the caller's default group, else "default") */
+                group?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Capacity"];
+                };
+            };
+            /** @description Not a resource group name */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, forged or expired signature */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource group, or not one the caller may use */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     health: {
         parameters: {
             query?: never;
@@ -1992,6 +2571,77 @@ export interface operations {
             };
             /** @description No such project, or not a member */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    update_project: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["UpdateProjectRequest"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Project"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, forged or expired signature */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not an admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such project */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource policy */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2210,6 +2860,540 @@ export interface operations {
             };
         };
     };
+    list_resource_groups: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ResourceGroupList"];
+                };
+            };
+            /** @description Missing, forged or expired signature */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    create_resource_group: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateResourceGroupRequest"];
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ResourceGroup"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, forged or expired signature */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not an admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Name already in use */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such user or project in the allowed lists */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_resource_group: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ResourceGroup"];
+                };
+            };
+            /** @description Missing, forged or expired signature */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such group, or not one the caller may use */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    delete_resource_group: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted (its last state) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ResourceGroup"];
+                };
+            };
+            /** @description Missing, forged or expired signature */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not an admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such group */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description "default", or still in use (the detail says by what) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    update_resource_group: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["UpdateResourceGroupRequest"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ResourceGroup"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, forged or expired signature */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not an admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such group */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such user or project in the allowed lists */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_resource_policies: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ResourcePolicyList"];
+                };
+            };
+            /** @description Missing, forged or expired signature */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not an admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    create_resource_policy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateResourcePolicyRequest"];
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ResourcePolicy"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, forged or expired signature */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not an admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Name already in use */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_resource_policy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ResourcePolicy"];
+                };
+            };
+            /** @description Missing, forged or expired signature */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not an admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such policy */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    delete_resource_policy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted (its last state) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ResourcePolicy"];
+                };
+            };
+            /** @description Missing, forged or expired signature */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not an admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such policy */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A user or project is held to it */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    update_resource_policy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["UpdateResourcePolicyRequest"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ResourcePolicy"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, forged or expired signature */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not an admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such policy */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     list_sessions: {
         parameters: {
             query?: {
@@ -2308,7 +3492,25 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Name already in use */
+            /** @description Not allowed to use the resource group or the project, or a priority above 50 without the admin role */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource group (the detail names those the caller may use) or project */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Name already in use, or a resource policy's limit on queued sessions reached (type .../policy-limit-reached) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -2317,7 +3519,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No agent could ever fit the request */
+            /** @description The group does not take this session type, or the request could never fit: no agent of the group, or a resource policy (the detail names the limit) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -3993,6 +5195,15 @@ export interface operations {
             };
             /** @description Admins cannot disable themselves */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource policy, group or project, or not a member of that project */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -14,12 +14,13 @@ export const VIRTUAL_MIN = 100;
 const ENDED_LINGER_MS = 1500;
 const TERMINAL = new Set(["TERMINATED", "CANCELLED", "ERROR"]);
 
-function SessionRow({ s, now, index }: { s: Session; now: number; index?: number }) {
+function SessionRow({ s, now, index, showOwner }: { s: Session; now: number; index?: number; showOwner?: boolean }) {
   return (
     <tr key={s.id} data-session={s.name} data-row={index === undefined ? undefined : ""} aria-rowindex={index === undefined ? undefined : index + 2}>
       <td data-label="Name">
         <Link href={`/sessions/${encodeURIComponent(s.id)}`}>{s.name || s.id.slice(0, 8)}</Link>
       </td>
+      {showOwner && <td data-label="Owner">{s.owner ?? "—"}</td>}
       <td data-label="Status">
         <StatusBadge status={s.status} />
       </td>
@@ -37,10 +38,11 @@ function SessionRow({ s, now, index }: { s: Session; now: number; index?: number
   );
 }
 
-const HEAD = (
+const head = (showOwner: boolean) => (
   <thead>
     <tr>
       <th scope="col">Name</th>
+      {showOwner && <th scope="col">Owner</th>}
       <th scope="col">Status</th>
       <th scope="col">Reason</th>
       <th scope="col">Image</th>
@@ -50,7 +52,9 @@ const HEAD = (
   </thead>
 );
 
-export function SessionTable({ sessions, now }: { sessions: Session[]; now: number }) {
+/** The list; `showOwner` adds an Owner column (an admin's view of every user's sessions). */
+export function SessionTable({ sessions, now, showOwner = false }: { sessions: Session[]; now: number; showOwner?: boolean }) {
+  const HEAD = head(showOwner);
   if (sessions.length === 0) {
     return (
       <p class="empty">
@@ -62,11 +66,11 @@ export function SessionTable({ sessions, now }: { sessions: Session[]; now: numb
     return (
       <VirtualTable
         count={sessions.length}
-        columns={6}
+        columns={showOwner ? 7 : 6}
         label="Sessions"
         tableClass="sessions responsive"
         head={HEAD}
-        renderRow={(i) => <SessionRow key={sessions[i].id} s={sessions[i]} now={now} index={i} />}
+        renderRow={(i) => <SessionRow key={sessions[i].id} s={sessions[i]} now={now} index={i} showOwner={showOwner} />}
       />
     );
   }
@@ -75,7 +79,7 @@ export function SessionTable({ sessions, now }: { sessions: Session[]; now: numb
       {HEAD}
       <tbody>
         {sessions.map((s) => (
-          <SessionRow key={s.id} s={s} now={now} />
+          <SessionRow key={s.id} s={s} now={now} showOwner={showOwner} />
         ))}
       </tbody>
     </table>
@@ -85,12 +89,12 @@ export function SessionTable({ sessions, now }: { sessions: Session[]; now: numb
 /** Up to this many sessions are listed (pages of 1,000, the API's largest). */
 export const LIST_MAX = 5000;
 
-/** Every page of the list, up to LIST_MAX sessions. */
-export async function listAllSessions(all: boolean): Promise<Session[]> {
+/** Every page of the list, up to LIST_MAX sessions (every user's with `allUsers`: admins only). */
+export async function listAllSessions(all: boolean, allUsers = false): Promise<Session[]> {
   const items: Session[] = [];
   let cursor: string | undefined;
   do {
-    const page = await listSessions(all, cursor, 1000);
+    const page = await listSessions(all, cursor, 1000, allUsers);
     items.push(...page.items);
     cursor = page.next_cursor ?? undefined;
   } while (cursor && items.length < LIST_MAX);
@@ -113,11 +117,15 @@ export function applyPatches(items: Session[], patches: Map<string, Patch>, fetc
 }
 
 /**
- * Follow GET /api/v1/sessions/events: `onChange` for each status change; the answer says whether the
- * stream is up (false: no EventSource, or reconnecting — EventSource retries by itself, resuming
- * from the last event id).
+ * Follow GET /api/v1/sessions/events (every user's sessions with `allUsers`, admins only): `onChange` for
+ * each status change; the answer says whether the stream is up (false: no EventSource, or reconnecting —
+ * EventSource retries by itself, resuming from the last event id). A new `allUsers` opens a new stream.
  */
-export function useSessionEvents(onChange: (change: StatusChange) => void, onReconnect: () => void): boolean {
+export function useSessionEvents(
+  onChange: (change: StatusChange) => void,
+  onReconnect: () => void,
+  allUsers = false,
+): boolean {
   const [live, setLive] = useState(false);
   const handler = useRef(onChange);
   handler.current = onChange;
@@ -125,7 +133,8 @@ export function useSessionEvents(onChange: (change: StatusChange) => void, onRec
   reconnected.current = onReconnect;
   useEffect(() => {
     if (typeof EventSource === "undefined") return;
-    const source = new EventSource(sessionsEventsUrl(), { withCredentials: true });
+    setLive(false);
+    const source = new EventSource(sessionsEventsUrl(allUsers), { withCredentials: true });
     let wasDown = false;
     source.onopen = () => {
       setLive(true);
@@ -143,21 +152,42 @@ export function useSessionEvents(onChange: (change: StatusChange) => void, onRec
       }
     });
     return () => source.close();
-  }, []);
+  }, [allUsers]);
   return live;
 }
 
-export function SessionsPage() {
+const ALL_USERS_KEY = "corral.sessions.allUsers";
+
+function rememberedAllUsers(): boolean {
+  try {
+    return window.sessionStorage.getItem(ALL_USERS_KEY) === "1";
+  } catch {
+    return false;
+  }
+}
+
+export function SessionsPage({ isAdmin = false }: { isAdmin?: boolean }) {
   const [showEnded, setShowEnded] = useState(false);
+  // Admins may list every user's sessions; the choice lasts for the tab (back from a session's page too).
+  const [allUsersChosen, setAllUsersChosen] = useState(rememberedAllUsers);
+  const allUsers = isAdmin && allUsersChosen;
+  const chooseAllUsers = (on: boolean) => {
+    setAllUsersChosen(on);
+    try {
+      window.sessionStorage.setItem(ALL_USERS_KEY, on ? "1" : "0");
+    } catch {
+      /* storage disabled: the choice lasts until the page changes */
+    }
+  };
   const [patches, setPatches] = useState<Map<string, Patch>>(new Map());
   // No timer in usePolled (a changed interval would refetch at once): the one below follows the stream.
   const sessions = usePolled(
     () => {
       const fetchedAt = Date.now();
-      return listAllSessions(showEnded).then((items) => ({ items, fetchedAt }));
+      return listAllSessions(showEnded, allUsers).then((items) => ({ items, fetchedAt }));
     },
     0,
-    [showEnded],
+    [showEnded, allUsers],
   );
   // Changes older than the list just fetched are in it already: drop them.
   const fetchedAt = sessions.data?.fetchedAt;
@@ -192,6 +222,7 @@ export function SessionsPage() {
       else if (!showEnded && TERMINAL.has(change.status)) scheduleReload(ENDED_LINGER_MS);
     },
     () => sessions.reload(),
+    allUsers,
   );
   useEffect(() => {
     const timer = window.setInterval(() => {
@@ -217,13 +248,23 @@ export function SessionsPage() {
         <input type="checkbox" checked={showEnded} onChange={(e) => setShowEnded(e.currentTarget.checked)} /> Show
         ended sessions
       </label>
+      {isAdmin && (
+        <label class="inline">
+          <input type="checkbox" checked={allUsers} onChange={(e) => chooseAllUsers(e.currentTarget.checked)} /> All
+          users
+        </label>
+      )}
       {pending.length > 0 && (
         <p class="notice" role="status">
           {pending.length} session{pending.length > 1 ? "s" : ""} waiting: see the Reason column for why.
         </p>
       )}
       <ProblemView error={sessions.error} />
-      {items ? <SessionTable sessions={items} now={now} /> : !sessions.error && <Loading what="sessions" />}
+      {items ? (
+        <SessionTable sessions={items} now={now} showOwner={allUsers} />
+      ) : (
+        !sessions.error && <Loading what="sessions" />
+      )}
     </main>
   );
 }

@@ -10,7 +10,8 @@ import { usePolled } from "../hooks";
 import { TokenCache, VfolderFiles, vfolderApi, type FileEntry, type Permission } from "./api";
 import { baseName, crumbs, formatMtime, joinPath, parentOf, uploadTarget, validName } from "./paths";
 import { nextToStart, percent, queueTotals, uploadReducer } from "./uploadQueue";
-import { forgetUpload, interruptedUploads, startUpload, type UploadHandle } from "./uploader";
+import { loadUploader } from "./lazyUploader";
+import type { UploadHandle } from "./uploader";
 
 const PARALLEL_UPLOADS = 3;
 
@@ -132,9 +133,20 @@ function Browser({ vfolder, onChanged }: { vfolder: Vfolder; onChanged: () => vo
   const handles = useRef(new Map<string, UploadHandle>());
   const [interrupted, setInterrupted] = useState<PreviousUpload[]>([]);
 
-  const refreshInterrupted = () => void interruptedUploads(vfolder.vfid).then(setInterrupted);
+  const unmounted = useRef(false);
+
+  const refreshInterrupted = () =>
+    void loadUploader()
+      .then((uploader) => uploader.interruptedUploads(vfolder.vfid))
+      .then(setInterrupted, () => setInterrupted([]));
   useEffect(refreshInterrupted, [vfolder.vfid]);
-  useEffect(() => () => handles.current.forEach((h) => h.abort()), []);
+  useEffect(
+    () => () => {
+      unmounted.current = true;
+      handles.current.forEach((h) => h.abort());
+    },
+    [],
+  );
 
   const run = async (what: () => Promise<unknown>) => {
     setError(undefined);
@@ -154,23 +166,29 @@ function Browser({ vfolder, onChanged }: { vfolder: Vfolder; onChanged: () => vo
       if (!job) continue;
       pending.current.delete(item.id);
       dispatch({ type: "start", id: item.id });
-      const handle = startUpload(files, job.file, job.path, {
-        onResumed: (offset) => dispatch({ type: "resumed", id: item.id, offset }),
-        onProgress: (sent) => dispatch({ type: "progress", id: item.id, sent }),
-        onDone: () => {
-          handles.current.delete(item.id);
-          dispatch({ type: "done", id: item.id });
-          refreshInterrupted();
-          listing.reload();
-          onChanged();
+      void loadUploader().then(
+        ({ startUpload }) => {
+          if (unmounted.current) return;
+          const handle = startUpload(files, job.file, job.path, {
+            onResumed: (offset) => dispatch({ type: "resumed", id: item.id, offset }),
+            onProgress: (sent) => dispatch({ type: "progress", id: item.id, sent }),
+            onDone: () => {
+              handles.current.delete(item.id);
+              dispatch({ type: "done", id: item.id });
+              refreshInterrupted();
+              listing.reload();
+              onChanged();
+            },
+            onError: (message) => {
+              handles.current.delete(item.id);
+              dispatch({ type: "error", id: item.id, error: message });
+              refreshInterrupted();
+            },
+          });
+          handles.current.set(item.id, handle);
         },
-        onError: (message) => {
-          handles.current.delete(item.id);
-          dispatch({ type: "error", id: item.id, error: message });
-          refreshInterrupted();
-        },
-      });
-      handles.current.set(item.id, handle);
+        (err: unknown) => dispatch({ type: "error", id: item.id, error: `could not load the uploader: ${String(err)}` }),
+      );
     }
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [queue, files]);
@@ -306,7 +324,7 @@ function Browser({ vfolder, onChanged }: { vfolder: Vfolder; onChanged: () => vo
                 <button
                   type="button"
                   class="small"
-                  onClick={() => void forgetUpload(u).then(refreshInterrupted)}
+                  onClick={() => void loadUploader().then((uploader) => uploader.forgetUpload(u)).then(refreshInterrupted)}
                 >
                   Forget
                 </button>

@@ -1,0 +1,43 @@
+"""Resource groups, policies and session placement with the CLI as a subprocess against a real `corral up`
+(manager, agent, Docker): an admin sets a policy and a group, a user's `corral run` is placed, refused with one
+readable line, or runs; exit statuses as documented."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.e2e.test_cli_end_to_end import CorralUp, base_image, up  # noqa: F401 - fixtures
+from tests.e2e.test_project_cli import as_user
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_groups_policies_and_placement(up: CorralUp) -> None:  # noqa: F811
+    bob = as_user(up, "bob")
+    groups = json.loads(up.corral("admin", "group", "ls", "--json").stdout)
+    assert [(g["name"], g["alive_agents"]) for g in groups] == [("default", 1)]  # the local agent's group
+
+    made = up.corral("admin", "group", "create", "batch", "--session-types", "batch", "--allow-user", "bob")
+    assert made.returncode == 0 and "takes batch sessions; for user bob" in made.stdout, made.stderr
+    assert [g["name"] for g in json.loads(bob("groups", "--json").stdout)] == ["batch", "default"]
+    wrong_type = bob("run", "--group", "batch", "print(1)")
+    assert wrong_type.returncode == 1 and wrong_type.stderr.strip() == (
+        "error: resource group 'batch' does not take interactive sessions (it takes: batch)")
+    missing = bob("run", "--group", "nope", "print(1)")
+    assert missing.returncode == 4 and missing.stderr.strip() == (
+        "error: no resource group 'nope'; you may use: batch, default")
+
+    assert up.corral("admin", "policy", "create", "tiny", "--max-mem", "256m", "--max-sessions", "2").returncode == 0
+    assert up.corral("admin", "user", "set", "bob", "--policy", "tiny").returncode == 0
+    too_big = bob("run", "--mem", "1g", "print(1)")
+    assert too_big.returncode == 1 and too_big.stderr.strip() == (
+        "error: this request can never start: user quota: 1.0 GiB memory is more than the limit of 256.0 MiB")
+    assert bob("run", "--priority", "90", "print(1)").returncode == 3  # above 50: admins only
+
+    ran = bob("run", "--mem", "128m", "--priority", "20", "--keep", "--name", "placed", "print(6 * 7)")
+    assert ran.returncode == 0 and ran.stdout == "42\n", ran.stderr
+    info = json.loads(bob("session", "info", "placed", "--json").stdout)
+    assert (info["resource_group"], info["project"], info["priority"]) == ("default", None, 20)
+    assert bob("session", "rm", "placed").returncode == 0
+    assert up.corral("admin", "policy", "rm", "tiny").returncode == 1  # bob is held to it
