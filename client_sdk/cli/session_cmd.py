@@ -9,7 +9,7 @@ from rich.table import Table
 from corral.common.errors import CorralError
 
 from ..errors import WaitTimeout
-from ..models import TERMINAL_STATUSES, Session
+from ..models import TERMINAL_STATUSES, GroupQueue, Session
 from .context import call_api, cli_state, note, run_async
 from .exit_codes import UNREACHABLE, exit_code_for
 from .output import console, print_json, print_json_line
@@ -182,15 +182,34 @@ def info_command(ref: str, as_json: bool) -> None:
     """Status with its history, agent, image, resources, allocation, containers."""
     client = cli_state().client()
 
-    async def fetch() -> Session:
+    async def fetch() -> tuple[Session, str | None]:
         async with client:
-            return await client.get_session(ref)
+            session = await client.get_session(ref)
+            position = None
+            if session.status == "PENDING":
+                try:
+                    position = queue_position(session.id, await client.queue(session.resource_group))
+                except CorralError:
+                    position = None  # the queue view is extra: the session's own info still shows
+            return session, position
 
-    session = run_async(fetch())
+    session, position = run_async(fetch())
     if as_json:
-        print_json(session.raw)
+        print_json({**session.raw, "queue_position": position} if position else session.raw)
     else:
         console().print(session_panel(session))
+        if position:
+            click.echo(f"queue: {position}")
+
+
+def queue_position(session_id: str, groups: list[GroupQueue]) -> str | None:
+    """"position 3 of 7 in resource group gpu (drf + backfill)" for a pending session, None when not there."""
+    for group in groups:
+        for entry in group.entries:
+            if entry.session_id == session_id:
+                mode = f"{group.queue_policy}{' + backfill' if group.backfill else ', strict order'}"
+                return f"position {entry.position} of {len(group.entries)} in resource group {group.group} ({mode})"
+    return None
 
 
 LOGS_QUIET_HINT_S = 1.0  # `logs --follow`: say that nothing came yet after this long

@@ -12,7 +12,7 @@ from corral.common.errors import ConfigError
 from ..config import SchedulerConfig
 from .pending import PendingReader
 from .policies import POLICY_NAMES
-from .scorers import SCORER_NAMES
+from corral.common.resource_groups import SCORER_NAMES
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from corral.common.errors import InvalidRequest
 from corral.common.gpu.allocator import NO_PAIR_RANK, WHOLE, _tables
+from corral.common.resource_groups import DEFAULT_SCORERS, SCORER_NAMES
 
 from corral.common.node_resources import Allocation
 
@@ -32,8 +33,6 @@ from .filter import Candidate
 
 # The best link rank there is (NV18: 4 + 18); a set's weakest link is scored against it.
 BEST_LINK_RANK = 22
-SCORER_NAMES = ("topology", "concentrated", "dispersed", "first-fit")
-DEFAULT_SCORERS: list[dict[str, Any]] = [{"name": "topology", "weight": 1.0}]
 
 ScoreFn = Callable[[NodeView, Allocation, float], float]
 

@@ -4,6 +4,7 @@ readable line, or runs; exit statuses as documented."""
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -39,5 +40,23 @@ def test_groups_policies_and_placement(up: CorralUp) -> None:  # noqa: F811
     assert ran.returncode == 0 and ran.stdout == "42\n", ran.stderr
     info = json.loads(bob("session", "info", "placed", "--json").stdout)
     assert (info["resource_group"], info["project"], info["priority"]) == ("default", None, 20)
+    # At the policy's two sessions, a third waits, saying why; `corral queue` and `session info` show it.
+    assert bob("session", "create", "--mem", "64m", "--cpu", "0.1", "--name", "second").returncode == 0
+    waiting = bob("session", "create", "--mem", "64m", "--cpu", "0.1", "--name", "third", "--no-wait")
+    assert waiting.returncode == 0, waiting.stderr
+    queued = json.loads(bob("queue", "--json").stdout)
+    for _ in range(50):
+        if queued and queued[0]["entries"][0]["reason"].startswith("user quota"):
+            break
+        time.sleep(0.2)
+        queued = json.loads(bob("queue", "--json").stdout)
+    entry = queued[0]["entries"][0]
+    assert (queued[0]["group"], entry["name"], entry["position"]) == ("default", "third", 1)
+    assert entry["reason"] == "user quota: 2 of 2 sessions running"
+    assert "third" in bob("queue").stdout
+    shown = bob("session", "info", "third")
+    assert "queue: position 1 of 1 in resource group default (fifo + backfill)" in shown.stdout, shown.stdout
+    for name in ("third", "second"):
+        assert bob("session", "rm", name).returncode == 0
     assert bob("session", "rm", "placed").returncode == 0
     assert up.corral("admin", "policy", "rm", "tiny").returncode == 1  # bob is held to it

@@ -4,13 +4,14 @@ from __future__ import annotations
 from typing import Callable
 
 from corral.common.errors import InvalidRequest
+from corral.common.resource_groups import QUEUE_POLICIES
 
 from .base import QueuePolicy
 from .drf import Drf
 from .fair_share import FairShare, FairShareWeights
 from .ordered import Fifo, Lifo
 
-POLICY_NAMES = ("fifo", "lifo", "drf", "fair-share")
+POLICY_NAMES = QUEUE_POLICIES
 
 
 def make_policy(name: str, weights: FairShareWeights | None = None) -> QueuePolicy:
