@@ -111,6 +111,9 @@ class LifecycleConfig(StrictModel):
     terminate_retry_s: float = Field(15.0, gt=0)
     # RUNNING on an agent that is LOST for this long: the session fails; back in time, it carries on.
     lost_grace_s: float = Field(300.0, ge=0)
+    # Resource policies' idle timeout: a session's reason warns this long before it is terminated (at most
+    # the last fifth of the timeout).
+    idle_warning_s: float = Field(300.0, ge=0)
 
 
 class AgentsConfig(StrictModel):

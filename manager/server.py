@@ -27,6 +27,7 @@ from .events import EventHub
 from .local_agents import LocalAgents
 from .leader import EtcdLeaderElection, LeaderElection, SingleManager
 from .lifecycle.kernel_events import KernelEvents
+from .lifecycle.limits import LimitSweep
 from .lifecycle.recovery import Recovery
 from .lifecycle.terminator import Terminator
 from .project_service import ProjectService
@@ -85,7 +86,8 @@ def build_core(
         sessionmaker, hub, leader, LeaderFence(sessionmaker, config.id), stages or build_stages(config.scheduler),
         binder, wakeup, cooldown, config.scheduler, decayed_usage_for(config.scheduler),
     )
-    recovery = Recovery(sessionmaker, leader, binder, terminator, kernel_events, config.lifecycle)
+    limits = LimitSweep(sessionmaker, hub, terminator, config.lifecycle.idle_warning_s)
+    recovery = Recovery(sessionmaker, leader, binder, terminator, kernel_events, config.lifecycle, limits)
     registry = AgentRegistry(
         sessionmaker, leader, kernel_events, binder, terminator, wakeup, config.agents, config.lifecycle.lost_grace_s
     )

@@ -39,9 +39,10 @@ class AccessRecorder:
         self._touched[session_id] = time.monotonic()
         log.info("user %s opened %s%s in session %s", user_id, kind, f" {service}" if service else "", session_id)
 
-    async def touch(self, session_id: str) -> None:
+    async def touch(self, session_id: str, *, force: bool = False) -> None:
+        """Move ``last_activity_at`` (at most once per ``TOUCH_EVERY_S`` unless ``force``)."""
         last = self._touched.get(session_id)
-        if last is not None and time.monotonic() - last < TOUCH_EVERY_S:
+        if not force and last is not None and time.monotonic() - last < TOUCH_EVERY_S:
             return
         self._touched[session_id] = time.monotonic()
         if len(self._touched) > 100_000:  # sessions long gone: start over rather than grow

@@ -9,6 +9,7 @@ Right after taking the lead and then every ``[lifecycle] interval_s``:
 | PREPARING | ``prepare_timeout_s`` | containers removed, session ``ERROR`` with the reason |
 | TERMINATING | ``terminate_retry_s`` | the agent asked again to remove the containers |
 | RUNNING on a LOST agent | ``lost_grace_s`` since its last heartbeat | session ``ERROR`` |
+| RUNNING past its policy's lifetime or idle limit | — | terminated with that reason (`limits`) |
 
 An unreachable agent sends its starting sessions back to the queue (`Binder`);
 an agent that says it no longer has a starting kernel does too (`AgentRegistry`).
@@ -33,6 +34,7 @@ from ..leader import LeaderElection
 from ..scheduler.bind import Binder
 from ..states import AgentStatus
 from .kernel_events import KernelEvents
+from .limits import LimitSweep
 from .terminator import Terminator
 
 log = logging.getLogger(__name__)
@@ -47,6 +49,7 @@ class Recovery:
         terminator: Terminator,
         kernel_events: KernelEvents,
         config: LifecycleConfig,
+        limits: LimitSweep | None = None,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._leader = leader
@@ -54,6 +57,7 @@ class Recovery:
         self._terminator = terminator
         self._kernel_events = kernel_events
         self._config = config
+        self._limits = limits
         self._last_try: dict[str, float] = {}
         self._task: asyncio.Task[None] | None = None
 
@@ -122,6 +126,8 @@ class Recovery:
                 kernel_id, None, f"agent {agent_id} lost for more than {cfg.lost_grace_s:.0f} s", None, failed=True
             )
         self._forget_settled({sid for sid, _ in (*preparing, *terminating)})
+        if self._limits is not None:
+            await self._limits.run_once(now)
 
     def _due(self, session_id: str, every_s: float) -> bool:
         now = time.monotonic()

@@ -134,6 +134,15 @@ class Lab:
             )
             return list(rows.all())
 
+    async def history_reasons(self, session_id: str) -> list[str]:
+        async with self.sessionmaker() as db:
+            rows = await db.scalars(
+                select(SessionStatusChange.reason)
+                .where(SessionStatusChange.session_id == session_id)
+                .order_by(SessionStatusChange.id)
+            )
+            return list(rows.all())
+
     async def kernels(self, session_id: str) -> list[Kernel]:
         async with self.sessionmaker() as db:
             return list((await db.scalars(select(Kernel).where(Kernel.session_id == session_id))).all())
