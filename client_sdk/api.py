@@ -56,6 +56,7 @@ from .models import (
     Agent,
     GroupQueue,
     QueueView,
+    UsageReport,
     AppToken,
     SessionService,
     SessionServiceList,
@@ -849,6 +850,22 @@ class AsyncCorralClient:
         return (await self._model(UserModel, "PATCH", path, body=dict(changes))).raw
 
     # -- resource groups and policies ------------------------------------------------
+
+    async def usage(self, *, first_day: str | None = None, last_day: str | None = None, by: str = "user",
+                    group: str | None = None, user: str | None = None, project: str | None = None) -> UsageReport:
+        """Resource-hours per UTC day and per user (or project): yours and your projects', everyone's for
+        admins. Days as YYYY-MM-DD (default: the last 7 days)."""
+        query = {k: v for k, v in {"from": first_day, "to": last_day, "by": by, "group": group, "user": user,
+                                   "project": project}.items() if v is not None}
+        return await self._model(UsageReport, "GET", f"{API_PREFIX}/usage", query=query)
+
+    async def usage_csv(self, *, first_day: str | None = None, last_day: str | None = None, by: str = "user",
+                        group: str | None = None, user: str | None = None, project: str | None = None) -> str:
+        """The same report as CSV text (a header row, one row per day and holder and group)."""
+        query = {k: v for k, v in {"from": first_day, "to": last_day, "by": by, "group": group, "user": user,
+                                   "project": project}.items() if v is not None}
+        async with self._open("GET", f"{API_PREFIX}/usage", query={**query, "format": "csv"}) as response:
+            return await response.text()
 
     async def queue(self, group: str | None = None) -> list[GroupQueue]:
         """Pending sessions per resource group in the order the scheduler will consider them (every group

@@ -17,6 +17,7 @@ from corral.common.api_models import (
     Agent,
     GroupQueue,
     QueueView,
+    UsageReport,
     AppToken,
     SessionService,
     SessionServiceList,
@@ -57,7 +58,7 @@ FAILED_STATUSES = frozenset({SessionStatus.ERROR, SessionStatus.CANCELLED})
 __all__ = [
     "FAILED_STATUSES", "TERMINAL_STATUSES", "Agent", "AgentList", "ApiModel", "AppToken", "SessionService",
     "SessionServiceList", "SshAccess", "SshKey", "SshKeyList", "Health", "Image", "ImageList", "Kernel",
-    "NewUser", "Project", "ProjectList", "ProjectMember", "GroupQueue", "QueueView", "ResourceGroup", "ResourceGroupList", "ResourcePolicy",
+    "NewUser", "Project", "ProjectList", "ProjectMember", "GroupQueue", "QueueView", "UsageReport", "ResourceGroup", "ResourceGroupList", "ResourcePolicy",
     "ResourcePolicyList", "Scorer", "Session", "SessionLogs", "SessionPage", "StatusChange",
     "StorageHostList", "UserList", "Vfolder", "VfolderList", "VfolderToken", "WhoAmI", "parse_time",
 ]

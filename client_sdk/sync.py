@@ -24,7 +24,7 @@ from .api import AsyncCorralClient, ExecutionResult
 from .config import ClientConfig
 from .models import (
     Agent, GroupQueue, Health, Image, Project, ResourceGroup, ResourcePolicy, Session, SessionPage, SessionService, SshKey,
-    StatusChange, Vfolder, VfolderToken, WhoAmI,
+    StatusChange, UsageReport, Vfolder, VfolderToken, WhoAmI,
 )
 from .ssh_setup import SshFiles
 
@@ -302,6 +302,16 @@ class CorralClient:
         return self._call(self._async.update_user(username, **changes))
 
     # -- resource groups and policies ------------------------------------------------
+
+    def usage(self, *, first_day: str | None = None, last_day: str | None = None, by: str = "user",
+              group: str | None = None, user: str | None = None, project: str | None = None) -> UsageReport:
+        return self._call(self._async.usage(first_day=first_day, last_day=last_day, by=by, group=group, user=user,
+                                            project=project))
+
+    def usage_csv(self, *, first_day: str | None = None, last_day: str | None = None, by: str = "user",
+                  group: str | None = None, user: str | None = None, project: str | None = None) -> str:
+        return self._call(self._async.usage_csv(first_day=first_day, last_day=last_day, by=by, group=group,
+                                                user=user, project=project))
 
     def queue(self, group: str | None = None) -> list[GroupQueue]:
         return self._call(self._async.queue(group))

@@ -32,6 +32,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "admin": ("admin_cmd", "admin_group"),
     "groups": ("resource_group_cmd", "groups_command"),
     "queue": ("queue_cmd", "queue_command"),
+    "usage": ("usage_cmd", "usage_command"),
     "login": ("login_cmd", "login_command"),
     "passwd": ("passwd_cmd", "passwd_command"),
     "whoami": ("account_cmd", "whoami_command"),

@@ -7,6 +7,7 @@ from .capacity import Capacity, CapacityGpu, CapacityNode
 from .cluster import Agent, AgentGpu, AgentList, Health, Image, ImageList, MigDevice, WhoAmI
 from .problem import Problem
 from .projects import Project, ProjectList, ProjectMember, ProjectVfolder
+from .usage import UsageReport, UsageRow, UsageTotals
 from .scheduling import (
     GroupQueue, HeadReservation, QueueEntry, QueueView, ResourceGroup, ResourceGroupList, ResourcePolicy,
     ResourcePolicyList, Scorer,
@@ -37,7 +38,7 @@ __all__ = [
     "ExecuteResult", "GpuAssignment", "Health", "Image", "ImageList", "Kernel", "KernelAllocation", "MigDevice",
     "NewUser", "Problem", "Project", "ProjectList", "ProjectMember", "ProjectVfolder", "ResourceGroup",
     "ResourceGroupList", "ResourcePolicy", "ResourcePolicyList", "Scorer", "GroupQueue", "HeadReservation",
-    "QueueEntry", "QueueView", "Session", "SessionLogs",
+    "QueueEntry", "QueueView", "UsageReport", "UsageRow", "UsageTotals", "Session", "SessionLogs",
     "SessionMount", "SessionPage", "StatusChange", "StorageHost", "StorageHostList", "Timestamp", "User", "UserList",
     "Vfolder", "VfolderList", "VfolderShare", "VfolderToken", "VfolderUsage", "WhoAmI",
 ]

@@ -12,7 +12,7 @@ from ..session_requests import CreateSessionRequest
 from ..app_auth import TOKEN_QUERY
 from . import cluster, internal, projects, services, sessions, ssh_keys, terminal, users, vfolders
 from . import resource_groups, resource_policies
-from . import capacity, queue
+from . import capacity, queue, usage
 from .context_access import SERVICES_KEY, USER_KEY, ApiServices, ctx_of
 from . import auth as web_auth
 from corral.common.api_models.users import WebSignIn
@@ -279,6 +279,18 @@ PUBLIC_ROUTES: list[Route] = [
           query=(("group", "only this resource group"),),
           responses={200: "OK", 400: "Not a resource group name",
                      404: "No such resource group, or not one the caller may use"}),
+    Route("GET", f"{API}/usage", usage.usage,
+          "Resource-hours per UTC day and per user or project (CPU-core-hours, GPU-hours with shares counted "
+          "fractionally, memory-GiB-hours, sessions); users see their own and their projects', admins everyone's",
+          tag="cluster", response=api.UsageReport,
+          query=(("from", "first day, YYYY-MM-DD (default: 6 days before `to`)"),
+                 ("to", "last day, YYYY-MM-DD, included (default: today, UTC)"),
+                 ("by", "user (default) or project"), ("group", "only this resource group"),
+                 ("user", "only this user (by=user)"), ("project", "only this project (by=project)"),
+                 ("format", "json (default) or csv (a download with a header row)")),
+          responses={200: "OK (application/json, or text/csv with format=csv)", 400: "A bad day, window or choice",
+                     403: "Another user's usage, or a project you are not a member of",
+                     404: "No such user or project"}),
     Route("GET", f"{API}/images", cluster.list_images, "Images available on agents", tag="cluster",
           response=api.ImageList),
     Route("POST", f"{API}/users", users.create_user,

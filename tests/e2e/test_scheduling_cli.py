@@ -59,4 +59,9 @@ def test_groups_policies_and_placement(up: CorralUp) -> None:  # noqa: F811
     for name in ("third", "second"):
         assert bob("session", "rm", name).returncode == 0
     assert bob("session", "rm", "placed").returncode == 0
+    used = json.loads(bob("usage", "--json").stdout)
+    assert used["by"] == "user" and {r["holder"] for r in used["rows"]} == {"bob"}
+    assert bob("usage", "--csv").stdout.splitlines()[0] == (
+        "day,user,resource_group,cpu_core_hours,gpu_hours,mem_gib_hours,sessions")
+    assert "total" in bob("usage").stdout
     assert up.corral("admin", "policy", "rm", "tiny").returncode == 1  # bob is held to it

@@ -389,6 +389,10 @@ async def test_every_answer_fits_the_document(api: DocumentedApi) -> None:
     assert (await api.call("GET", "/api/v1/queue", status=200, keys=bob))["groups"] == []
     await api.call("GET", "/api/v1/queue", status=404, query={"group": "nope"}, keys=bob)
     await api.call("GET", "/api/v1/queue", status=400, query={"group": "not a name"})
+    assert (await api.call("GET", "/api/v1/usage", status=200, keys=bob))["by"] == "user"
+    await api.call("GET", "/api/v1/usage", status=400, query={"from": "soon"})
+    await api.call("GET", "/api/v1/usage", status=403, query={"user": "admin"}, keys=bob)
+    await api.call("GET", "/api/v1/usage", status=404, query={"user": "nobody"})
     images = await api.call("GET", "/api/v1/images", status=200)
     assert [i["name"] for i in images["items"]] == ["corral/python:latest"]
 
