@@ -23,7 +23,7 @@ from ..clock import utcnow
 from ..config import SchedulerConfig
 from ..events import EventHub
 from ..leader import LeaderElection
-from ..lifecycle.moves import set_reason
+from ..lifecycle.moves import set_reasons
 from ..lifecycle.occupancy import recalc_occupied
 from .bind import Binder
 from .cooldown import AgentCooldown
@@ -145,8 +145,7 @@ class Scheduler:
         self.last_plan = plan
         if plan.reasons:
             async with self._sessionmaker() as db:
-                for session_id, reason in plan.reasons.items():
-                    await set_reason(db, session_id, reason, while_in={SessionStatus.PENDING})
+                await set_reasons(db, plan.reasons, while_in={SessionStatus.PENDING})
                 await db.commit()
         return len(placed)
 
