@@ -126,20 +126,15 @@ class Lab:
             return str(await db.scalar(select(Session.status).where(Session.id == session_id)))
 
     async def history(self, session_id: str) -> list[str]:
-        async with self.sessionmaker() as db:
-            rows = await db.scalars(
-                select(SessionStatusChange.status)
-                .where(SessionStatusChange.session_id == session_id)
-                .order_by(SessionStatusChange.id)
-            )
-            return list(rows.all())
+        return await self._history_of(session_id, SessionStatusChange.status)
 
     async def history_reasons(self, session_id: str) -> list[str]:
+        return await self._history_of(session_id, SessionStatusChange.reason)
+
+    async def _history_of(self, session_id: str, column: Any) -> list[str]:
         async with self.sessionmaker() as db:
             rows = await db.scalars(
-                select(SessionStatusChange.reason)
-                .where(SessionStatusChange.session_id == session_id)
-                .order_by(SessionStatusChange.id)
+                select(column).where(SessionStatusChange.session_id == session_id).order_by(SessionStatusChange.id)
             )
             return list(rows.all())
 
