@@ -43,3 +43,14 @@ def parse_scorer(text: str) -> dict[str, Any]:
             raise InvalidRequest(f"scorer {name}: the weight must be a number > 0, not {weight_text!r}")
         weight = float(amount)
     return {"name": name, "weight": weight}
+
+
+def scorer_strings(value: Any) -> Any:
+    """A pydantic "before" validator's work for scorer lists: ``NAME[:WEIGHT]`` strings become tables;
+    a bad one is a ValueError with the readable reason."""
+    if isinstance(value, list):
+        try:
+            return [parse_scorer(item) if isinstance(item, str) else item for item in value]
+        except InvalidRequest as exc:
+            raise ValueError(exc.detail) from None
+    return value

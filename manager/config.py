@@ -7,8 +7,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from corral.common.config import StrictModel, load_config
-from corral.common.errors import InvalidRequest
-from corral.common.resource_groups import DEFAULT_SCORERS, GROUP_NAME_RE, NAME_RULE, parse_scorer
+from corral.common.resource_groups import DEFAULT_SCORERS, GROUP_NAME_RE, NAME_RULE, scorer_strings
 
 ENV_PREFIX = "CORRAL_MANAGER_"
 
@@ -53,12 +52,7 @@ class GroupConfig(StrictModel):
     @field_validator("scorers", mode="before")
     @classmethod
     def _scorer_strings(cls, value: Any) -> Any:
-        if isinstance(value, list):
-            try:
-                return [parse_scorer(item) if isinstance(item, str) else item for item in value]
-            except InvalidRequest as exc:
-                raise ValueError(exc.detail) from None
-        return value
+        return scorer_strings(value)
 
 
 class SchedulerConfig(StrictModel):

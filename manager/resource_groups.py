@@ -22,12 +22,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from corral.common import api_models as api
 from corral.common.errors import Conflict, InvalidRequest, NotFound, UnprocessableRequest
 from corral.common.resource_groups import (
+    scorer_strings,
     DEFAULT_GROUP,
     DEFAULT_SCORERS,
     GROUP_NAME_RE,
     NAME_RULE,
     SESSION_TYPES,
-    parse_scorer,
 )
 
 from .auth import AuthUser, require_admin
@@ -53,13 +53,7 @@ class ScorerSpec(BaseModel):
     weight: float = Field(1.0, gt=0, allow_inf_nan=False)
 
 
-def _scorer_strings(value: Any) -> Any:
-    if isinstance(value, list):
-        try:
-            return [parse_scorer(item) if isinstance(item, str) else item for item in value]
-        except InvalidRequest as exc:
-            raise ValueError(exc.detail) from None
-    return value
+
 
 
 def _distinct_scorers(value: list[ScorerSpec] | None) -> list[ScorerSpec] | None:
@@ -90,7 +84,7 @@ class _GroupSettings(BaseModel):
     @field_validator("scorers", mode="before", check_fields=False)
     @classmethod
     def _scorers_before(cls, value: Any) -> Any:
-        return _scorer_strings(value)
+        return scorer_strings(value)
 
     @field_validator("scorers", check_fields=False)
     @classmethod
