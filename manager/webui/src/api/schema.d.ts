@@ -194,6 +194,23 @@ export interface paths {
         patch: operations["update_project_member"];
         trace?: never;
     };
+    "/api/v1/queue": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Pending sessions in the order the scheduler will consider them, per resource group: position, the queue policy's factors, why each waits, and the head of the queue's reservation */
+        get: operations["queue"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/resource-groups": {
         parameters: {
             query?: never;
@@ -560,6 +577,23 @@ export interface paths {
         };
         /** Storage hosts (proxy:volume) for new vfolders */
         get: operations["list_vfolder_hosts"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Resource-hours per UTC day and per user or project (CPU-core-hours, GPU-hours with shares counted fractionally, memory-GiB-hours, sessions); users see their own and their projects', admins everyone's */
+        get: operations["usage"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1216,6 +1250,33 @@ export interface components {
         } & {
             [key: string]: unknown;
         };
+        /** GroupQueue */
+        GroupQueue: {
+            /** Backfill */
+            backfill: boolean;
+            /** Entries */
+            entries: components["schemas"]["QueueEntry"][];
+            /** Group */
+            group: string;
+            head_reservation: components["schemas"]["HeadReservation"] | null;
+            /**
+             * Queue Policy
+             * @enum {string}
+             */
+            queue_policy: "fifo" | "lifo" | "drf" | "fair-share";
+        };
+        /** HeadReservation */
+        HeadReservation: {
+            /** Agent Id */
+            agent_id: string;
+            /** Session Id */
+            session_id: string;
+            /**
+             * Start At
+             * @description when it is expected to start there
+             */
+            start_at: string | null;
+        };
         /** Health */
         Health: {
             /** Manager Id */
@@ -1431,6 +1492,52 @@ export interface components {
             id: string;
             /** Name */
             name: string;
+        };
+        /**
+         * QueueEntry
+         * @description A pending session in the order its group's queue policy considers it now.
+         */
+        QueueEntry: {
+            /** Created At */
+            created_at: string | null;
+            /**
+             * Factors
+             * @description the policy's figures behind the position (dominant share, fair-share factor, age and priority score …)
+             */
+            factors: {
+                [key: string]: number;
+            };
+            /** Name */
+            name: string;
+            /** Owner */
+            owner: string;
+            /** Position */
+            position: number;
+            /** Priority */
+            priority: number;
+            /**
+             * Reason
+             * @description why it waits; empty when it would be placed now
+             */
+            reason: string;
+            /** Requested Slots */
+            requested_slots: {
+                [key: string]: string;
+            };
+            /** Session Id */
+            session_id: string;
+            /** Type */
+            type: string;
+            /**
+             * Would Start On
+             * @description the agent a pass would place it on now
+             */
+            would_start_on: string | null;
+        };
+        /** QueueView */
+        QueueView: {
+            /** Groups */
+            groups: components["schemas"]["GroupQueue"][];
         };
         /**
          * ResourceGroup
@@ -2010,6 +2117,59 @@ export interface components {
              * @default false
              */
             unlimited: boolean;
+        };
+        /** UsageReport */
+        UsageReport: {
+            /** By */
+            by: string;
+            /**
+             * First Day
+             * @description the `from` day (UTC)
+             */
+            first_day: string | null;
+            /**
+             * Last Day
+             * @description the `to` day (UTC), included
+             */
+            last_day: string | null;
+            /** Rows */
+            rows: components["schemas"]["UsageRow"][];
+            totals: components["schemas"]["UsageTotals"];
+        };
+        /** UsageRow */
+        UsageRow: {
+            /** Cpu Core Hours */
+            cpu_core_hours: number;
+            /** Day */
+            day: string | null;
+            /**
+             * Gpu Hours
+             * @description whole GPUs count 1 each, a share its fraction
+             */
+            gpu_hours: number;
+            /**
+             * Holder
+             * @description the user name (by=user) or project name (by=project)
+             */
+            holder: string;
+            /** Mem Gib Hours */
+            mem_gib_hours: number;
+            /** Resource Group */
+            resource_group: string;
+            /**
+             * Sessions
+             * @description sessions that ran that day
+             */
+            sessions: number;
+        };
+        /** UsageTotals */
+        UsageTotals: {
+            /** Cpu Core Hours */
+            cpu_core_hours: number;
+            /** Gpu Hours */
+            gpu_hours: number;
+            /** Mem Gib Hours */
+            mem_gib_hours: number;
         };
         /** User */
         User: {
@@ -2851,6 +3011,56 @@ export interface operations {
             };
             /** @description Would leave the project without a manager */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    queue: {
+        parameters: {
+            query?: {
+                /** @description only this resource group */
+                group?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["QueueView"];
+                };
+            };
+            /** @description Not a resource group name */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, forged or expired signature */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource group, or not one the caller may use */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5026,6 +5236,77 @@ export interface operations {
             };
             /** @description Missing, forged or expired signature */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    usage: {
+        parameters: {
+            query?: {
+                /** @description first day, YYYY-MM-DD (default: 6 days before `to`) */
+                from?: string;
+                /** @description last day, YYYY-MM-DD, included (default: today, UTC) */
+                to?: string;
+                /** @description user (default) or project */
+                by?: string;
+                /** @description only this resource group */
+                group?: string;
+                /** @description only this user (by=user) */
+                user?: string;
+                /** @description only this project (by=project) */
+                project?: string;
+                /** @description json (default) or csv (a download with a header row) */
+                format?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK (application/json, or text/csv with format=csv) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UsageReport"];
+                };
+            };
+            /** @description A bad day, window or choice */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, forged or expired signature */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Another user's usage, or a project you are not a member of */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such user or project */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
