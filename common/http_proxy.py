@@ -5,7 +5,7 @@ sits in memory; compressed bodies pass through untouched; hop-by-hop headers sto
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import aiohttp
 from aiohttp import web
@@ -52,14 +52,15 @@ def raw_tail(request: web.Request, marker: str) -> str:
 
 async def forward(
     request: web.Request, client: aiohttp.ClientSession, url: str | URL, headers: CIMultiDict[str],
-    body: bytes | None = None,
+    body: bytes | None = None, on_ws_message: Callable[[], None] | None = None,
 ) -> web.StreamResponse:
     """Sends ``request`` on to ``url`` and streams the answer back (a websocket is piped both ways).
     ``body``: the request's body when it was read already (to check a signature); else it streams.
+    ``on_ws_message``: hears of every message of a piped websocket (cheap: it runs per message).
 
     Raises ``UpstreamUnreachable`` when nothing answered, before anything was sent back."""
     if is_websocket_upgrade(request):
-        return await _forward_websocket(request, client, url, headers)
+        return await _forward_websocket(request, client, url, headers, on_ws_message)
     data: object = body if body is not None else (request.content if request.body_exists else None)
     try:
         upstream = await client.request(
@@ -85,7 +86,8 @@ async def forward(
 
 
 async def _forward_websocket(
-    request: web.Request, client: aiohttp.ClientSession, url: str | URL, headers: CIMultiDict[str]
+    request: web.Request, client: aiohttp.ClientSession, url: str | URL, headers: CIMultiDict[str],
+    on_message: Callable[[], None] | None = None,
 ) -> web.StreamResponse:
     protocols = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
     for name in WEBSOCKET_HANDSHAKE:
@@ -107,5 +109,5 @@ async def _forward_websocket(
     except BaseException:
         await upstream.close()
         raise
-    await pipe(downstream, upstream)
+    await pipe(downstream, upstream, on_message=on_message)
     return downstream

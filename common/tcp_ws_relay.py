@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Callable
 
 import aiohttp
 from aiohttp import web
@@ -15,8 +16,11 @@ from aiohttp import web
 READ_CHUNK = 256 * 1024
 
 
-async def relay_tcp(socket: web.WebSocketResponse, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    tasks = [asyncio.ensure_future(_to_service(socket, writer)), asyncio.ensure_future(_from_service(socket, reader))]
+async def relay_tcp(socket: web.WebSocketResponse, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                    on_traffic: Callable[[], None] | None = None) -> None:
+    """``on_traffic`` hears of every chunk either way (it must be cheap)."""
+    tasks = [asyncio.ensure_future(_to_service(socket, writer, on_traffic)),
+             asyncio.ensure_future(_from_service(socket, reader, on_traffic))]
     # 1000 only when the service or the client ended the connection; an agent going down says so (1001).
     code = aiohttp.WSCloseCode.GOING_AWAY
     try:
@@ -32,13 +36,16 @@ async def relay_tcp(socket: web.WebSocketResponse, reader: asyncio.StreamReader,
         await socket.close(code=code)
 
 
-async def _to_service(socket: web.WebSocketResponse, writer: asyncio.StreamWriter) -> None:
+async def _to_service(socket: web.WebSocketResponse, writer: asyncio.StreamWriter,
+                      on_traffic: Callable[[], None] | None) -> None:
     """An empty binary message is the client's half-close: the service sees EOF and may still answer."""
     async for message in socket:
         if message.type == aiohttp.WSMsgType.BINARY:
             if not message.data:
                 _half_close(writer)
                 continue
+            if on_traffic is not None:
+                on_traffic()
             writer.write(message.data)
             await writer.drain()
         elif message.type != aiohttp.WSMsgType.TEXT:
@@ -51,6 +58,9 @@ def _half_close(writer: asyncio.StreamWriter) -> None:
             writer.write_eof()
 
 
-async def _from_service(socket: web.WebSocketResponse, reader: asyncio.StreamReader) -> None:
+async def _from_service(socket: web.WebSocketResponse, reader: asyncio.StreamReader,
+                        on_traffic: Callable[[], None] | None) -> None:
     while data := await reader.read(READ_CHUNK):
+        if on_traffic is not None:
+            on_traffic()
         await socket.send_bytes(data)

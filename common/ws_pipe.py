@@ -13,10 +13,14 @@ Socket = web.WebSocketResponse | aiohttp.ClientWebSocketResponse
 CLEAN_CLOSE_CODES = frozenset({aiohttp.WSCloseCode.OK})
 
 
-async def copy_messages(source: Socket, target: Socket, watch: Callable[[str], None] | None = None) -> None:
-    """Every message from ``source`` to ``target`` until ``source`` closes; ``watch`` sees the text ones.
+async def copy_messages(source: Socket, target: Socket, watch: Callable[[str], None] | None = None,
+                        on_message: Callable[[], None] | None = None) -> None:
+    """Every message from ``source`` to ``target`` until ``source`` closes; ``watch`` sees the text ones,
+    ``on_message`` hears of each one (it must be cheap: it runs per message).
     Each send waits for the target's transport to take the bytes (back-pressure)."""
     async for message in source:
+        if on_message is not None and message.type in (aiohttp.WSMsgType.BINARY, aiohttp.WSMsgType.TEXT):
+            on_message()
         if message.type == aiohttp.WSMsgType.BINARY:
             await target.send_bytes(message.data)
         elif message.type == aiohttp.WSMsgType.TEXT:
@@ -27,11 +31,12 @@ async def copy_messages(source: Socket, target: Socket, watch: Callable[[str], N
             break
 
 
-async def pipe(a: Socket, b: Socket, lost: str | None = None) -> None:
+async def pipe(a: Socket, b: Socket, lost: str | None = None, on_message: Callable[[], None] | None = None) -> None:
     """Both ways until either side closes; then the other is closed with the same code. With ``lost``,
-    ``b`` ending without a clean close (its peer went away) closes ``a`` with 1011 and that reason."""
-    a_to_b = asyncio.ensure_future(copy_messages(a, b))
-    b_to_a = asyncio.ensure_future(copy_messages(b, a))
+    ``b`` ending without a clean close (its peer went away) closes ``a`` with 1011 and that reason.
+    ``on_message`` hears of every message either way (cheap: see `copy_messages`)."""
+    a_to_b = asyncio.ensure_future(copy_messages(a, b, on_message=on_message))
+    b_to_a = asyncio.ensure_future(copy_messages(b, a, on_message=on_message))
     tasks = [a_to_b, b_to_a]
     b_ended_first = False
     try:

@@ -7,7 +7,7 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from .context import call_api
+from .context import call_api, note
 from .options import json_option
 from .output import console, print_json
 
@@ -29,6 +29,8 @@ def usage_command(first_day: str | None, last_day: str | None, by: str, group: s
     """
     filters = {"first_day": first_day, "last_day": last_day, "by": by, "group": group, "user": user,
                "project": project}
+    if as_csv and as_json:
+        raise click.UsageError("use --csv or --json, not both")
     if as_csv:
         sys.stdout.write(call_api(lambda client: client.usage_csv(**filters)))
         return
@@ -36,14 +38,18 @@ def usage_command(first_day: str | None, last_day: str | None, by: str, group: s
     if as_json:
         print_json(report.raw)
         return
-    table = Table(title=f"usage {report.first_day} … {report.last_day} by {report.by}", title_justify="left")
-    for column, justify in (("day", "left"), (by, "left"), ("group", "left"), ("CPU-core-h", "right"),
-                            ("GPU-h", "right"), ("mem GiB-h", "right"), ("sessions", "right")):
+    if not report.rows:
+        note(f"no usage from {report.first_day} to {report.last_day} (UTC)")
+        return
+    table = Table(title=f"usage {report.first_day} to {report.last_day} (UTC) by {report.by}",
+                  title_justify="left", box=None, pad_edge=False, header_style="bold")
+    for column, justify in (("DAY", "left"), (by.upper(), "left"), ("GROUP", "left"), ("CPU-CORE-H", "right"),
+                            ("GPU-H", "right"), ("MEM-GIB-H", "right"), ("SESSIONS", "right")):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for row in report.rows:
         table.add_row(str(row.day), escape(row.holder), escape(row.resource_group), f"{row.cpu_core_hours:.2f}",
                       f"{row.gpu_hours:.2f}", f"{row.mem_gib_hours:.2f}", str(row.sessions))
     totals = report.totals
     table.add_row("total", "", "", f"{totals.cpu_core_hours:.2f}", f"{totals.gpu_hours:.2f}",
-                  f"{totals.mem_gib_hours:.2f}", "", style="bold")
+                  f"{totals.mem_gib_hours:.2f}", str(totals.sessions), style="bold")
     console().print(table)

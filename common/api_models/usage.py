@@ -22,6 +22,7 @@ class UsageTotals(ApiModel):
     cpu_core_hours: float = 0.0
     gpu_hours: float = 0.0
     mem_gib_hours: float = 0.0
+    sessions: int = Field(0, description="distinct sessions that ran in the window")
 
 
 class UsageReport(ApiModel):

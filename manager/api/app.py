@@ -260,7 +260,7 @@ PUBLIC_ROUTES: list[Route] = [
           response_type="text/event-stream", response=api.StatusChange,
           responses={200: "Event stream. `event: status` (with `id:`): each status change, history first, until "
                           "the session ends. `event: progress` (no `id:`): news while it is SCHEDULED/PREPARING, "
-                          "e.g. an image pull; data {session_id, status, reason, at}; ephemeral, never in the "
+                          "e.g. an image pull, or while RUNNING, the warning before an idle timeout; data {session_id, status, reason, at}; ephemeral, never in the "
                           "status history, and only from the manager the agent reported to",
                      404: "No such session"}),
     Route("GET", f"{API}/agents", cluster.list_agents, "Agents and their resources (admin)", tag="cluster",

@@ -111,7 +111,8 @@ async def service_tcp(request: web.Request) -> web.StreamResponse:
             writer.close()
             raise
         await ctx.access.opened(sess.id, user_of(request).user_id, TCP, name)
-        await relay_tcp(socket, reader, writer)
+        async with ctx.access.in_use(sess.id) as traffic:  # traffic keeps the session from idling out
+            await relay_tcp(socket, reader, writer, on_traffic=traffic.mark)
         return socket
     upstream = await ctx.agent_client.open_service_tcp(address, kernel_id, name)
     try:
@@ -120,7 +121,8 @@ async def service_tcp(request: web.Request) -> web.StreamResponse:
         await upstream.close()
         raise
     await ctx.access.opened(sess.id, user_of(request).user_id, TCP, name)
-    await pipe(socket, upstream, lost=LOST)
+    async with ctx.access.in_use(sess.id) as traffic:
+        await pipe(socket, upstream, lost=LOST, on_message=traffic.mark)
     return socket
 
 
@@ -175,6 +177,10 @@ async def service_http(request: web.Request) -> web.StreamResponse:
     if request.rel_url.raw_query_string:
         url = f"{url}?{request.rel_url.raw_query_string}"
     try:
+        if http_proxy.is_websocket_upgrade(request):  # an app's websocket: its messages are activity too
+            async with ctx.access.in_use(sess.id) as traffic:
+                return await http_proxy.forward(request, ctx.agent_client.http, url, headers, body,
+                                                on_ws_message=traffic.mark)
         return await http_proxy.forward(request, ctx.agent_client.http, url, headers, body)
     except http_proxy.UpstreamUnreachable as exc:
         raise SessionServiceFailed(f"the agent did not answer for service {name!r}: {exc}", service=name) from None

@@ -88,11 +88,10 @@ async def execute_code(request: web.Request) -> web.StreamResponse:
     if sess.status != SessionStatus.RUNNING:
         raise Conflict(f"session {sess.name} is {sess.status}, not RUNNING", session_status=sess.status)
     access = ctx_of(request).access
-    await access.touch(sess.id, force=True)  # running code is activity: idle time counts from its end
-    try:
+    await access.touch(sess.id, force=True)
+    # Running code is activity for as long as it runs: the idle time counts from its end.
+    async with access.in_use(sess.id, busy=True):
         return await stream_ndjson(request, ctx_of(request).agent_client.execute(address, kernel_id, body.code))
-    finally:
-        await access.touch(sess.id, force=True)
 
 
 async def interrupt_session(request: web.Request) -> web.Response:
@@ -100,7 +99,7 @@ async def interrupt_session(request: web.Request) -> web.Response:
     sess, kernel_id, address = await kernel_target(request)
     if sess.status != SessionStatus.RUNNING:
         raise Conflict(f"session {sess.name} is {sess.status}, not RUNNING", session_status=sess.status)
-    await ctx_of(request).access.touch(sess.id)
+    await ctx_of(request).access.touch(sess.id, force=True)
     interrupted = await ctx_of(request).agent_client.interrupt_kernel(address, kernel_id)
     return json_response(Interrupted, {"interrupted": interrupted})
 

@@ -36,6 +36,8 @@ async def session_terminal(request: web.Request) -> web.StreamResponse:
     except BaseException:
         await upstream.close()
         raise
-    await ctx_of(request).access.opened(sess.id, user_of(request).user_id, TERMINAL)
-    await relay(socket, upstream)
+    access = ctx_of(request).access
+    await access.opened(sess.id, user_of(request).user_id, TERMINAL)
+    async with access.in_use(sess.id) as traffic:  # typing and output keep the session from idling out
+        await relay(socket, upstream, on_message=traffic.mark)
     return socket

@@ -50,7 +50,8 @@ async def usage(request: web.Request) -> web.StreamResponse:
     group = request.query.get("group") or None
     async with ctx_of(request).sessionmaker() as db:
         holders = await _holders(db, user, by, request.query.get("user"), request.query.get("project"))
-        rows = await usage_report(db, first, last, utcnow(), by=by, resource_group=group, holder_ids=holders)
+        report = await usage_report(db, first, last, utcnow(), by=by, resource_group=group, holder_ids=holders)
+    rows = report.rows
     if fmt == "csv":
         return _csv(rows, first, last, by)
     return json_response(api.UsageReport, {
@@ -59,6 +60,7 @@ async def usage(request: web.Request) -> web.StreamResponse:
             "cpu_core_hours": round(sum(r.cpu_core_hours for r in rows), 6),
             "gpu_hours": round(sum(r.gpu_hours for r in rows), 6),
             "mem_gib_hours": round(sum(r.mem_gib_hours for r in rows), 6),
+            "sessions": report.sessions,
         },
     })
 

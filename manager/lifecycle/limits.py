@@ -5,8 +5,9 @@
 - An *interactive* RUNNING session idle for the strictest ``idle_timeout_s`` is terminated: "idle for
   30m (idle timeout)". Idle time counts from its last activity (``sessions.last_activity_at``: terminal,
   tunnel, app and SSH traffic, code execution, interrupts), or from its start when it never had any.
-  Before that, once idle for ``max(timeout − idle_warning_s, 0.8 × timeout)``, its reason says it will be
-  terminated (``corral session info`` shows it); activity clears the warning.
+  Before that, once idle for ``max(timeout − idle_warning_s, 0.8 × timeout)``, it is warned once: its
+  reason says when it will be terminated (``corral session info`` shows it) and its event stream gets a
+  ``progress`` event saying so (``corral session events``); activity clears the warning.
 - Batch sessions are never idle-culled (their command is the work).
 
 One query finds every RUNNING session held to either limit (policies joined through users and
@@ -26,8 +27,8 @@ from corral.common.session_status import SessionStatus
 
 from ..clock import utcnow
 from ..db.models import Project, ResourcePolicy, Session, User
-from ..events import EventHub
-from .moves import move_session, set_reason
+from ..events import EventHub, SessionProgressEvent
+from .moves import move_sessions, set_reason
 from .terminator import Terminator
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,9 @@ RUNNING_REASON = "in use again (the idle warning is cleared)"
 
 
 def human_duration(seconds: float) -> str:
+    """``2h 0m``, ``30m``, ``1m 40s``, ``45s`` (``0.2s`` for limits under 10 s, as tests set)."""
+    if seconds < 10 and seconds != int(seconds):
+        return f"{round(seconds, 1):g}s"
     seconds = int(round(seconds))
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
@@ -55,6 +59,7 @@ def _strictest(*values: float | None) -> float | None:
 @dataclass(frozen=True)
 class Held:
     session_id: str
+    owner_id: str
     type: str
     started_at: datetime | None
     last_activity_at: datetime | None
@@ -76,15 +81,14 @@ class LimitSweep:
         now = now or utcnow()
         async with self._sessionmaker() as db:
             held = await _held(db)
-        ended: list[str] = []
+        over: dict[str, str] = {}
         for entry in held:
             reason = self._over(entry, now)
             if reason is not None:
-                if await self._terminate(entry.session_id, reason):
-                    ended.append(entry.session_id)
-                continue
-            await self._warn_or_clear(entry, now)
-        return ended
+                over[entry.session_id] = reason
+            else:
+                await self._warn_or_clear(entry, now)
+        return await self._terminate(over)
 
     def _over(self, entry: Held, now: datetime) -> str | None:
         if entry.lifetime_s is not None and entry.started_at is not None:
@@ -116,21 +120,28 @@ class LimitSweep:
             reason = (f"{IDLE_WARNING} idle for {human_duration(idle)}; it will be terminated in about "
                       f"{human_duration(left)} unless it is used (idle timeout {human_duration(entry.idle_s)})")
             async with self._sessionmaker() as db:
-                await set_reason(db, entry.session_id, reason, while_in={SessionStatus.RUNNING})
+                changed = await set_reason(db, entry.session_id, reason, while_in={SessionStatus.RUNNING})
                 await db.commit()
-            log.info("session %s: %s", entry.session_id, reason)
+            if changed:
+                log.info("session %s: %s", entry.session_id, reason)
+                self._hub.publish(SessionProgressEvent(entry.session_id, entry.owner_id, SessionStatus.RUNNING,
+                                                       reason, now))
         elif idle < warn_at and warned:
             async with self._sessionmaker() as db:
                 await set_reason(db, entry.session_id, RUNNING_REASON, while_in={SessionStatus.RUNNING})
                 await db.commit()
 
-    async def _terminate(self, session_id: str, reason: str) -> bool:
+    async def _terminate(self, reasons: dict[str, str]) -> list[str]:
+        """RUNNING → TERMINATING for each (guarded: one that ended meanwhile is skipped), then the usual
+        destroy path removes the containers; the ids that moved."""
+        if not reasons:
+            return []
         async with self._sessionmaker() as db:
-            moved = await move_session(db, self._hub, session_id, SessionStatus.TERMINATING, reason,
-                                       only_from={SessionStatus.RUNNING})
+            moved = await move_sessions(db, self._hub, reasons, SessionStatus.TERMINATING,
+                                        only_from={SessionStatus.RUNNING})
             await db.commit()
-        if moved:
-            log.info("session %s terminated: %s", session_id, reason)
+        for session_id in moved:
+            log.info("session %s terminated: %s", session_id, reasons[session_id])
             self._terminator.spawn(session_id)
         return moved
 
@@ -139,7 +150,7 @@ async def _held(db: AsyncSession) -> list[Held]:
     user_policy = aliased(ResourcePolicy)
     project_policy = aliased(ResourcePolicy)
     rows = await db.execute(
-        select(Session.id, Session.type, Session.started_at, Session.last_activity_at, Session.status_reason,
+        select(Session.id, Session.owner_id, Session.type, Session.started_at, Session.last_activity_at, Session.status_reason,
                user_policy.max_session_lifetime_s, user_policy.idle_timeout_s,
                project_policy.max_session_lifetime_s, project_policy.idle_timeout_s)
         .join(User, User.id == Session.owner_id)
@@ -151,6 +162,6 @@ async def _held(db: AsyncSession) -> list[Held]:
                    project_policy.max_session_lifetime_s.is_not(None), project_policy.idle_timeout_s.is_not(None)))
     )
     return [
-        Held(sid, kind, started, active, reason or "", _strictest(ul, pl), _strictest(ui, pi))
-        for sid, kind, started, active, reason, ul, ui, pl, pi in rows
+        Held(sid, owner, kind, started, active, reason or "", _strictest(ul, pl), _strictest(ui, pi))
+        for sid, owner, kind, started, active, reason, ul, ui, pl, pi in rows
     ]

@@ -29,15 +29,22 @@ class UsageRow:
     name: str = field(default="")
 
 
+@dataclass
+class UsageReport:
+    rows: list[UsageRow]
+    sessions: int  # distinct sessions in the window (a row counts each session on each day it ran)
+
+
 async def usage_report(
     db: AsyncSession, first: date, last: date, now: datetime, *, by: str = "user",
     resource_group: str | None = None, holder_ids: Iterable[str] | None = None,
-) -> list[UsageRow]:
+) -> UsageReport:
     """Rows per (day, holder, group) for the days ``first``..``last`` (UTC, inclusive); ``by`` is
     ``user`` or ``project`` (sessions without a project are left out of the latter)."""
     since, until = day_start(first), min(day_start(last + timedelta(days=1)), now)
     wanted = set(holder_ids) if holder_ids is not None else None
     rows: dict[tuple[date, str, str], UsageRow] = {}
+    counted = 0
     if until > since:
         async for used in used_sessions(db, since, until, resource_group):
             holder = used.owner_id if by == "user" else used.project_id
@@ -45,7 +52,9 @@ async def usage_report(
                 continue
             start = max(used.start, since)
             end = min(used.end or now, until)
-            for day, seconds in split_by_day(start, end):
+            pieces = split_by_day(start, end)
+            counted += bool(pieces)
+            for day, seconds in pieces:
                 row = rows.setdefault((day, holder, used.resource_group),
                                       UsageRow(day, by, holder, used.resource_group))
                 hours = seconds / 3600.0
@@ -56,7 +65,7 @@ async def usage_report(
     names = await _names(db, by, {row.holder_id for row in rows.values()})
     for row in rows.values():
         row.name = names.get(row.holder_id, row.holder_id)
-    return sorted(rows.values(), key=lambda r: (r.day, r.name, r.resource_group))
+    return UsageReport(sorted(rows.values(), key=lambda r: (r.day, r.name, r.resource_group)), counted)
 
 
 async def _names(db: AsyncSession, by: str, ids: set[str]) -> dict[str, str]:

@@ -68,7 +68,7 @@ def test_unknown_policy_names_are_refused() -> None:
         make_policy("random")
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60, deadline=None, derandomize=True)
 @given(st.lists(st.tuples(st.sampled_from("abcd"), st.integers(1, 4)), min_size=1, max_size=40),
        st.dictionaries(st.sampled_from("abcd"), st.integers(0, 16), max_size=4))
 def test_drf_always_serves_a_user_with_the_lowest_dominant_share(
@@ -174,15 +174,21 @@ def test_strict_fifo_places_nothing_behind_a_head_that_does_not_fit() -> None:
         assert result.results["small"].start_s == small_start
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40, deadline=None, derandomize=True)
 @given(st.lists(st.tuples(st.integers(1, 4), st.floats(60, 7200)), min_size=1, max_size=6),
        st.lists(st.tuples(st.integers(1, 4), st.floats(60, 7200), st.floats(0, 3000)), min_size=0, max_size=12))
 def test_backfill_never_delays_the_head_reservation(
     running: list[tuple[int, float]], later: list[tuple[int, float, float]]
 ) -> None:
-    """The head's planned start with backfill is never later than without any later sessions."""
+    """The head's start with backfill is never later than without any later sessions. (The running jobs
+    all fit at once, so the 8-GPU job is the head: EASY backfill protects the head's reservation only.)"""
     gpu = lambda n: ResourceSlot({"cpu": 1, "mem": 1 << 30, "cuda.device": n})  # noqa: E731
-    jobs = [Job(f"r{i}", "r", 0.0, d, gpu(n)) for i, (n, d) in enumerate(running)]
+    fitting, used = [], 0
+    for n, d in running:
+        if used + n <= 8:
+            fitting.append((n, d))
+            used += n
+    jobs = [Job(f"r{i}", "r", 0.0, d, gpu(n)) for i, (n, d) in enumerate(fitting)]
     head = Job("head", "h", 1.0, 600, gpu(8))
     extra = [Job(f"l{i}", "l", 2.0 + s, d, gpu(n)) for i, (n, d, s) in enumerate(later)]
 
