@@ -78,13 +78,14 @@ async def build_contexts(
 
 
 def decayed_usage_for(config: SchedulerConfig) -> DecayedUsage:
-    """Per user, their decayed usage in a group (the usage accounting's `decayed_usage`), for fair-share."""
-    half_life_s = config.fair_share_half_life_s
+    """Per user, their decayed usage in a group, for fair-share: the usage accounting's cached
+    `DecayedUsageCache` (a full read every 10 minutes, only running and recent sessions in between)."""
+    from ..usage.decayed import DecayedUsageCache
+
+    cache = DecayedUsageCache(config.fair_share_half_life_s)
 
     async def per_user(db: AsyncSession, now: datetime, group: str) -> dict[str, Vector]:
-        from ..usage.decayed import decayed_usage
-
-        usage = await decayed_usage(db, now, half_life_s, resource_group=group)
+        usage = await cache(db, now, group)
         return {
             holder_id: {"cpu": vector.cpu_core_s, "mem": vector.mem_byte_s, "gpu": vector.gpu_s}
             for (kind, holder_id), vector in usage.items() if kind == "user"
