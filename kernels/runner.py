@@ -1106,6 +1106,11 @@ class Runner:
             self.services.close()
             await self._stop_worker()
             await self._close_connections()
+            # Before asyncio.run closes the loop (its self-pipe first, its signal handlers after): a
+            # SIGCHLD in between would be written to a closed wakeup fd and print a traceback into the
+            # session's logs.
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
+                self.loop.remove_signal_handler(sig)
         return exit_code
 
     def _service_manager(self) -> Any:
