@@ -84,7 +84,7 @@ def build_core(
     binder = Binder(sessionmaker, hub, agent_client, kernel_events, terminator, wakeup, cooldown)
     scheduler = Scheduler(
         sessionmaker, hub, leader, LeaderFence(sessionmaker, config.id), stages or build_stages(config.scheduler),
-        binder, wakeup, cooldown, config.scheduler, decayed_usage_for(config.scheduler),
+        binder, wakeup, cooldown, config.scheduler, decayed_usage_for(config.scheduler), terminator=terminator,
     )
     limits = LimitSweep(sessionmaker, hub, terminator, config.lifecycle.idle_warning_s)
     recovery = Recovery(sessionmaker, leader, binder, terminator, kernel_events, config.lifecycle, limits)

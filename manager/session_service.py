@@ -20,6 +20,7 @@ from .clock import utcnow
 from .db.models import Agent, Kernel, Project, Session, SessionStatusChange, User
 from .events import EventHub
 from .lifecycle.moves import move_kernels, move_session, record_created
+from .lifecycle.preemption import stop_preemption
 from .lifecycle.terminator import Terminator
 from .scheduler.wakeup import Wakeup
 from .session_admission import admit, check_queue
@@ -224,7 +225,9 @@ class SessionService:
         """Cancel a pending session or start terminating a placed one: (its view, whether that is final).
 
         Decided by guarded moves, not by an earlier read: if the scheduler placed the session between
-        the two attempts, the second one (``→ TERMINATING``) wins instead, and the answer says so.
+        the two attempts, the second one (``→ TERMINATING``) wins instead, and the answer says so. A
+        session being preempted is taken over (`stop_preemption`): it ends instead of going back to the
+        queue; one that went back to the queue meanwhile is cancelled.
         """
         async with self._sessionmaker() as db:
             session_id = (await self.resolve(db, user, ref)).id
@@ -241,6 +244,12 @@ class SessionService:
                     self._terminator.spawn(session_id)
                     break
                 status = await db.scalar(select(Session.status).where(Session.id == session_id))
+                if status == SessionStatus.TERMINATING:
+                    if await stop_preemption(db, self._hub, session_id, reason):
+                        await db.commit()
+                        log.info("session %s destroyed while being preempted: it will not be requeued", session_id)
+                    else:  # not being preempted, or back in the queue since the read: then decide again
+                        status = await db.scalar(select(Session.status).where(Session.id == session_id))
             if status in TERMINAL:
                 final = True  # already ended: destroying it again is not an error (its final state)
                 break

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from corral.common.session_status import TERMINAL, SessionStatus
+from corral.common.ids import new_id
+from corral.common.session_status import ACTIVE, TERMINAL, SessionStatus
 
 from ..clock import utcnow
 from ..db.models import Kernel, Session
@@ -15,7 +16,8 @@ from ..events import EventHub, SessionProgressEvent
 from ..scheduler.wakeup import Wakeup
 from .moves import lock_session, move_kernels, move_session, set_reason
 from .occupancy import recalc_occupied
-from .transitions import STARTING
+from .preemption import requeue_reason
+from .transitions import PREEMPTED_MARK, STARTING, is_preempting
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +108,19 @@ class KernelEvents:
             values: dict[str, object] = {"exit_code": exit_code}
             if logs is not None:
                 values["last_logs"] = logs[-MAX_STORED_LOG:]
+            if not failed:
+                status, why = (await db.execute(
+                    select(Session.status, Session.status_reason).where(Session.id == session_id)
+                )).one()
+                # Guarded again in the moves: a destroy that took over since (SQLite has no row lock) makes the
+                # kernel's move back to the queue fail, and the kernel then ends as for any destroy.
+                if is_preempting(status, why) and await self._requeue_preempted(
+                    db, session_id, kernel_id, why, only_from, values
+                ):
+                    await recalc_occupied(db, [kernel_agent])
+                    await db.commit()
+                    self._wakeup.trigger()
+                    return True
             target = SessionStatus.ERROR if failed else SessionStatus.TERMINATED
             moved = await move_kernels(db, target, reason, kernel_ids=[kernel_id], only_from=only_from, **values)
             if not moved:
@@ -121,6 +136,34 @@ class KernelEvents:
         self._wakeup.trigger()  # freed resources may let a pending session in
         return True
 
+    async def _requeue_preempted(
+        self, db: AsyncSession, session_id: str, kernel_id: str, session_reason: str,
+        only_from: frozenset[SessionStatus] | None, values: dict[str, object],
+    ) -> bool:
+        """A kernel of a session being preempted has ended (the session row is locked): the kernel back to
+        ``PENDING`` with its placement released and a new id, and once none is left on an agent the session
+        too (guarded moves, `transitions.GUARDED_*_MOVES`). False when the kernel had moved on."""
+        running = frozenset({SessionStatus.RUNNING})  # a preempted session was RUNNING: so were its kernels
+        moved = await move_kernels(
+            db, SessionStatus.PENDING, session_reason, kernel_ids=[kernel_id],
+            only_from=running if only_from is None else running & only_from,
+            agent_id=None, allocation=None, container_id=None, **values,
+        )
+        if not moved:
+            return False
+        # A new id per placement (as `Binder.requeue`): a late event about the old one cannot touch the next.
+        await db.execute(update(Kernel).where(Kernel.id == kernel_id).values(id=new_id()))
+        placed = await db.scalar(
+            select(Kernel.id).where(Kernel.session_id == session_id, Kernel.status.in_(list(ACTIVE))).limit(1)
+        )
+        if placed is None:
+            why = requeue_reason(session_reason)
+            # started_at cleared: the next run's lifetime limit and usage count from its own start.
+            if await move_session(db, self._hub, session_id, SessionStatus.PENDING, why,
+                                  only_from={SessionStatus.TERMINATING}, started_at=None):
+                log.info("session %s: %s", session_id, why)
+        return True
+
     async def _settle_session(
         self, db: AsyncSession, session_id: str, exit_code: int | None, reason: str, failed: bool
     ) -> None:
@@ -132,6 +175,8 @@ class KernelEvents:
             target, why = SessionStatus.ERROR, reason
         elif sess.status == SessionStatus.TERMINATING:
             target, why = SessionStatus.TERMINATED, reason
+            if reason.startswith(PREEMPTED_MARK) and not sess.status_reason.startswith(PREEMPTED_MARK):
+                why = sess.status_reason  # destroyed while being preempted: the destroy says how it ended
         elif sess.type == "batch" and exit_code is not None:
             outcome = "succeeded" if exit_code == 0 else "failed"
             why = f"batch command {outcome} with exit code {exit_code}"

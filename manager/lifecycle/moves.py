@@ -16,7 +16,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Iterable, Mapping
 
-from sqlalchemy import bindparam, case, event, func, insert, literal, or_, select, update
+from sqlalchemy import and_, bindparam, case, event, func, insert, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session as OrmSession
 
@@ -25,11 +25,43 @@ from corral.common.session_status import TERMINAL, SessionStatus
 from ..clock import utcnow
 from ..db.models import Kernel, Session, SessionStatusChange
 from ..events import EventHub, SessionStatusEvent
-from .transitions import KERNEL_MOVES, SESSION_MOVES, sources
+from .transitions import (GUARDED_KERNEL_MOVES, GUARDED_SESSION_MOVES, KERNEL_MOVES, PREEMPTED_MARK, SESSION_MOVES,
+                          sources)
 
 _PENDING_EVENTS = "corral.pending_events"
 StatusSet = frozenset[SessionStatus] | set[SessionStatus]
 _MOVE_CHUNK = 500  # sessions per guarded UPDATE (SQLite allows 32766 parameters; a CASE takes two each)
+
+
+def _preempting(reason: Any) -> Any:
+    return reason.startswith(PREEMPTED_MARK, autoescape=True)
+
+
+def _session_may_move(allowed: frozenset[SessionStatus], target: SessionStatus) -> Any:
+    """The WHERE on the session's status for a move to ``target``: the plain sources, and the guarded
+    ones (`transitions.GUARDED_SESSION_MOVES`) only for a session being preempted."""
+    plain = sorted(s for s in allowed if (s, target) not in GUARDED_SESSION_MOVES)
+    guarded = sorted(s for s in allowed if (s, target) in GUARDED_SESSION_MOVES)
+    conditions = [Session.status.in_(plain)] if plain else []
+    if guarded:
+        conditions.append(and_(Session.status.in_(guarded), _preempting(Session.status_reason)))
+    return or_(*conditions)
+
+
+def _kernel_may_move(allowed: frozenset[SessionStatus], target: SessionStatus) -> Any:
+    """The same for kernels: a guarded source only while the kernel's session is being preempted."""
+    plain = sorted(s for s in allowed if (s, target) not in GUARDED_KERNEL_MOVES)
+    guarded = sorted(s for s in allowed if (s, target) in GUARDED_KERNEL_MOVES)
+    conditions = [Kernel.status.in_(plain)] if plain else []
+    if guarded:
+        preempting = (
+            select(Session.id)
+            .where(Session.id == Kernel.session_id, Session.status == SessionStatus.TERMINATING,
+                   _preempting(Session.status_reason))
+            .exists()
+        )
+        conditions.append(and_(Kernel.status.in_(guarded), preempting))
+    return or_(*conditions)
 
 
 async def lock_session(db: AsyncSession, session_id: str) -> str | None:
@@ -86,7 +118,7 @@ async def move_sessions(
         }
         result = await db.execute(
             update(Session)
-            .where(Session.id.in_(chunk), Session.status.in_(list(allowed)))
+            .where(Session.id.in_(chunk), _session_may_move(allowed, target))
             .values(**changes)
             .returning(Session.id, Session.owner_id)
             .execution_options(synchronize_session=False)
@@ -126,7 +158,7 @@ async def move_kernels(
     allowed = sources(KERNEL_MOVES, target, only_from)
     if not allowed or (session_id is None and session_ids is None and kernel_ids is None):
         return []
-    query = update(Kernel).where(Kernel.status.in_(list(allowed)))
+    query = update(Kernel).where(_kernel_may_move(allowed, target))
     if session_id is not None:
         query = query.where(Kernel.session_id == session_id)
     if session_ids is not None:
@@ -151,7 +183,8 @@ async def move_kernels_of_sessions(
 ) -> None:
     """Move each session's kernels to ``target`` where allowed, with values of their own per session
     (one executemany statement for any number of sessions)."""
-    allowed = sources(KERNEL_MOVES, target, only_from)
+    # Guarded moves (`transitions.GUARDED_KERNEL_MOVES`) are never taken here.
+    allowed = frozenset(s for s in sources(KERNEL_MOVES, target, only_from) if (s, target) not in GUARDED_KERNEL_MOVES)
     if not allowed or not values_by_session:
         return
     columns = sorted({column for values in values_by_session.values() for column in values})
@@ -170,6 +203,17 @@ async def move_kernels_of_sessions(
             {"_session_id": session_id, **{f"_{column}": values[column] for column in columns}}
             for session_id, values in values_by_session.items()
         ],
+    )
+
+
+def record_status(db: AsyncSession, hub: EventHub, session_id: str, owner_id: str, status: SessionStatus,
+                  reason: str) -> None:
+    """A history row and an event (after commit) for a change of what a session in ``status`` is about
+    to do, without a move: a destroy taking over a preemption, say."""
+    now = utcnow()
+    db.add(SessionStatusChange(session_id=session_id, status=status, reason=reason, at=now))
+    db.sync_session.info.setdefault(_PENDING_EVENTS, []).append(
+        (hub, SessionStatusEvent(session_id, owner_id, status, reason, now))
     )
 
 

@@ -7,6 +7,10 @@ reserves its placements in batched transactions (fencing check first, the
 resource policies checked again from the database's rows, then a guarded
 ``PENDING → SCHEDULED`` per session). A session cancelled after the pass read
 it simply loses that move and is skipped; its resources are never taken.
+
+Sessions the planner chose to preempt (groups with ``preemption`` on) are moved ``RUNNING →
+TERMINATING`` in one fenced transaction (guarded: one that ended or was destroyed meanwhile is left
+alone) and handed to the terminator; `lifecycle.preemption` says what happens next.
 """
 from __future__ import annotations
 
@@ -25,6 +29,8 @@ from ..events import EventHub
 from ..leader import LeaderElection
 from ..lifecycle.moves import set_reasons
 from ..lifecycle.occupancy import recalc_occupied
+from ..lifecycle.preemption import preempt_sessions
+from ..lifecycle.terminator import Terminator
 from .bind import Binder
 from .cooldown import AgentCooldown
 from .fencing import LeaderFence, LostLeadership
@@ -57,8 +63,10 @@ class Scheduler:
         cooldown: AgentCooldown,
         config: SchedulerConfig,
         decayed: DecayedUsage | None = None,
+        terminator: Terminator | None = None,
     ) -> None:
         self._sessionmaker = sessionmaker
+        self._terminator = terminator  # None: preemptions are planned (and shown) but not carried out
         self._hub = hub
         self._leader = leader
         self._fence = fence
@@ -134,6 +142,8 @@ class Scheduler:
                 plan = await self._plan(db, now, pending)
             t3 = clock()
             placed = await self._commit(plan) if plan.choices else []
+            if plan.preemptions:
+                await self._preempt(plan.preemptions)
             timings = {"read_queue_s": t1 - t0, "snapshot_s": t2 - t1, "plan_s": t3 - t2, "commit_s": clock() - t3}
         except BaseException:
             self.snapshot.invalidate()  # the pass may have left its own placements in it
@@ -160,6 +170,23 @@ class Scheduler:
     async def _plan(self, db: AsyncSession, now: datetime, pending: list[PendingSession]) -> PassPlan:
         return await plan_pass(db, now, pending, self.snapshot, self._config, self._decayed,
                                cooling=self._cooldown.cooling)
+
+    async def _preempt(self, preemptions: list[tuple[str, str, str]]) -> list[str]:
+        """``RUNNING → TERMINATING`` for each victim (fenced, guarded), then the terminator removes its
+        containers; the ids that moved."""
+        if self._terminator is None:
+            return []
+        epoch = await self.epoch()
+        async with self._sessionmaker() as db:
+            await self._fence.check(db, epoch)
+            moved = await preempt_sessions(db, self._hub, {victim: reason for victim, _, reason in preemptions})
+            await db.commit()
+        agents = {victim: agent for victim, agent, _ in preemptions}
+        reasons = {victim: reason for victim, _, reason in preemptions}
+        for victim in moved:
+            log.info("session %s on agent %s: %s", victim, agents[victim], reasons[victim])
+            self._terminator.spawn(victim)
+        return moved
 
     async def _commit(self, plan: PassPlan) -> list[str]:
         epoch = await self.epoch()

@@ -21,6 +21,7 @@ from .groups import load_groups
 from .pending import PendingSession
 from .planner import PassPlan, PlanInputs, Planner, held_by_node
 from .policies.fair_share import FairShareWeights
+from .preempt import load_active
 from .snapshot import ClusterSnapshot
 
 
@@ -46,13 +47,18 @@ async def plan_pass(
     project_of = {s.owner_id: s.project_id for s in pending}
     contexts = await build_contexts(db, now, policies, nodes_by_group, project_of, decayed)
     holding = held_by_node((h.agent_id, h.session_id, h.allocation) for h in snapshot.held.values())
+    # Preemption looks at who holds the nodes of the groups that have it on and sessions waiting.
+    preempting = {g for g in in_queue if g in groups and groups[g].preemption}
+    active = await load_active(db, {
+        sid for node in nodes if node.resource_group in preempting for sid, _ in holding.get(node.agent_id, ())
+    }) if preempting else {}
 
     async def ends_for(running: list[str], new: list[str]) -> Mapping[str, float]:
         return await expected_ends(db, running, now, config.default_runtime_s, starting_now=new)
 
     inputs = PlanInputs(now, pending, nodes, groups, held, usage, contexts, holding,
                         default_policy=config.queue, default_scorer=config.score, weights=weights_of(config),
-                        decision_times=decision_times)
+                        decision_times=decision_times, active=active)
     return await Planner(inputs, ends_for).plan()
 
 

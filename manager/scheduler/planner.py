@@ -8,6 +8,13 @@ session that cannot start only for lack of free resources becomes the head: with
 reservation and later sessions may start only where they do not delay it; with backfill off nothing
 behind it starts in that group (strict order).
 
+In a group with ``preemption`` on, a session that lacks free resources (not quota) may instead have
+running batch sessions of lower priority preempted for it (`preempt.choose_victims`; not on the head's
+reserved node when another session holds the head). The plan lists them (``preemptions``), their
+resources stay taken for the rest of the pass, and the session waits for them to stop; when it is the
+first to wait it becomes the head with that node reserved from now, so later sessions cannot take what
+the victims free.
+
 No I/O except through ``ends_for`` (expected ends of running sessions, asked only when a head needs a
 reservation), so the planner is what the dry run behind ``corral queue`` uses too.
 """
@@ -21,21 +28,28 @@ from typing import Awaitable, Callable, Iterable, Mapping
 from corral.common.node_resources import Allocation
 from corral.common.slots import ResourceSlot, format_size
 
+from ..lifecycle.preemption import preempt_reason
 from ..quotas import HeldPolicy, Holder, HolderUsage, over_now, strictest
 from .backfill import Ending, HeadReservation, plan_reservation
-from .candidates import GroupCandidates
+from .candidates import GroupCandidates, shape_of
 from .filter import Candidate
 from .groups import GroupSettings, default_settings
-from .head import HEAD_MARK
+from .head import HEAD_MARK, PREEMPT_WAIT_MARK
 from .node_view import NodeView
 from .pending import PendingSession
 from .policies import PolicyContext, make_policy
 from .policies.fair_share import FairShareWeights
+from .preempt import ActiveSession, choose_victims
 
 # (sessions running, sessions this pass placed) -> expected end of each (epoch seconds).
 def is_head(sess: PendingSession) -> bool:
     """Whether the last pass gave ``sess`` the head-of-queue reservation (its reason says so)."""
     return HEAD_MARK in sess.status_reason
+
+
+def is_preempting_for(sess: PendingSession) -> bool:
+    """Whether the last pass had running sessions preempted for ``sess`` (its reason says so)."""
+    return sess.status_reason.startswith(PREEMPT_WAIT_MARK)
 
 
 EndsFor = Callable[[list[str], list[str]], Awaitable[Mapping[str, float]]]
@@ -56,6 +70,7 @@ class PassPlan:
     reasons: dict[str, str] = field(default_factory=dict)
     queues: dict[str, list[QueueEntry]] = field(default_factory=dict)
     reservations: dict[str, HeadReservation] = field(default_factory=dict)
+    preemptions: list[tuple[str, str, str]] = field(default_factory=list)  # (victim session, agent, reason)
 
 
 @dataclass
@@ -72,6 +87,8 @@ class PlanInputs:
     default_scorer: str = "topology"
     weights: FairShareWeights | None = None
     decision_times: list[float] | None = None  # seconds per session decided (benchmarks)
+    # Sessions holding nodes of groups with preemption on (those missing are never preempted).
+    active: Mapping[str, ActiveSession] = field(default_factory=dict)
 
 
 def describe(request: ResourceSlot) -> str:
@@ -86,6 +103,8 @@ class Planner:
         self._in = inputs
         self._ends_for = ends_for
         self._placed_on: dict[str, list[tuple[str, Allocation]]] = {}  # this pass's placements, by agent
+        self._claimed: set[str] = set()  # sessions this pass preempted, or counted on to free their resources
+        self._no_victims: set[tuple[str, object, int, str | None]] = set()  # searches that found none
 
     async def plan(self) -> PassPlan:
         result = PassPlan()
@@ -113,20 +132,27 @@ class Planner:
         heads = [s for s in sessions if is_head(s)]
         sticky = (min(heads, key=lambda s: (s.created_at, s.id))
                   if settings.backfill and heads and getattr(policy, "sticky_head", False) else None)
-        policy.start([s for s in sessions if s is not sticky], inputs.contexts.get(settings.name)
+        # Sessions that had others preempted for them go first (highest priority first): what the victims
+        # free is theirs, not taken by whoever comes earlier in the policy's order (the victims included).
+        firsts = sorted((s for s in sessions if is_preempting_for(s)), key=lambda s: (-s.priority, s.created_at, s.id)
+                        ) if settings.preemption else []
+        if sticky is not None and sticky not in firsts:
+            firsts.append(sticky)
+        kinds = {s.id: ("preempted for" if is_preempting_for(s) else "head") for s in firsts}
+        policy.start([s for s in sessions if s.id not in kinds], inputs.contexts.get(settings.name)
                      or PolicyContext(inputs.now))
         queue = result.queues.setdefault(settings.name, [])
         head: HeadReservation | None = None
         blocked_by: PendingSession | None = None
         position = 0
         times = inputs.decision_times
-        first = sticky
-        while (sess := first or policy.next()) is not None:
-            by_policy, first = sess is not sticky, None
+        firsts.reverse()
+        while (sess := firsts.pop() if firsts else policy.next()) is not None:
+            by_policy = sess.id not in kinds
             if times is not None:
                 times.append(time.perf_counter())
             position += 1
-            entry = QueueEntry(sess, position, policy.factors(sess) if by_policy else {"head": 1.0})
+            entry = QueueEntry(sess, position, policy.factors(sess) if by_policy else {kinds[sess.id]: 1.0})
             queue.append(entry)
             reason = self._check(sess, settings, candidates, blocked_by)
             if reason is None:
@@ -150,7 +176,13 @@ class Planner:
                     if by_policy:
                         policy.on_placed(sess)
                     continue
-                reason, head, blocked_by = await self._waits(sess, settings, nodes, head, blocked_by)
+                preempting = self._preempt(sess, settings, candidates.nodes, head, result) if settings.preemption else None
+                if preempting is not None:
+                    reason, head = preempting
+                    if not settings.backfill:
+                        blocked_by = sess  # strict order: nothing behind it starts meanwhile
+                else:
+                    reason, head, blocked_by = await self._waits(sess, settings, nodes, head, blocked_by)
                 if head is not None and head.session_id == sess.id:
                     result.reservations[settings.name] = head
             entry.reason = reason
@@ -190,6 +222,37 @@ class Planner:
             return f"{lacking} (head of the queue)", None, blocked_by
         when = head.start_at.strftime("%Y-%m-%d %H:%M UTC")
         return f"{lacking}; {HEAD_MARK} agent {head.agent_id} reserved from about {when}", head, blocked_by
+
+    def _preempt(
+        self, sess: PendingSession, settings: GroupSettings, nodes: list[NodeView], head: HeadReservation | None,
+        result: PassPlan,
+    ) -> tuple[str, HeadReservation | None] | None:
+        """Preempt lower-priority batch sessions for ``sess`` (it fits no node now): its reason and the
+        group's head, or None when no node would do. Never on another session's reserved node."""
+        if not self._in.active:
+            return None
+        avoid = head.agent_id if head is not None else None
+        key = (settings.name, shape_of(sess.request), sess.priority, avoid)
+        if key in self._no_victims:  # a pass only ever takes more: what failed once fails again
+            return None
+        usable = [node for node in nodes if node.agent_id != avoid]
+        now_ts = self._in.now.timestamp()
+        choice = choose_victims(sess.request, sess.priority, usable, lambda agent: self._in.held_by_node.get(agent, ()),
+                                self._in.active, self._claimed, now_ts)
+        if choice is None:
+            self._no_victims.add(key)
+            return None
+        self._claimed.update(choice.waits_for)
+        for victim in choice.victims:
+            result.preemptions.append(
+                (victim.id, choice.agent_id, preempt_reason(sess.id, sess.priority, victim.priority)))
+        reason = f"{PREEMPT_WAIT_MARK}{', '.join(choice.waits_for)} to stop on agent {choice.agent_id}"
+        if not settings.backfill:
+            return f"{reason} (head of the queue)", head
+        if head is None:
+            head = HeadReservation(sess.id, choice.agent_id, now_ts, sess.request, choice.frees)
+            return f"{reason}; {HEAD_MARK} agent {choice.agent_id} reserved for it", head
+        return reason, head
 
     async def _reserve(self, sess: PendingSession, nodes: list[NodeView]) -> HeadReservation | None:
         held_by_node = self._in.held_by_node

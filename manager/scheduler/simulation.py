@@ -5,6 +5,9 @@ Jobs arrive, a pass runs at every arrival and completion, placed jobs hold their
 chosen node for their duration. Each job's lifetime limit (what backfill plans with) is its ``limit_s``
 (at least its duration, as a walltime request would be). Decayed usage for fair-share is integrated
 exactly between events. Used by ``benchmarks/fairness.py`` and the policy tests.
+
+With ``preemption`` on in the group's settings, the jobs a pass preempts stop at once and go back to the
+queue (they start over: their whole duration again); another pass follows at the same time.
 """
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ from .groups import GroupSettings
 from .node_view import NodeView
 from .pending import PendingSession
 from .planner import PlanInputs, Planner
+from .preempt import ActiveSession
 from .policies.base import PolicyContext, Vector, add_vector, capacity_vector, usage_vector
 from .policies.fair_share import FairShareWeights
 
@@ -39,13 +43,15 @@ class Job:
     request: ResourceSlot
     limit_s: float | None = None  # lifetime limit; None: the duration
     priority: int = 50
+    type: str = "batch"  # interactive jobs are never preempted
 
 
 @dataclass
 class JobResult:
     job: Job
-    start_s: float | None = None
+    start_s: float | None = None  # the last start (a preempted job starts again)
     node: str | None = None
+    preempted: int = 0  # how many times it was preempted
 
     @property
     def wait_s(self) -> float | None:
@@ -86,6 +92,8 @@ class Simulation:
         self.decayed: dict[str, Vector] = {}
         self.passes = 0
         self.reasons: dict[str, str] = {}  # what each pending job says, as the sessions table would
+        self.preemptions: list[tuple[float, str, str]] = []  # (time, victim, reason)
+        self._preempted: list[tuple[str, str]] = []  # the last pass's (victim, reason)
 
     def _decay_to(self, t: float) -> None:
         """Integrate running use into the decayed usage from ``self.now`` to ``t`` (exact exponential)."""
@@ -129,15 +137,29 @@ class Simulation:
             while events and events[0][0] == t:
                 _, _, kind, job_id = heapq.heappop(events)
                 if kind == "end":
+                    current = self.running.get(job_id)
+                    if current is None or current[3] + current[0].duration_s != t:
+                        continue  # the end of a run that was preempted
                     _, node, allocation, _ = self.running.pop(job_id)
                     node.state.release(allocation)
                 else:
                     pending[job_id] = by_id[job_id]
-            for job_id, node, allocation in self._pass(pending):
-                job = pending.pop(job_id)
-                self.running[job_id] = (job, node, allocation, t)
-                results[job_id].start_s, results[job_id].node = t, node.agent_id
-                heapq.heappush(events, (t + job.duration_s, 0, "end", job_id))
+            for _ in range(8):  # a pass that preempts is followed by one that uses what it freed
+                placements = self._pass(pending)
+                preempted, self._preempted = self._preempted, []
+                for job_id, node, allocation in placements:
+                    job = pending.pop(job_id)
+                    self.running[job_id] = (job, node, allocation, t)
+                    results[job_id].start_s, results[job_id].node = t, node.agent_id
+                    heapq.heappush(events, (t + job.duration_s, 0, "end", job_id))
+                for job_id, reason in preempted:
+                    job, node, allocation, _ = self.running.pop(job_id)
+                    node.state.release(allocation)
+                    pending[job_id] = job
+                    results[job_id].preempted += 1
+                    self.preemptions.append((t, job_id, reason))
+                if not preempted:
+                    break
         span = horizon_s - self.now
         for job, _, _, _ in self.running.values():
             got = usage_vector(job.request)["gpu"] * span
@@ -152,7 +174,7 @@ class Simulation:
         self.passes += 1
         now = EPOCH + timedelta(seconds=self.now)
         sessions = [
-            PendingSession(job.id, job.user, None, "batch", job.request, 1, self.settings.name,
+            PendingSession(job.id, job.user, None, job.type, job.request, 1, self.settings.name,
                            EPOCH + timedelta(seconds=job.submit_s), job.priority, self.reasons.get(job.id, ""))
             for job in pending.values()
         ]
@@ -186,10 +208,15 @@ class Simulation:
                 known[job_id] = now.timestamp() + (job.limit_s or job.duration_s)
             return known
 
+        active = {
+            job_id: ActiveSession(job_id, job.type, "RUNNING", job.priority, EPOCH + timedelta(seconds=start))
+            for job_id, (job, _, _, start) in self.running.items()
+        } if self.settings.preemption else {}
         inputs = PlanInputs(now, sessions, self.nodes, {self.settings.name: self.settings}, held, usage,
-                            {self.settings.name: ctx}, holding, weights=self.weights)
+                            {self.settings.name: ctx}, holding, weights=self.weights, active=active)
         plan = _run(Planner(inputs, ends_for).plan())
         self.reasons.update(plan.reasons)
+        self._preempted = [(victim, reason) for victim, _, reason in plan.preemptions]
         return [(sess.id, cand.node, cand.allocation) for sess, cand in plan.choices]
 
 

@@ -45,6 +45,8 @@ class ScriptedAgents:
     hold_create: asyncio.Event | None = None  # while set-able and unset, creates wait
     create_calls: int = 0
     create_entered: asyncio.Event = field(default_factory=asyncio.Event)
+    hold_destroy: asyncio.Event | None = None  # while set-able and unset, destroys wait
+    destroy_entered: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def create_kernel(self, address: str, spec: dict[str, Any]) -> Any:
         self.create_calls += 1
@@ -64,6 +66,9 @@ class ScriptedAgents:
         return {"kernel_id": kernel_id, "status": "preparing"}
 
     async def destroy_kernel(self, address: str, kernel_id: str, reason: str) -> Any:
+        self.destroy_entered.set()
+        if self.hold_destroy is not None:
+            await self.hold_destroy.wait()
         if self.unreachable:
             raise ServiceUnavailable(f"agent at {address} is unreachable: connection refused")
         self.tombstones.add(kernel_id)
