@@ -24,6 +24,16 @@ CATCHES = (
 IGNORES = "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nprint('started', flush=True)\ntime.sleep(30)\n"
 
 
+@pytest.fixture(autouse=True)
+def _sigint_delivered() -> object:
+    """Children inherit an ignored SIGINT (a suite started in the background by a non-interactive shell
+    has it ignored): give these tests, and the processes they start, the default handler."""
+    previous = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def _session(runner: CliRunner, name: str) -> dict:
     result = runner.invoke(main, ["session", "create", "--json", "--name", name], catch_exceptions=False)
     assert result.exit_code == 0, result.output
