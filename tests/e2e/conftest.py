@@ -23,6 +23,7 @@ CHROMIUM_ARGS = [
 REPO = Path(__file__).resolve().parents[2]
 DIST = REPO / "manager" / "webui" / "dist"
 ADMIN_PASSWORD = "webui-e2e-password-1234"
+TOPOLOGY = str(REPO / "configs" / "gpus" / "dgx-a100.toml")
 
 
 def _unavailable(reason: str) -> None:
@@ -75,3 +76,20 @@ def artifacts(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
         folder = tmp_path / "screenshots"
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+@pytest.fixture
+async def ui(browser_ready: None, base_image: str, tmp_path: Path) -> AsyncIterator[Any]:
+    """A manager and a Docker agent with a mock DGX A100 (8 GPUs), the admin's web password set.
+    (Test files that need another cluster define their own ``ui``.)"""
+    from corral.manager.passwords import set_user_password
+    from tests.integration.spine.cluster import LiveCluster
+
+    cluster = LiveCluster(db_url=f"sqlite:///{tmp_path / 'corral.db'}", heartbeat_timeout_s=5.0)
+    try:
+        await cluster.start_manager()
+        await cluster.start_agent(gpu={"plugin": "mock", "topology": TOPOLOGY})
+        await set_user_password(cluster.manager.sessionmaker, "admin", ADMIN_PASSWORD)
+        yield cluster
+    finally:
+        await cluster.stop()

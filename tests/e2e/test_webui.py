@@ -8,34 +8,20 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import pytest
 
 from tests.integration.spine.cluster import BASE_IMAGE, LiveCluster
 
 from .browser_pages import new_page, sign_in
-from .conftest import ADMIN_PASSWORD, REPO
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.docker]
 
-TOPOLOGY = str(REPO / "configs" / "gpus" / "dgx-a100.toml")
 PHONE = {"width": 390, "height": 844}
 RUNNING_TIMEOUT_MS = 120_000
 
 
-@pytest.fixture
-async def ui(browser_ready: None, base_image: str, tmp_path: Path) -> AsyncIterator[LiveCluster]:
-    from corral.manager.passwords import set_user_password
-
-    cluster = LiveCluster(db_url=f"sqlite:///{tmp_path / 'corral.db'}", heartbeat_timeout_s=5.0)
-    try:
-        await cluster.start_manager()
-        await cluster.start_agent(gpu={"plugin": "mock", "topology": TOPOLOGY})
-        await set_user_password(cluster.manager.sessionmaker, "admin", ADMIN_PASSWORD)
-        yield cluster
-    finally:
-        await cluster.stop()
 
 
 async def test_sign_in_list_launch_terminal_destroy(ui: LiveCluster, browser: Any, artifacts: Path) -> None:

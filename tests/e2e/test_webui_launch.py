@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -20,26 +20,12 @@ from tests.integration.spine.cluster import BASE_IMAGE, LiveCluster
 from tests.integration.spine.test_jupyter_proxy import jupyter_image  # noqa: F401
 
 from .browser_pages import new_page, sign_in
-from .conftest import ADMIN_PASSWORD, REPO
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.docker]
 
-TOPOLOGY = str(REPO / "configs" / "gpus" / "dgx-a100.toml")
 RUNNING_TIMEOUT_MS = 120_000
 
 
-@pytest.fixture
-async def ui(browser_ready: None, base_image: str, tmp_path: Path) -> AsyncIterator[LiveCluster]:
-    from corral.manager.passwords import set_user_password
-
-    cluster = LiveCluster(db_url=f"sqlite:///{tmp_path / 'corral.db'}", heartbeat_timeout_s=5.0)
-    try:
-        await cluster.start_manager()
-        await cluster.start_agent(gpu={"plugin": "mock", "topology": TOPOLOGY})
-        await set_user_password(cluster.manager.sessionmaker, "admin", ADMIN_PASSWORD)
-        yield cluster
-    finally:
-        await cluster.stop()
 
 
 async def test_quarter_gpu_from_the_form_runs_and_the_capacity_table_follows(
