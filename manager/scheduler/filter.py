@@ -1,11 +1,10 @@
-"""Filter stage: nodes that can take a request right now, with the allocation each would give."""
+"""A node that can take a request, with the allocation it would give (see `candidates` for how a pass
+finds them)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, Sequence
 
 from corral.common.node_resources import Allocation
-from corral.common.slots import ResourceSlot
 
 from .node_view import NodeView
 
@@ -18,20 +17,3 @@ class Candidate:
     node: NodeView
     allocation: Allocation
 
-
-class NodeFilter(Protocol):
-    def feasible(self, nodes: Sequence[NodeView], request: ResourceSlot, resource_group: str) -> list[Candidate]: ...
-
-
-class FitsFilter:
-    """Exact per-device fit through the shared allocator, within the resource group."""
-
-    def feasible(self, nodes: Sequence[NodeView], request: ResourceSlot, resource_group: str) -> list[Candidate]:
-        candidates = []
-        for node in nodes:
-            if node.resource_group != resource_group:
-                continue
-            allocation = node.state.try_allocate(request, with_cores=False)
-            if allocation is not None:
-                candidates.append(Candidate(node, allocation))
-        return candidates

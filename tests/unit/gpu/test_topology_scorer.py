@@ -11,7 +11,7 @@ from corral.common.errors import ConfigError
 from corral.common.node_resources import NodeCapacity
 from corral.common.slots import ResourceSlot
 from corral.manager.config import SchedulerConfig
-from corral.manager.scheduler.filter import FitsFilter
+from corral.manager.scheduler.filter import Candidate
 from corral.manager.scheduler.node_view import NodeView
 from corral.manager.scheduler.registry import build_stages
 from corral.manager.scheduler.reserve import allocation_record
@@ -30,9 +30,14 @@ def node(agent_id: str, topology_file: str | None, order: int, cores: int = 64) 
     return NodeView(agent_id, f"http://{agent_id}", "default", T0 + timedelta(seconds=order), NodeState(capacity))
 
 
+def feasible(nodes: list[NodeView], request: ResourceSlot) -> list[Candidate]:
+    """The nodes that can take ``request`` now, each with the allocation it would give (GPUs, no cores yet)."""
+    return [Candidate(n, a) for n in nodes if (a := n.state.try_allocate(request, with_cores=False)) is not None]
+
+
 def ranked(nodes: list[NodeView], **slots: object) -> list[str]:
     request = ResourceSlot({"cpu": 1, "mem": 2**20, **{k.replace("_", "."): v for k, v in slots.items()}})
-    candidates = FitsFilter().feasible(nodes, request, "default")
+    candidates = feasible(nodes, request)
     return [c.node.agent_id for c in ScoringPlan(parse_scorers([{"name": "topology"}])).rank(candidates)]
 
 
@@ -77,14 +82,14 @@ def test_requests_without_gpus_prefer_gpu_less_nodes_then_first_fit_order() -> N
 def test_reservation_records_gpu_detail_from_the_nodes_topology() -> None:
     gpu_node = node("g", "mock-2gpu.toml", order=0)
     request = ResourceSlot({"cpu": 1, "mem": 2**20, "cuda.shares": "0.25"})
-    candidate = FitsFilter().feasible([gpu_node], request, "default")[0]
+    candidate = feasible([gpu_node], request)[0]
     record = allocation_record(candidate)
     topology = load("mock-2gpu.toml")
     assert record["gpu_shares"] == {"0": "0.25"}
     assert record["gpus"] == [
         {"index": 0, "uuid": topology.devices[0].uuid, "model": "NVIDIA Mock GPU", "share": "0.25", "mem_limit": 4 * 2**30}
     ]
-    plain = FitsFilter().feasible([node("c", None, order=0)], ResourceSlot({"cpu": 1}), "default")[0]
+    plain = feasible([node("c", None, order=0)], ResourceSlot({"cpu": 1}))[0]
     assert "gpus" not in allocation_record(plain)
 
 
