@@ -66,25 +66,14 @@ def describe_amount(slot: str, amount: Decimal) -> str:
 
 async def held_policies(db: AsyncSession, owner_id: str, project_id: str | None) -> list[HeldPolicy]:
     """The policies a session of ``owner_id`` (counting against ``project_id``) is held to."""
-    held: list[HeldPolicy] = []
-    user = await db.get(User, owner_id)
-    if user is not None and user.resource_policy:
-        policy = await db.get(ResourcePolicy, user.resource_policy)
-        if policy is not None:
-            held.append(HeldPolicy(Holder("user", owner_id, "user quota"), policy))
-    if project_id:
-        project = await db.get(Project, project_id)
-        if project is not None and project.resource_policy:
-            policy = await db.get(ResourcePolicy, project.resource_policy)
-            if policy is not None:
-                held.append(HeldPolicy(Holder("project", project_id, f"project {project.name} quota"), policy))
-    return held
+    return (await held_policies_many(db, [(owner_id, project_id)]))[(owner_id, project_id)]
 
 
 async def held_policies_many(
     db: AsyncSession, pairs: Iterable[tuple[str, str | None]]
 ) -> dict[tuple[str, str | None], list[HeldPolicy]]:
-    """`held_policies` for many (owner, project) pairs in three queries."""
+    """The policies each (owner, project) pair is held to: the owner's, then the project's; three queries
+    for any number of pairs."""
     wanted = set(pairs)
     user_ids = {owner for owner, _ in wanted}
     project_ids = {project for _, project in wanted if project}
