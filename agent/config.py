@@ -75,6 +75,27 @@ class SessionsConfig(StrictModel):
     ca_bundle: str = ""
 
 
+class ClusterConfig(StrictModel):
+    """``[cluster]``: how this node runs the kernels of multi-node cluster sessions (common/cluster.py)."""
+
+    multi_node_network: Literal["host"] = Field(
+        "host",
+        description=(
+            "How kernels of a multi-node cluster session reach their peers on other nodes. 'host' (the only "
+            "design built): the node's own network, peers named in /etc/hosts by their nodes' addresses, and "
+            "the session's services and sshd on the session's port block."
+        ),
+    )
+    interface: str = Field(
+        "",
+        description=(
+            "The network interface for GLOO_SOCKET_IFNAME / NCCL_SOCKET_IFNAME in host-networked kernels. "
+            "Empty: the interface that carries the kernel's own peer address; when none does, neither "
+            "variable is set (and the agent logs a warning)."
+        ),
+    )
+
+
 class EtcdConfig(StrictModel):
     endpoints: list[str] = []
     prefix: str = "/corral"
@@ -92,6 +113,7 @@ class AgentConfig(StrictModel):
     docker: DockerConfig = DockerConfig()
     etcd: EtcdConfig = EtcdConfig()
     sessions: SessionsConfig = SessionsConfig()
+    cluster: ClusterConfig = ClusterConfig()
 
 
 def load_agent_config(path: Path | None, **overrides: object) -> AgentConfig:

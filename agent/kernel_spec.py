@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from corral.common.cluster import ClusterSpec
 from corral.common.node_resources import Allocation
 
 
@@ -41,6 +42,9 @@ class KernelSpec(BaseModel):
     mounts: list[VfolderMount] = []
     # The owner's public keys, for the session's sshd (replaced later through the RPC when they change).
     ssh_authorized_keys: list[str] = []
+    # A kernel of a session whose cluster_size is above 1: its peers, network mode and session key.
+    # None (or absent) for an ordinary session.
+    cluster: ClusterSpec | None = None
 
     @property
     def resources(self) -> Allocation:

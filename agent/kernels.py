@@ -15,7 +15,7 @@ from corral.common.node_resources import Allocation, NodeCapacity
 from corral.common.slots import format_size
 from corral.kernels import contract
 
-from . import runner_client, ssh_material
+from . import cluster_files, runner_client, ssh_material
 from .backend.base import ContainerBackend
 from .kernel_spec import KernelRecord, KernelSpec
 from .kernel_tombstones import DESTROYED_BEFORE_CREATED, KernelTombstones
@@ -88,6 +88,7 @@ class KernelManager:
         self.overcommit = self._shrink_notes()
         for line in self.overcommit:
             log.warning("node resources shrank below what re-attached kernels hold: %s", line)
+        await self._sweep_session_networks()  # of sessions that ended while the agent was down
 
     def _bookable(self, kernel_id: str, allocation: Allocation) -> Allocation:
         """The part of a re-attached kernel's allocation this node can still book.
@@ -195,6 +196,8 @@ class KernelManager:
 
     def _write_ssh_material(self, spec: KernelSpec, record: KernelRecord) -> None:
         docker = self.kernel_user
+        if spec.cluster is not None:  # first: its session key joins the authorized keys below
+            cluster_files.write_cluster_files(record.kernel_dir, spec.cluster, spec.resources, *docker)
         record.ssh_host_key = ssh_material.write_host_key(
             record.kernel_dir, docker[0], docker[1], f"corral-{spec.session_name or spec.session_id}"
         )
@@ -217,6 +220,7 @@ class KernelManager:
             if logs.strip():
                 reason = f"{reason}; container output: {logs.strip()[-500:]}"
         self._forget(record, "already ended (it failed to start)")
+        await self._release_session(record.session_id)
         log.warning("kernel %s failed to start: %s", spec.kernel_id, reason)
         self.link.send_event("kernel.failed", spec.kernel_id, reason=reason, logs=logs)
 
@@ -256,6 +260,7 @@ class KernelManager:
         if record.container_id:
             exit_code, logs = await self.backend.stop_kernel(record.container_id, grace_s)
         self._forget(record, "was already destroyed")
+        await self._release_session(record.session_id)
         log.info("kernel %s destroyed (%s)", record.kernel_id, reason)
         return {"kernel_id": record.kernel_id, "exit_code": exit_code, "logs": logs}
 
@@ -292,6 +297,7 @@ class KernelManager:
             except Exception as exc:  # noqa: BLE001
                 log.warning("could not clean up container of kernel %s: %s", kernel_id, exc)
         self._forget(record, "already ended (its container exited)")
+        await self._release_session(record.session_id)
         log.info("kernel %s exited with code %s (%s)", kernel_id, exit_code, reason)
         self.link.send_event("kernel.terminated", kernel_id, exit_code=exit_code, reason=reason, logs=logs)
 
@@ -318,7 +324,32 @@ class KernelManager:
             removed.append(container_id)
             log.warning("removed stray container %s (kernel %s)", container_id[:12], found[container_id].kernel_id)
         self._stray_candidates = strays - set(removed)
+        await self._sweep_session_networks()
         return removed
+
+    # Cluster sessions' networks (backends that make them have these optional methods) ---------------
+    def _has_kernels_of(self, session_id: str) -> bool:
+        return any(record.session_id == session_id for record in self.records.values())
+
+    async def _release_session(self, session_id: str) -> None:
+        """After a kernel is forgotten: if it was its session's last here, the session's network goes."""
+        release = getattr(self.backend, "release_session_network", None)
+        if release is None or self._has_kernels_of(session_id):
+            return
+        try:
+            await release(session_id)
+        except Exception as exc:  # noqa: BLE001 - a leftover network is swept later
+            log.warning("could not release the network of session %s: %s", session_id, exc)
+
+    async def _sweep_session_networks(self) -> None:
+        """Removes the networks of sessions with no kernel left on this agent."""
+        sweep = getattr(self.backend, "sweep_session_networks", None)
+        if sweep is None:
+            return
+        try:
+            await sweep(self._has_kernels_of)
+        except Exception as exc:  # noqa: BLE001 - tried again on the next sweep
+            log.warning("could not sweep the session networks: %s", exc)
 
     def _forget(self, record: KernelRecord, how_it_ended: str) -> None:
         if self.records.pop(record.kernel_id, None) is not None:

@@ -139,7 +139,7 @@ async def bare_database_work(sessionmaker: Any, scheduler: Any) -> float:
     for start in range(0, len(plan.choices), dispatcher.COMMIT_BATCH):
         batch = plan.choices[start:start + dispatcher.COMMIT_BATCH]
         async with sessionmaker() as db:
-            await reserve(db, scheduler._hub, scheduler._fence, epoch, [(s.id, c) for s, c in batch])
+            await reserve(db, scheduler._hub, scheduler._fence, epoch, [(s.id, c, s.cluster_mode) for s, c in batch])
             await recalc_occupied(db, {c.node.agent_id for _, c in batch})
             await db.flush()
             await db.rollback()

@@ -300,8 +300,14 @@ class AsyncCorralClient:
         resource_group: str | None = None,
         project: str | None = None,
         priority: int | None = None,
+        cluster_size: int = 1,
+        cluster_mode: str = "single-node",
     ) -> Session:
         """Ask for a new session; it comes back PENDING (use ``wait_for_status``).
+
+        ``cluster_size``: kernels in the session (``main1``, ``sub1`` …), each with ``resources``;
+        ``cluster_mode``: ``single-node`` (all on one node) or ``multi-node`` (one per node). A batch
+        command runs in every kernel and the session ends when main1 does.
 
         ``mounts``: vfolders as ``NAME[:PATH][:ro]`` (default path ``/home/work/NAME``).
         ``resource_group``: where it runs (default: your default group, else ``default``); ``project``:
@@ -325,6 +331,9 @@ class AsyncCorralClient:
             body["project"] = project
         if priority is not None:
             body["priority"] = priority
+        if cluster_size != 1 or cluster_mode != "single-node":
+            body["cluster_size"] = cluster_size
+            body["cluster_mode"] = cluster_mode
         return await self._model(Session, "POST", f"{API_PREFIX}/sessions", body=body)
 
     async def list_sessions(
@@ -379,17 +388,22 @@ class AsyncCorralClient:
         """Cancel or terminate the session; one that has already ended comes back as it is (no error)."""
         return await self._model(Session, "DELETE", f"{API_PREFIX}/sessions/{self._ref(ref)}")
 
-    async def logs(self, ref: str) -> str:
-        return (await self._model(SessionLogs, "GET", f"{API_PREFIX}/sessions/{self._ref(ref)}/logs")).logs
+    async def logs(self, ref: str, *, kernel: str | None = None) -> str:
+        """The session's container output; a cluster session's is every kernel's, each line labelled
+        ``[main1] `` … (``kernel``: only that one's, unlabelled)."""
+        query = {"kernel": kernel} if kernel else None
+        return (await self._model(SessionLogs, "GET", f"{API_PREFIX}/sessions/{self._ref(ref)}/logs",
+                                  query=query)).logs
 
-    async def follow_logs(self, ref: str) -> AsyncIterator[str]:
+    async def follow_logs(self, ref: str, *, kernel: str | None = None) -> AsyncIterator[str]:
         """The session's container output so far, then new output as it comes, until the session
         ends (``GET …/logs?follow=1``, a text/plain stream); chunks are not split into lines."""
         import codecs
 
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         path = f"{API_PREFIX}/sessions/{self._ref(ref)}/logs"
-        async with self._open("GET", path, query={"follow": "1"}, streaming=True) as response:
+        query = {"follow": "1", **({"kernel": kernel} if kernel else {})}
+        async with self._open("GET", path, query=query, streaming=True) as response:
             try:
                 async for chunk in response.content.iter_any():
                     if text := decoder.decode(chunk):
@@ -399,13 +413,14 @@ class AsyncCorralClient:
         if tail := decoder.decode(b"", final=True):
             yield tail
 
-    async def interrupt(self, ref: str) -> bool:
+    async def interrupt(self, ref: str, *, kernel: str | None = None) -> bool:
         """Interrupt the code running in the session (SIGINT, as Ctrl-C would; the runner kills it
         if it ignores that): its ``execute`` then ends with status ``interrupted``. Returns False
         when nothing was running. The session and its interpreter's state stay."""
         from corral.common.api_models.sessions import Interrupted
 
-        answer = await self._model(Interrupted, "POST", f"{API_PREFIX}/sessions/{self._ref(ref)}/interrupt")
+        answer = await self._model(Interrupted, "POST", f"{API_PREFIX}/sessions/{self._ref(ref)}/interrupt",
+                                   query={"kernel": kernel} if kernel else None)
         return answer.interrupted
 
     async def _ws_connect(
@@ -526,14 +541,16 @@ class AsyncCorralClient:
             return [s for s in await self.list_sessions(status=["RUNNING"]) if s.ssh is not None]
         return list(await asyncio.gather(*(self.get_session(ref) for ref in refs)))
 
-    async def execute(self, ref: str, code: str) -> AsyncIterator[dict[str, Any]]:
-        """Run ``code`` in the session's interpreter, yielding its events as they come.
+    async def execute(self, ref: str, code: str, *, kernel: str | None = None) -> AsyncIterator[dict[str, Any]]:
+        """Run ``code`` in the session's interpreter (main1's, or ``kernel``'s), yielding its events as
+        they come.
 
         Events: ``{"op": "output", "stream": "stdout"|"stderr", "data": str}``
         then exactly one ``{"op": "result", "status", "exit_code", "error"}``.
         """
         path = f"{API_PREFIX}/sessions/{self._ref(ref)}/execute"
-        async with self._open("POST", path, body={"code": code}, streaming=True) as response:
+        query = {"kernel": kernel} if kernel else None
+        async with self._open("POST", path, query=query, body={"code": code}, streaming=True) as response:
             try:
                 async for event in iter_ndjson(response.content.iter_any()):
                     yield event
@@ -543,12 +560,12 @@ class AsyncCorralClient:
                 raise ExecutionStreamBroken(f"the execution stream broke: {exc}") from None
         raise ExecutionStreamBroken("the execution stream ended without a result")
 
-    async def execute_collect(self, ref: str, code: str) -> ExecutionResult:
+    async def execute_collect(self, ref: str, code: str, *, kernel: str | None = None) -> ExecutionResult:
         """``execute`` without streaming: gather the output, return it with the result."""
         out: list[str] = []
         err: list[str] = []
         result = ExecuteResult()
-        async for event in self.execute(ref, code):
+        async for event in self.execute(ref, code, kernel=kernel):
             if event.get("op") == "output":
                 output = _parse(ExecuteOutput, event, "an execute output line")
                 (err if output.stream == "stderr" else out).append(output.data)

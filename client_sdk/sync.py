@@ -122,11 +122,14 @@ class CorralClient:
         resource_group: str | None = None,
         project: str | None = None,
         priority: int | None = None,
+        cluster_size: int = 1,
+        cluster_mode: str = "single-node",
     ) -> Session:
         return self._call(
             self._async.create_session(
                 image=image, type=type, name=name, command=command, env=env, resources=resources, mounts=mounts,
-                resource_group=resource_group, project=project, priority=priority,
+                resource_group=resource_group, project=project, priority=priority, cluster_size=cluster_size,
+                cluster_mode=cluster_mode,
             )
         )
 
@@ -165,20 +168,20 @@ class CorralClient:
     def destroy_session(self, ref: str) -> Session:
         return self._call(self._async.destroy_session(ref))
 
-    def logs(self, ref: str) -> str:
-        return self._call(self._async.logs(ref))
+    def logs(self, ref: str, *, kernel: str | None = None) -> str:
+        return self._call(self._async.logs(ref, kernel=kernel))
 
-    def follow_logs(self, ref: str) -> Iterator[str]:
-        return self._iterate(self._async.follow_logs(ref))
+    def follow_logs(self, ref: str, *, kernel: str | None = None) -> Iterator[str]:
+        return self._iterate(self._async.follow_logs(ref, kernel=kernel))
 
     def interrupt(self, ref: str) -> bool:
         return self._call(self._async.interrupt(ref))
 
-    def execute(self, ref: str, code: str) -> Iterator[dict[str, Any]]:
-        return self._iterate(self._async.execute(ref, code))
+    def execute(self, ref: str, code: str, *, kernel: str | None = None) -> Iterator[dict[str, Any]]:
+        return self._iterate(self._async.execute(ref, code, kernel=kernel))
 
-    def execute_collect(self, ref: str, code: str) -> ExecutionResult:
-        return self._call(self._async.execute_collect(ref, code))
+    def execute_collect(self, ref: str, code: str, *, kernel: str | None = None) -> ExecutionResult:
+        return self._call(self._async.execute_collect(ref, code, kernel=kernel))
 
     def watch_session(self, ref: str, *, progress: bool = False) -> Iterator[StatusChange]:
         return self._iterate(self._async.watch_session(ref, progress=progress))

@@ -66,3 +66,12 @@ def parse_public_key(text: str) -> PublicKey:
     except Exception as exc:  # noqa: BLE001 - cryptography raises UnsupportedAlgorithm for unknown types
         raise InvalidRequest(f"unsupported public key type {parts[0]!r}: {exc}") from None
     return PublicKey(parts[0], parts[1], parts[2].strip() if len(parts) > 2 else "")
+
+
+def public_line_of(private_openssh: bytes, comment: str) -> str:
+    """The public key line of an unencrypted OpenSSH private key (a stored `KeyPair.private_openssh`)."""
+    from cryptography.hazmat.primitives import serialization
+
+    key = serialization.load_ssh_private_key(private_openssh, password=None)
+    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    return f"{public.decode()} {comment}".strip()

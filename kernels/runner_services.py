@@ -340,19 +340,34 @@ async def _answers(port: int, http_path: Optional[str]) -> bool:
 
 # -- sshd: OpenSSH as the session user ----------------------------------------------------
 
+# Where sshd also listens for the other kernels of a cluster session: comma-separated ADDRESS:PORT
+# (the same name as corral.common.cluster.SSH_LISTEN_ENV; the runner cannot import that module).
+CLUSTER_SSH_LISTEN_ENV = "CORRAL_CLUSTER_SSH_LISTEN"
+
 _NOT_FORWARDED = frozenset({
     "HOME", "USER", "LOGNAME", "SHELL", "PWD", "OLDPWD", "SHLVL", "TERM", "_", "MAIL", "HOSTNAME",
     "CORRAL_SERVICES",
 })
 
 
+def cluster_listen_addresses(environ: Dict[str, str]) -> List[str]:
+    """The ``ADDRESS:PORT`` entries of ``CLUSTER_SSH_LISTEN_ENV`` ([] outside a cluster session)."""
+    return [entry.strip() for entry in environ.get(CLUSTER_SSH_LISTEN_ENV, "").split(",") if entry.strip()]
+
+
 def sshd_config(port: int, ssh_dir: str, sshd_dir: str, subsystem: str, environ: Dict[str, str]) -> str:
-    """An sshd_config for an unprivileged sshd on the container's loopback: keys only (the manager's
-    list for the session's owner, then the user's own ~/.ssh/authorized_keys), forwarding on (VSCode
-    needs it), SFTP, and the session's environment in every login (GPU settings included)."""
+    """An sshd_config for an unprivileged sshd on the container's loopback (and, in a cluster session,
+    where the session's other kernels reach it): keys only (the manager's list for the session's owner,
+    then the user's own ~/.ssh/authorized_keys), forwarding on (VSCode needs it), SFTP, and the session's
+    environment in every login (GPU settings included)."""
+    extra = cluster_listen_addresses(environ)
+    loopback = "127.0.0.1:%d" % port
+    # A wildcard on the service's own port already covers the loopback (binding both would fail).
+    covered = loopback in extra or "0.0.0.0:%d" % port in extra
+    listen = ([] if covered else [loopback]) + extra
     lines = [
         "# Written by the Corral runner each time sshd starts.",
-        "ListenAddress 127.0.0.1:%d" % port,
+        *["ListenAddress %s" % address for address in listen],
         "HostKey %s/ssh_host_ed25519_key" % ssh_dir,
         "PidFile %s/sshd.pid" % sshd_dir,
         "AuthorizedKeysFile %s/authorized_keys .ssh/authorized_keys" % ssh_dir,

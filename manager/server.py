@@ -81,6 +81,7 @@ def build_core(
     kernel_events = KernelEvents(sessionmaker, hub, wakeup)
     cooldown = AgentCooldown(config.scheduler.unreachable_backoff_s)
     terminator = Terminator(sessionmaker, agent_client, kernel_events)
+    kernel_events.stop_others = terminator.spawn
     binder = Binder(sessionmaker, hub, agent_client, kernel_events, terminator, wakeup, cooldown)
     scheduler = Scheduler(
         sessionmaker, hub, leader, LeaderFence(sessionmaker, config.id), stages or build_stages(config.scheduler),

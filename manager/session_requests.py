@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from corral.common.cluster import MAX_CLUSTER_SIZE, ClusterMode
 from corral.common.errors import InvalidRequest
 from corral.common.resource_groups import (
     DEFAULT_PRIORITY, GROUP_NAME_RE, MAX_PRIORITY, MIN_PRIORITY, NAME_RULE, USER_MAX_PRIORITY,
@@ -81,7 +82,10 @@ class CreateSessionRequest(BaseModel):
     env: dict[str, str] = Field({}, json_schema_extra={"propertyNames": {"pattern": ENV_KEY_RE.pattern}})
     resources: ResourceRequest = ResourceRequest()
     mounts: list[str] = []
-    cluster_size: int = Field(1, ge=1, le=1)
+    cluster_size: StrictInt = Field(1, ge=1, le=MAX_CLUSTER_SIZE,
+                                    description="kernels in the session: main1, sub1 … sub{N-1}")
+    cluster_mode: ClusterMode = Field("single-node", description="single-node: every kernel on one node, on a "
+                                      "private network of the session's own; multi-node: one kernel per node")
     resource_group: str | None = Field(None, description="where it runs; left out: the owner's default group, "
                                                          "else \"default\"", json_schema_extra={"pattern": GROUP_NAME_RE.pattern})
     project: str | None = Field(None, description="the project (name) it counts against, which the owner must be "
@@ -136,3 +140,12 @@ class CreateSessionRequest(BaseModel):
         if isinstance(self.command, str):
             return ["sh", "-c", self.command] if self.command.strip() else None
         return list(self.command) or None
+
+
+def image_ref(image: str) -> str:
+    """A bare name (no registry, path, tag or digest: ``pytorch``, ``python``) is Corral's image of that
+    name, ``corral/NAME:latest`` (as its recipe tags it); anything else is used as it is (``ubuntu:24.04``,
+    ``library/ubuntu``)."""
+    if any(ch in image for ch in "/:@"):
+        return image
+    return f"corral/{image}:latest"

@@ -14,6 +14,7 @@ from corral.common.errors import Conflict, InvalidRequest, NotFound, PermissionD
 from corral.common.ids import new_id, short_id
 from corral.common.node_resources import NodeCapacity
 from corral.common.slots import ResourceSlot
+from corral.common.ssh_keys import generate_ed25519
 
 from .auth import AuthUser
 from .clock import utcnow
@@ -22,9 +23,10 @@ from .events import EventHub
 from .lifecycle.moves import move_kernels, move_session, record_created
 from .lifecycle.preemption import stop_preemption
 from .lifecycle.terminator import Terminator
+from .scheduler.gang import ever_fits
 from .scheduler.wakeup import Wakeup
 from .session_admission import admit, check_queue
-from .session_requests import CreateSessionRequest
+from .session_requests import CreateSessionRequest, image_ref
 from .session_views import session_view
 from .states import TERMINAL, AgentStatus, SessionStatus
 
@@ -61,7 +63,7 @@ class SessionService:
         mounts, mount_notes = await self._mounts.resolve_mounts(user, req.mounts)
         async with self._sessionmaker() as db:
             placement = await admit(db, user, req, request)
-            await self._check_satisfiable(db, request, placement.resource_group)
+            await self._check_satisfiable(db, request, placement.resource_group, req.cluster_size, req.cluster_mode)
             name = req.name or f"s-{short_id(new_id())}"
             clash = await db.scalar(
                 select(Session.id).where(
@@ -81,7 +83,7 @@ class SessionService:
                 status=SessionStatus.PENDING,
                 status_reason="",
                 status_changed_at=now,
-                image=req.image or self._default_image,
+                image=image_ref(req.image or self._default_image),
                 command=argv,
                 env=req.env,
                 requested_slots=request.to_json(),
@@ -90,28 +92,34 @@ class SessionService:
                 project_id=placement.project_id,
                 priority=placement.priority,
                 cluster_size=req.cluster_size,
+                cluster_mode=req.cluster_mode,
+                cluster_ssh_key=(generate_ed25519(f"corral-cluster-{name}").private_openssh.decode()
+                                 if req.cluster_size > 1 else None),
                 created_at=now,
             )
             sess.kernels = [
                 Kernel(
                     id=new_id(),
                     session_id=sess.id,
-                    cluster_idx=0,
+                    cluster_idx=idx,
                     status=SessionStatus.PENDING,
                     requested_slots=request.to_json(),
                     status_changed_at=now,
                 )
+                for idx in range(req.cluster_size)
             ]
             reason = "; ".join(["queued for scheduling", *mount_notes])
             sess.status_reason = reason
             db.add(sess)
             record_created(db, self._hub, sess, reason)
             await db.commit()
-            log.info("session %s (%s) created by %s: %s", sess.name, sess.id, user.username, request)
+            gang = f" × {req.cluster_size} kernels ({req.cluster_mode})" if req.cluster_size > 1 else ""
+            log.info("session %s (%s) created by %s: %s%s", sess.name, sess.id, user.username, request, gang)
         self._wakeup.trigger()
         return await self.info(user, sess.id)
 
-    async def _check_satisfiable(self, db: AsyncSession, request: ResourceSlot, resource_group: str) -> None:
+    async def _check_satisfiable(self, db: AsyncSession, request: ResourceSlot, resource_group: str,
+                                 cluster_size: int = 1, cluster_mode: str = "single-node") -> None:
         agents = (
             await db.scalars(
                 select(Agent).where(Agent.status == AgentStatus.ALIVE, Agent.resource_group == resource_group)
@@ -119,6 +127,17 @@ class SessionService:
         ).all()
         if not agents:
             return  # nothing registered yet: stay pending until an agent joins
+        if cluster_size > 1:
+            states = [NodeState(NodeCapacity.from_json(agent.capacity)) for agent in agents]
+            if not ever_fits(states, request, cluster_size, cluster_mode):
+                where = ("on one node" if cluster_mode == "single-node"
+                         else f"on {cluster_size} different nodes (multi-node: one kernel per node)")
+                raise UnsatisfiableRequest(
+                    f"resource group {resource_group!r} has no room for {cluster_size} kernels of this request "
+                    f"{where}, even with nothing else running ({len(agents)} agents alive)",
+                    slots=sorted(request.keys()),
+                )
+            return
         missing: set[str] = set()
         for agent in agents:
             lacking = NodeState(NodeCapacity.from_json(agent.capacity)).can_ever_fit(request)

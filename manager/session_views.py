@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from corral.common import api_models as api
+from corral.common.cluster import kernel_name
 from corral.common.gpu_slots import NodeGpuState
 from corral.common.node_resources import Allocation
 
@@ -22,6 +23,7 @@ def kernel_model(kernel: Kernel) -> api.Kernel:
     return api.Kernel(
         id=kernel.id,
         cluster_idx=kernel.cluster_idx,
+        name=kernel_name(kernel.cluster_idx),
         agent_id=kernel.agent_id,
         container_id=kernel.container_id,
         status=kernel.status,
@@ -56,6 +58,8 @@ def session_model(
         requested_slots=sess.requested_slots,
         mounts=sess.mounts,
         resource_group=sess.resource_group,
+        cluster_size=sess.cluster_size or 1,
+        cluster_mode=sess.cluster_mode or "single-node",
         project=project_name or sess.project_id,
         priority=sess.priority if sess.priority is not None else 50,
         created_at=sess.created_at,

@@ -11,6 +11,7 @@ from corral.kernels import contract, services
 from ..config import AgentConfig
 from ..gpu_enforcement import GpuContainerSettings, container_gpu_settings, mps_root
 from ..kernel_spec import KernelSpec
+from .cluster_container import SINGLE_NODE_INTERFACE, cluster_binds, cluster_env, network_settings
 
 KERNELS_MOUNT = contract.CONTAINER_KERNELS_DIR
 # [sessions] share_pip_config: where the node's pip configuration appears in containers.
@@ -57,8 +58,13 @@ def pip_config_mounts(
     return binds, env
 
 
-def kernel_env(spec: KernelSpec, gpu: GpuContainerSettings | None = None, services_env: str = "") -> dict[str, str]:
-    """The session's env, then Corral's (which wins): identity, limits, services, GPU settings."""
+def kernel_env(
+    spec: KernelSpec, gpu: GpuContainerSettings | None = None, services_env: str = "",
+    cluster_interface: str | None = None,
+) -> dict[str, str]:
+    """The session's env, then Corral's (which wins): identity, limits, services, cluster, GPU settings.
+
+    ``cluster_interface``: a multi-node cluster kernel's network device for GLOO/NCCL (None: unknown)."""
     alloc = spec.resources
     env = dict(spec.env)
     env.update(
@@ -73,6 +79,9 @@ def kernel_env(spec: KernelSpec, gpu: GpuContainerSettings | None = None, servic
     )
     if services_env:
         env[services.SERVICES_ENV] = services_env
+    if spec.cluster is not None:
+        single_node = spec.cluster.mode == "single-node"
+        env.update(cluster_env(spec.cluster, SINGLE_NODE_INTERFACE if single_node else cluster_interface))
     if gpu is not None:
         env.update(gpu.env)
     return env
@@ -90,7 +99,7 @@ def gpu_settings(spec: KernelSpec, config: AgentConfig) -> GpuContainerSettings:
 
 def build_container_config(
     spec: KernelSpec, config: AgentConfig, kernel_dir: Path, kernels_pkg_dir: Path, labels: dict[str, str],
-    services_env: str = "",
+    services_env: str = "", cluster_interface: str | None = None,
 ) -> dict[str, Any]:
     alloc = spec.resources
     gpu = gpu_settings(spec, config)
@@ -109,6 +118,7 @@ def build_container_config(
             *gpu.binds,
             *(mount.bind() for mount in spec.mounts),  # vfolders, owned by the kernel user (1000)
             *pip_binds,  # [sessions] share_pip_config: the node's pip config and CA bundle, read-only
+            *(cluster_binds(kernel_dir) if spec.cluster is not None else []),  # the peers' ssh client config
         ],
         "Privileged": False,
         "SecurityOpt": ["no-new-privileges"],
@@ -124,10 +134,15 @@ def build_container_config(
         host_config["DeviceRequests"] = gpu.device_requests
     if gpu.ipc_mode:
         host_config["IpcMode"] = gpu.ipc_mode
+    network: dict[str, Any] = {}
+    if spec.cluster is not None:  # its session's network (single-node) or the node's (multi-node)
+        host_network, network = network_settings(spec.cluster, spec.session_id)
+        host_config.update(host_network)
+    env = {**pip_env, **kernel_env(spec, gpu, services_env, cluster_interface)}
     return {
         "Image": spec.image,
         "Cmd": cmd,
-        "Env": [f"{k}={v}" for k, v in {**pip_env, **kernel_env(spec, gpu, services_env)}.items()],
+        "Env": [f"{k}={v}" for k, v in env.items()],
         "Labels": labels,
         "User": f"{config.docker.kernel_uid}:{config.docker.kernel_gid}",
         "HostConfig": host_config,
@@ -135,4 +150,5 @@ def build_container_config(
         "AttachStderr": False,
         "Tty": False,
         "OpenStdin": False,
+        **network,
     }

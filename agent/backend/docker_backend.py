@@ -5,8 +5,9 @@ import asyncio
 import json
 import logging
 import os
+from contextlib import AbstractAsyncContextManager, nullcontext
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Callable
 
 import aiodocker
 import aiohttp
@@ -15,12 +16,15 @@ from aiodocker.exceptions import DockerError
 from corral.common.errors import BackendError, InvalidRequest, ServiceUnavailable
 from corral.kernels.services import ServiceDeclarationError, definitions_to_env, parse_services
 
+from ..cluster_network import SessionNetworks
 from ..config import AgentConfig
+from ..host_interfaces import interface_for_address
 from ..kernel_spec import KernelSpec
 from .base import (
     LABEL_AGENT, LABEL_ALLOCATION, LABEL_KERNEL, LABEL_KERNEL_DIR, LABEL_MANAGED, LABEL_SESSION,
     ExistingKernel, ExitCallback, ProgressCallback,
 )
+from .cluster_container import cluster_services, own_address
 from .container_config import build_container_config
 from .pull_progress import PullFailed, PullProgress, is_missing_image_error
 
@@ -48,6 +52,7 @@ class DockerBackend:
         self._watch_task: asyncio.Task[None] | None = None
         self._stopping: set[str] = set()  # containers we are stopping ourselves
         self._exit_notes: dict[str, str] = {}  # container id -> why it ended, when Docker says more than a code
+        self.networks = SessionNetworks(lambda: self.docker, agent_id)  # single-node cluster sessions'
 
     @property
     def docker(self) -> aiodocker.Docker:
@@ -82,6 +87,11 @@ class DockerBackend:
             declared = parse_services((image.get("Config") or {}).get("Labels") or {})
         except ServiceDeclarationError as exc:
             raise BackendError(f"image {spec.image!r} declares its services wrongly: {exc}") from None
+        cluster_interface = None
+        if spec.cluster is not None:
+            declared = cluster_services(declared, spec.cluster)
+            if spec.cluster.mode == "multi-node":
+                cluster_interface = await self._cluster_interface(own_address(spec.cluster))
         labels = {
             LABEL_MANAGED: "1",
             LABEL_AGENT: self.agent_id,
@@ -91,25 +101,53 @@ class DockerBackend:
             LABEL_ALLOCATION: json.dumps(spec.allocation, sort_keys=True),
         }
         config = build_container_config(
-            spec, self.config, kernel_dir, self.kernels_pkg_dir, labels, definitions_to_env(declared)
+            spec, self.config, kernel_dir, self.kernels_pkg_dir, labels, definitions_to_env(declared), cluster_interface
         )
         # A node may advertise more cores than the host has (simulation, mock GPUs);
         # Docker refuses a quota above the host's CPU count.
         host = config["HostConfig"]
         host["NanoCpus"] = min(host["NanoCpus"], (os.cpu_count() or 1) * 1_000_000_000)
         name = f"corral-{spec.session_name}-{spec.kernel_id[:8]}"
-        try:
-            container = await self.docker.containers.create(config, name=name)
-        except DockerError as exc:
-            raise self._translate(exc, f"creating the container for image {spec.image!r}") from None
-        except ENGINE_ERRORS as exc:
-            raise ServiceUnavailable(f"Docker engine unavailable: {exc}") from None
-        try:
-            await container.start()
-        except DockerError as exc:
-            await self._remove_quietly(container.id)
-            raise self._translate(exc, "starting the container") from None
+        async with self._session_network(spec):
+            try:
+                container = await self.docker.containers.create(config, name=name)
+            except DockerError as exc:
+                raise self._translate(exc, f"creating the container for image {spec.image!r}") from None
+            except ENGINE_ERRORS as exc:
+                raise ServiceUnavailable(f"Docker engine unavailable: {exc}") from None
+            try:
+                await container.start()
+            except DockerError as exc:
+                await self._remove_quietly(container.id)
+                raise self._translate(exc, "starting the container") from None
         return container.id
+
+    def _session_network(self, spec: KernelSpec) -> AbstractAsyncContextManager[object]:
+        """A single-node cluster kernel's container is made and started holding its session's network."""
+        if spec.cluster is None or spec.cluster.mode != "single-node":
+            return nullcontext()
+        return self.networks.joined(spec.session_id)
+
+    async def _cluster_interface(self, address: str) -> str | None:
+        """[cluster] interface, else the one carrying the kernel's own peer address (None: not found)."""
+        if self.config.cluster.interface:
+            return self.config.cluster.interface
+        found = await interface_for_address(address)
+        if found is None:
+            log.warning(
+                "no network interface on this node carries %s (the kernel's cluster address): "
+                "GLOO_SOCKET_IFNAME / NCCL_SOCKET_IFNAME are left unset; set [cluster] interface", address,
+            )
+        return found
+
+    # Cluster sessions' networks -----------------------------------------------------------------
+    async def release_session_network(self, session_id: str) -> None:
+        """The session has no kernel on this agent any more: its network (if any) goes."""
+        await self.networks.release(session_id)
+
+    async def sweep_session_networks(self, wanted: Callable[[str], bool]) -> list[str]:
+        """Removes the networks of this agent's sessions that ``wanted`` says have no kernel here."""
+        return await self.networks.sweep(wanted)
 
     async def stop_kernel(self, container_id: str, grace_s: int = 3) -> tuple[int | None, str]:
         self._stopping.add(container_id)

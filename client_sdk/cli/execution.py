@@ -21,20 +21,20 @@ from .output import write_program_output
 
 
 async def stream_execution(
-    client: AsyncCorralClient, ref: str, code: str, *, detach_hint: str | None = None
+    client: AsyncCorralClient, ref: str, code: str, *, detach_hint: str | None = None, kernel: str | None = None
 ) -> int:
     """Print the code's stdout/stderr live; return the exit status to end with.
 
     ``detach_hint``: said after ``error: interrupted`` when a second Ctrl-C stops waiting
     (what became of the code, e.g. that it may still run in the session)."""
     loop = asyncio.get_running_loop()
-    streaming = loop.create_task(_stream(client, ref, code))
+    streaming = loop.create_task(_stream(client, ref, code, kernel))
     interrupts: list[asyncio.Task[None]] = []
 
     def on_ctrl_c() -> None:
         if not interrupts:
             note("interrupting the code… (Ctrl-C again to stop waiting)")
-            interrupts.append(loop.create_task(_send_interrupt(client, ref)))
+            interrupts.append(loop.create_task(_send_interrupt(client, ref, kernel)))
         else:
             streaming.cancel()
 
@@ -60,9 +60,9 @@ async def stream_execution(
     return exit_status
 
 
-async def _send_interrupt(client: AsyncCorralClient, ref: str) -> None:
+async def _send_interrupt(client: AsyncCorralClient, ref: str, kernel: str | None = None) -> None:
     try:
-        if not await client.interrupt(ref):
+        if not await client.interrupt(ref, kernel=kernel):
             note("(nothing was running any more)", verbose_only=True)
     except CorralError as exc:
         note(f"warning: could not interrupt the code: {exc}")
@@ -86,9 +86,9 @@ def _ctrl_c_calls(loop: asyncio.AbstractEventLoop, callback: Callable[[], None])
             signal.signal(signal.SIGINT, previous)  # asyncio.run's own handler, usually
 
 
-async def _stream(client: AsyncCorralClient, ref: str, code: str) -> tuple[int, str]:
+async def _stream(client: AsyncCorralClient, ref: str, code: str, kernel: str | None = None) -> tuple[int, str]:
     wrote_stderr = False
-    async with aclosing(client.execute(ref, code)) as events:
+    async with aclosing(client.execute(ref, code, kernel=kernel)) as events:
         async for event in events:
             op = event.get("op")
             if op == "output":

@@ -8,6 +8,7 @@ from typing import Any, Callable, Sequence
 
 import click
 
+from corral.common.cluster import CLUSTER_MODES, MAX_CLUSTER_SIZE
 from corral.common.errors import InvalidRequest
 
 from ..resources import build_resources
@@ -88,6 +89,19 @@ def placement_options(func: F) -> F:
                      help="Project it counts against, one you are a member of (default: yours, if set)."),
         click.option("--priority", type=click.IntRange(0, 100), default=None,
                      help="0-100 (default 50); above 50 for admins only."),
+    ]
+    for decorator in reversed(decorators):
+        func = decorator(func)
+    return func
+
+
+def cluster_options(func: F) -> F:
+    """--cluster-size and --cluster-mode: a session of several kernels (main1, sub1 …)."""
+    decorators = [
+        click.option("--cluster-size", type=click.IntRange(1, MAX_CLUSTER_SIZE), default=1, show_default=True,
+                     help="Kernels in the session (main1, sub1 …), each with the resources asked for."),
+        click.option("--cluster-mode", type=click.Choice(list(CLUSTER_MODES)), default="single-node",
+                     show_default=True, help="single-node: all kernels on one node; multi-node: one per node."),
     ]
     for decorator in reversed(decorators):
         func = decorator(func)

@@ -13,16 +13,25 @@ from ..models import Session
 from ..errors import SessionFailed, WaitTimeout
 from .context import cli_state, note, run_async
 from .execution import stream_execution
-from .options import placement_options, read_code, resources_from_options, session_spec_options
+from .options import cluster_options, placement_options, read_code, resources_from_options, session_spec_options
 from .render import mount_warnings
 from .start_progress import StartProgress
 
 DESTROY_TIMEOUT = 15.0
 
 
-@click.command("run")
+class _RunCommand(click.Command):
+    """Notes whether the arguments came after ``--``: then they are a command, not Python code."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["run_command_given"] = "--" in args
+        return super().parse_args(ctx, args)
+
+
+@click.command("run", cls=_RunCommand)
 @session_spec_options
 @placement_options
+@cluster_options
 @click.option("--name", default=None, help="Session name (default: generated).")
 @click.option("--keep", is_flag=True, help="Keep the session after the code ends.")
 @click.option(
@@ -30,7 +39,7 @@ DESTROY_TIMEOUT = 15.0
     help="Seconds to wait for the session to start (queueing and image preparation included); on "
          "timeout the session is cancelled (kept queued with --keep) and the command exits 1 saying why it waited.",
 )
-@click.argument("code")
+@click.argument("code", nargs=-1, required=True)
 def run_command(
     image: str | None,
     cpu: str | None,
@@ -42,10 +51,12 @@ def run_command(
     group: str | None,
     project: str | None,
     priority: int | None,
+    cluster_size: int,
+    cluster_mode: str,
     name: str | None,
     keep: bool,
     timeout: float,
-    code: str,
+    code: tuple[str, ...],
 ) -> None:
     """Run CODE in a new session, streaming its output, and exit with its status.
 
@@ -53,10 +64,29 @@ def run_command(
     session is destroyed afterwards (also on Ctrl-C) unless --keep is given.
     Ctrl-C while the code runs interrupts it and shows its output until it
     stops (a second Ctrl-C stops waiting); the exit status is then 130.
+
+    `corral run [OPTIONS] -- COMMAND…` runs a command instead, as a batch
+    session: in every kernel of a cluster (--cluster-size N), each knowing
+    its role from CORRAL_CLUSTER_* and MASTER_ADDR/WORLD_SIZE/RANK. Every
+    kernel's output is shown, labelled [main1], [sub1] …; the exit status is
+    main1's (or a failing kernel's).
     """
-    source = read_code(code)
     resources = resources_from_options(cpu, mem, gpus, gpu_share)
     client = cli_state().client()
+    if click.get_current_context().meta.get("run_command_given"):
+        from .run_batch import run_batch
+
+        status = run_async(run_batch(
+            client, list(code), name=name or f"run-{secrets.token_hex(4)}", keep=keep, timeout=timeout,
+            image=image, env=env, resources=resources, mounts=list(mounts), resource_group=group, project=project,
+            priority=priority, cluster_size=cluster_size, cluster_mode=cluster_mode,
+        ))
+        click.get_current_context().exit(status)
+    if len(code) != 1:
+        raise click.UsageError("give the Python code as one argument, or a command after `--`")
+    if cluster_size != 1:
+        raise click.UsageError("--cluster-size runs a command in every kernel: put it after `--`")
+    source = read_code(code[0])
     exit_status = run_async(
         _run(client, source, image=image, resources=resources, env=env, mounts=list(mounts),
              name=name, keep=keep, timeout=timeout, group=group, project=project, priority=priority)

@@ -13,7 +13,7 @@ from ..models import TERMINAL_STATUSES, GroupQueue, Session
 from .context import call_api, cli_state, note, run_async
 from .exit_codes import UNREACHABLE, exit_code_for
 from .output import console, print_json, print_json_line
-from .options import json_option, placement_options, resources_from_options, session_spec_options
+from .options import cluster_options, json_option, placement_options, resources_from_options, session_spec_options
 from .render import mount_warnings, format_slots, format_time, session_panel, session_table, status_change_line, status_text
 from .start_progress import StartProgress
 
@@ -32,6 +32,7 @@ def session_group() -> None:
 @session_group.command("create")
 @session_spec_options
 @placement_options
+@cluster_options
 @click.option("--name", default=None, help="Session name (default: generated).")
 @click.option(
     "--type", "session_type", type=click.Choice(["interactive", "batch"]), default="interactive",
@@ -59,6 +60,8 @@ def create_command(
     group: str | None,
     project: str | None,
     priority: int | None,
+    cluster_size: int,
+    cluster_mode: str,
     name: str | None,
     session_type: str,
     wait: bool,
@@ -84,7 +87,7 @@ def create_command(
             session = await client.create_session(
                 image=image, type=session_type, name=name, command=_command_arg(command),
                 env=env, resources=resources, mounts=list(mounts), resource_group=group, project=project,
-                priority=priority,
+                priority=priority, cluster_size=cluster_size, cluster_mode=cluster_mode,
             )
             if not wait:
                 return session
@@ -218,14 +221,17 @@ LOGS_QUIET_HINT_S = 1.0  # `logs --follow`: say that nothing came yet after this
 @session_group.command("logs")
 @click.argument("ref", metavar="SESSION")
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new output until the session ends (Ctrl-C stops).")
-def logs_command(ref: str, follow: bool) -> None:
+@click.option("--kernel", "-k", default=None, metavar="NAME",
+              help="Only this kernel's output (main1, sub1 …); by default a cluster session shows every "
+                   "kernel's, each line labelled [NAME].")
+def logs_command(ref: str, follow: bool, kernel: str | None) -> None:
     """Print the session's container output: what its runner, executed code and
     batch command wrote to stdout/stderr (the last 5000 lines)."""
     client = cli_state().client()
 
     async def fetch() -> str:
         async with client:
-            return await client.logs(ref)
+            return await client.logs(ref, kernel=kernel)
 
     async def follow_logs() -> bool:
         import asyncio
@@ -234,7 +240,7 @@ def logs_command(ref: str, follow: bool) -> None:
 
         wrote = False
         async with client:
-            chunks = client.follow_logs(ref)
+            chunks = client.follow_logs(ref, kernel=kernel)
             async with contextlib.aclosing(chunks):
                 next_chunk = asyncio.ensure_future(anext(chunks, None))
                 try:

@@ -92,6 +92,7 @@ class SessionMount(TypedDict, total=False):
 class Kernel(ApiModel):
     id: str = ""
     cluster_idx: int = 0
+    name: str = Field("main1", description="main1, sub1 … sub{N-1} (by cluster_idx)")
     agent_id: str | None = None
     container_id: str | None = None
     status: Annotated[str, one_of(*_STATUSES)] = ""
@@ -124,6 +125,8 @@ class Session(ApiModel):
     requested_slots: dict[str, str] = {}
     mounts: list[SessionMount] = []
     resource_group: str = "default"
+    cluster_size: int = Field(1, description="its kernels: main1, sub1 … sub{N-1}")
+    cluster_mode: Annotated[str, one_of("single-node", "multi-node")] = "single-node"
     project: str | None = Field(None, description="the project (name) it counts against; null: its owner's own")
     priority: int = Field(50, description="0-100; higher goes first where its group's queue policy uses it")
     created_at: Timestamp | None = None

@@ -11,7 +11,8 @@ from sqlalchemy import func, select
 
 from corral.common import api_models as api
 from corral.common.api_models.sessions import Interrupted
-from corral.common.errors import Conflict, InvalidRequest, PermissionDenied
+from corral.common.cluster import kernel_index, kernel_name
+from corral.common.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
 from corral.common.ndjson_response import stream_ndjson
 
 from ..db.models import Agent, Kernel, Session, SessionStatusChange
@@ -20,6 +21,7 @@ from ..session_requests import CreateSessionRequest
 from ..session_service import SessionService
 from ..session_views import status_change_view
 from ..states import TERMINAL, SessionStatus
+from . import cluster_logs
 from .context_access import ctx_of, service_of, user_of
 from .responses import json_response, to_json
 from corral.common.request_body import parse_body
@@ -72,12 +74,26 @@ async def destroy_session(request: web.Request) -> web.Response:
     return json_response(api.Session, view, status=200 if final else 202)
 
 
+KERNEL_QUERY = ("kernel", "which kernel of a cluster session: main1 (the default), sub1 …")
+
+
+def chosen_kernel(sess: Session, request: web.Request) -> Kernel:
+    """The kernel ``?kernel=NAME`` names (main1 when left out); 404 for a name the session has not."""
+    name = request.query.get("kernel", "main1") or "main1"
+    idx = kernel_index(name)
+    kernel = next((k for k in sess.kernels if k.cluster_idx == idx), None) if idx is not None else None
+    if kernel is None:
+        names = ", ".join(kernel_name(k.cluster_idx) for k in sess.kernels)
+        raise NotFound(f"session {sess.name} has no kernel {name!r} (it has {names})")
+    return kernel
+
+
 async def kernel_target(request: web.Request) -> tuple[Any, str, str]:
-    """The session's main kernel and the address of its agent; 409 unless RUNNING."""
+    """The session's main kernel (or the one ``?kernel=`` names) and the address of its agent."""
     service: SessionService = service_of(request)
     async with ctx_of(request).sessionmaker() as db:
         sess = await service.resolve(db, user_of(request), request.match_info["ref"])
-        kernel = sess.kernels[0]
+        kernel = chosen_kernel(sess, request)
         agent = await db.get(Agent, kernel.agent_id) if kernel.agent_id else None
         return sess, kernel.id, agent.address if agent else ""
 
@@ -111,8 +127,24 @@ def _wants_follow(request: web.Request) -> bool:
     return follow in ("1", "true", "yes")
 
 
+async def _cluster_sources(request: web.Request) -> list[cluster_logs.KernelSource] | None:
+    """Every kernel's output source, for a cluster session when no ``?kernel=`` picks one (else None)."""
+    if request.query.get("kernel"):
+        return None
+    async with ctx_of(request).sessionmaker() as db:
+        sess = await service_of(request).resolve(db, user_of(request), request.match_info["ref"])
+        if not cluster_logs.is_cluster(sess):
+            return None
+        return await cluster_logs.kernel_sources(db, sess)
+
+
 async def follow_session_logs(request: web.Request) -> web.StreamResponse:
     """``?follow=1``: text/plain, the container's output so far then live until the session ends."""
+    sources = await _cluster_sources(request)
+    if sources is not None:
+        chunks = cluster_logs.follow_all(ctx_of(request).agent_client, sources)
+        await anext(chunks)
+        return await _stream_text(request, chunks)
     sess, kernel_id, address = await kernel_target(request)
     if sess.status in (SessionStatus.RUNNING, SessionStatus.TERMINATING) and address:
         chunks = ctx_of(request).agent_client.follow_kernel_logs(address, kernel_id)
@@ -121,6 +153,10 @@ async def follow_session_logs(request: web.Request) -> web.StreamResponse:
         async with ctx_of(request).sessionmaker() as db:
             stored = (await db.get(Kernel, kernel_id)).last_logs or ""  # type: ignore[union-attr]
         chunks = _one_chunk(stored)
+    return await _stream_text(request, chunks)
+
+
+async def _stream_text(request: web.Request, chunks: Any) -> web.StreamResponse:
     response = web.StreamResponse(headers={
         "Content-Type": "text/plain; charset=utf-8", "Cache-Control": "no-cache", "X-Accel-Buffering": "no",
     })
@@ -164,6 +200,10 @@ async def _one_chunk(text: str) -> Any:
 async def session_logs(request: web.Request) -> web.StreamResponse:
     if _wants_follow(request):
         return await follow_session_logs(request)
+    sources = await _cluster_sources(request)
+    if sources is not None:
+        return json_response(api.SessionLogs, {"logs": await cluster_logs.all_logs(ctx_of(request).agent_client,
+                                                                                   sources)})
     sess, kernel_id, address = await kernel_target(request)
     if sess.status in (SessionStatus.RUNNING, SessionStatus.TERMINATING) and address:
         logs = await ctx_of(request).agent_client.kernel_logs(address, kernel_id)

@@ -112,6 +112,9 @@ class Session(Base):
     mounts: Mapped[list[Any]]
     resource_group: Mapped[str] = mapped_column(String(64), default="default")
     cluster_size: Mapped[int] = mapped_column(Integer, default=1)
+    # single-node | multi-node (`corral.common.cluster`); the key its kernels ssh to each other with.
+    cluster_mode: Mapped[str] = mapped_column(String(16), default="single-node", server_default="single-node")
+    cluster_ssh_key: Mapped[str | None] = mapped_column(Text, nullable=True, default=None)
     created_at: Mapped[datetime]
     scheduled_at: Mapped[datetime | None] = mapped_column(nullable=True)
     started_at: Mapped[datetime | None] = mapped_column(nullable=True)

@@ -3,6 +3,7 @@ progress, it ended. Every write is a guarded move (`moves`)."""
 from __future__ import annotations
 
 import logging
+from typing import Callable
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -14,6 +15,7 @@ from ..clock import utcnow
 from ..db.models import Kernel, Session
 from ..events import EventHub, SessionProgressEvent
 from ..scheduler.wakeup import Wakeup
+from .cluster_end import cluster_end_reason, final_reason, is_cluster_end
 from .moves import lock_session, move_kernels, move_session, set_reason
 from .occupancy import recalc_occupied
 from .preemption import requeue_reason
@@ -31,6 +33,8 @@ class KernelEvents:
         self._sessionmaker = sessionmaker
         self._hub = hub
         self._wakeup = wakeup
+        # Stops a cluster session's other kernels once one kernel's end ended it (the terminator's spawn).
+        self.stop_others: Callable[[str], object] | None = None
 
     async def running(
         self, kernel_id: str, container_id: str | None, agent_id: str | None = None,
@@ -103,7 +107,7 @@ class KernelEvents:
                 return False
             if agent_id is not None and kernel.agent_id != agent_id:
                 return False
-            session_id, kernel_agent = kernel.session_id, kernel.agent_id
+            session_id, kernel_agent, kernel_idx = kernel.session_id, kernel.agent_id, kernel.cluster_idx
             await lock_session(db, session_id)
             values: dict[str, object] = {"exit_code": exit_code}
             if logs is not None:
@@ -129,12 +133,34 @@ class KernelEvents:
             left = await db.scalar(
                 select(Kernel.id).where(Kernel.session_id == session_id, Kernel.status.not_in(list(TERMINAL))).limit(1)
             )
+            stopping = False
             if left is None:
                 await self._settle_session(db, session_id, exit_code, reason, failed)
+            else:
+                stopping = await self._end_cluster(db, session_id, kernel_idx, exit_code, reason, failed)
             await recalc_occupied(db, [kernel_agent])
             await db.commit()
+        if stopping and self.stop_others is not None:
+            self.stop_others(session_id)
         self._wakeup.trigger()  # freed resources may let a pending session in
         return True
+
+    async def _end_cluster(self, db: AsyncSession, session_id: str, kernel_idx: int, exit_code: int | None,
+                           reason: str, failed: bool) -> bool:
+        """One kernel of a cluster session ended while others run: end the session if that kernel's end
+        says so (`cluster_end`). True when the others are to be stopped."""
+        status, kind = (await db.execute(select(Session.status, Session.type).where(Session.id == session_id))).one()
+        if status not in (SessionStatus.PREPARING, SessionStatus.RUNNING):
+            return False  # being destroyed or preempted already: that decides how it ends
+        why = cluster_end_reason(kernel_idx, kind, exit_code, reason, failed)
+        if why is None:
+            return False
+        values = {"exit_code": exit_code} if kind == "batch" and exit_code is not None else {}
+        moved = await move_session(db, self._hub, session_id, SessionStatus.TERMINATING, why,
+                                   only_from={SessionStatus.PREPARING, SessionStatus.RUNNING}, **values)
+        if moved:
+            log.info("session %s: %s", session_id, why)
+        return moved
 
     async def _requeue_preempted(
         self, db: AsyncSession, session_id: str, kernel_id: str, session_reason: str,
@@ -171,7 +197,14 @@ class KernelEvents:
         if sess is None or sess.status in TERMINAL:
             return
         values = {"exit_code": exit_code} if sess.type == "batch" and exit_code is not None else {}
-        if failed:
+        if sess.status == SessionStatus.TERMINATING and is_cluster_end(sess.status_reason):
+            # One kernel's end ended the cluster session (its exit code is recorded already).
+            values = {}
+            errors = await db.scalar(select(Kernel.id).where(
+                Kernel.session_id == session_id, Kernel.status == SessionStatus.ERROR).limit(1))
+            target = SessionStatus.ERROR if failed or errors is not None else SessionStatus.TERMINATED
+            why = final_reason(sess.status_reason)
+        elif failed:
             target, why = SessionStatus.ERROR, reason
         elif sess.status == SessionStatus.TERMINATING:
             target, why = SessionStatus.TERMINATED, reason

@@ -177,31 +177,31 @@ async def move_kernels_of_sessions(
     db: AsyncSession,
     target: SessionStatus,
     reason: str,
-    values_by_session: Mapping[str, Mapping[str, Any]],
+    values_by_kernel: Mapping[tuple[str, int], Mapping[str, Any]],
     *,
     only_from: StatusSet | None = None,
 ) -> None:
-    """Move each session's kernels to ``target`` where allowed, with values of their own per session
-    (one executemany statement for any number of sessions)."""
+    """Move kernels, each named by (session id, cluster index), to ``target`` where allowed, with values of
+    their own (one executemany statement for any number of kernels)."""
     # Guarded moves (`transitions.GUARDED_KERNEL_MOVES`) are never taken here.
     allowed = frozenset(s for s in sources(KERNEL_MOVES, target, only_from) if (s, target) not in GUARDED_KERNEL_MOVES)
-    if not allowed or not values_by_session:
+    if not allowed or not values_by_kernel:
         return
-    columns = sorted({column for values in values_by_session.values() for column in values})
+    columns = sorted({column for values in values_by_kernel.values() for column in values})
     kernels = Kernel.__table__
     await db.execute(
         kernels.update()
         # Plain comparisons, not IN: an expanding IN cannot be part of an executemany. The status is
         # wrapped so SQLite looks rows up by session_id, not by the (far less selective) status index.
-        .where(kernels.c.session_id == bindparam("_session_id"),
+        .where(kernels.c.session_id == bindparam("_session_id"), kernels.c.cluster_idx == bindparam("_cluster_idx"),
                or_(*(func.coalesce(kernels.c.status, "") == s for s in sorted(allowed))))
         .values(
             status=target, status_reason=reason, status_changed_at=utcnow(),
             **{column: bindparam(f"_{column}", type_=kernels.c[column].type) for column in columns},
         ),
         [
-            {"_session_id": session_id, **{f"_{column}": values[column] for column in columns}}
-            for session_id, values in values_by_session.items()
+            {"_session_id": session_id, "_cluster_idx": idx, **{f"_{column}": values[column] for column in columns}}
+            for (session_id, idx), values in values_by_kernel.items()
         ],
     )
 

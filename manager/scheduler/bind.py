@@ -24,11 +24,14 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from corral.common.cluster import ClusterPeer, ClusterSpec, kernel_name
 from corral.common.errors import Conflict, CorralError, KernelDestroyed, ServiceUnavailable
+from corral.common.ssh_keys import public_line_of
 from corral.common.ids import new_id
 from corral.common.session_status import TERMINAL, SessionStatus
 
@@ -60,7 +63,31 @@ class Placement:
     spec: dict[str, Any]
 
 
-def kernel_spec(sess: Session, kernel: Kernel, ssh_keys: list[str] | None = None) -> dict[str, Any]:
+def node_host(address: str | None) -> str | None:
+    """The host part of an agent's address (``http://10.0.0.5:6001`` → ``10.0.0.5``)."""
+    return urlsplit(address).hostname if address else None
+
+
+def cluster_spec(sess: Session, kernel: Kernel, peers: list[tuple[Kernel, str | None]]) -> dict[str, Any] | None:
+    """What the kernel's agent needs to know of the session's other kernels (None: a session of one)."""
+    if (sess.cluster_size or 1) <= 1:
+        return None
+    multi = sess.cluster_mode == "multi-node"
+    ports = (peers[0][0].allocation or {}).get("ports") or {} if peers else {}
+    private = sess.cluster_ssh_key or ""
+    spec = ClusterSpec(
+        size=sess.cluster_size, mode=sess.cluster_mode, idx=kernel.cluster_idx,  # type: ignore[arg-type]
+        peers=[ClusterPeer(name=kernel_name(k.cluster_idx), idx=k.cluster_idx,
+                           address=node_host(address) if multi else None) for k, address in peers],
+        port_base=int(ports.get("base", 0)) if multi else 0, port_count=int(ports.get("count", 0)) if multi else 0,
+        ssh_private_key=private,
+        ssh_public_key=public_line_of(private.encode(), f"corral-cluster-{sess.name}") if private else "",
+    )
+    return spec.model_dump()
+
+
+def kernel_spec(sess: Session, kernel: Kernel, ssh_keys: list[str] | None = None,
+                peers: list[tuple[Kernel, str | None]] | None = None) -> dict[str, Any]:
     return {
         "kernel_id": kernel.id,
         "session_id": sess.id,
@@ -78,6 +105,7 @@ def kernel_spec(sess: Session, kernel: Kernel, ssh_keys: list[str] | None = None
             if isinstance(m, dict) and m.get("host_path")
         ],
         "ssh_authorized_keys": ssh_keys or [],
+        "cluster": cluster_spec(sess, kernel, peers or [(kernel, None)]),
     }
 
 
@@ -186,36 +214,41 @@ class Binder:
             )
         ).all()
         keys = await authorized_keys(db, {sess.owner_id for sess in sessions.values()})
+        peers: dict[str, list[tuple[Kernel, str | None]]] = {}
+        for kernel, address in rows:
+            peers.setdefault(kernel.session_id, []).append((kernel, address))
         placements: dict[str, list[Placement]] = {}
         for kernel, address in rows:
             if only is None or kernel.status in only:
                 sess = sessions[kernel.session_id]
-                spec = kernel_spec(sess, kernel, keys.get(sess.owner_id))
+                spec = kernel_spec(sess, kernel, keys.get(sess.owner_id), peers[kernel.session_id])
                 placements.setdefault(kernel.session_id, []).append(
                     Placement(kernel.id, kernel.agent_id, address, spec)  # type: ignore[arg-type]
                 )
         return placements
 
     async def _create(self, session_id: str, placements: list[Placement]) -> None:
+        created: list[Placement] = []
         for placement in placements:
             try:
                 await self._agents.create_kernel(placement.address, placement.spec)
             except ServiceUnavailable as exc:
                 self._cooldown.note_unreachable(placement.agent_id)
                 log.warning("agent %s unreachable while binding session %s: %s", placement.agent_id, session_id, exc)
-                await self.requeue(session_id, f"agent {placement.agent_id} could not be reached ({exc.detail}); "
-                                               "back in the queue")
+                await self._requeue_gang(session_id, created, f"agent {placement.agent_id} could not be reached "
+                                                              f"({exc.detail}); back in the queue")
                 return
             except KernelDestroyed as exc:
                 # Destroyed while this create was on its way: the destroy decides how the session ends.
-                if not await self.requeue(session_id, f"agent {placement.agent_id}: {exc.detail}; back in the queue"):
+                if not await self._requeue_gang(session_id, created,
+                                                f"agent {placement.agent_id}: {exc.detail}; back in the queue"):
                     await self._kernel_events.ended(placement.kernel_id, None, exc.detail, None)
                 return
             except Conflict as exc:
                 # The agent's own view says no room (it has not freed a kernel that ended yet, say): not final.
                 self._cooldown.note_unreachable(placement.agent_id)
-                await self.requeue(session_id, f"agent {placement.agent_id} has no room for it now ({exc.detail}); "
-                                               "back in the queue")
+                await self._requeue_gang(session_id, created, f"agent {placement.agent_id} has no room for it now "
+                                                              f"({exc.detail}); back in the queue")
                 return
             except CorralError as exc:
                 log.warning("agent %s refused kernel %s: %s", placement.agent_id, placement.kernel_id, exc.detail)
@@ -223,7 +256,18 @@ class Binder:
                     placement.kernel_id, None, f"could not start: {exc.detail}", None, failed=True
                 )
                 return
+            created.append(placement)
             await self._remove_if_unwanted(session_id, placement)
+
+    async def _requeue_gang(self, session_id: str, created: list[Placement], reason: str) -> bool:
+        """`requeue`, after removing the kernels of the gang that its agents already took: a cluster session
+        goes back to the queue whole, never leaving some of its kernels behind."""
+        for placement in created:
+            try:
+                await self._agents.destroy_kernel(placement.address, placement.kernel_id, reason)
+            except CorralError as exc:  # the agent's next report of it finds no such kernel and removes it
+                log.info("kernel %s on agent %s not removed yet: %s", placement.kernel_id, placement.agent_id, exc)
+        return await self.requeue(session_id, reason)
 
     async def _remove_if_unwanted(self, session_id: str, placement: Placement) -> None:
         """The session was destroyed while the agent was creating its kernel: remove the kernel now."""

@@ -55,7 +55,7 @@ class GroupCandidates:
         self._version = [0] * len(ordered)
         self._heaps: dict[Shape, list[Entry]] = {}
         self._requests: dict[Shape, ResourceSlot] = {}
-        self._ever: dict[Shape, bool] = {}
+        self._ever: dict[tuple[Shape, int, str], bool] = {}
         self._distinct: list[NodeView] | None = None
         # Nodes in the same state (same kind of node, same use) get the same answer: evaluated once.
         self._memo: dict[tuple[Any, Shape], tuple[Allocation | None, tuple[Any, ...] | None]] = {}
@@ -122,14 +122,19 @@ class GroupCandidates:
             if entry is not None:
                 heapq.heappush(heap, entry)
 
-    def could_ever_fit(self, request: ResourceSlot) -> bool:
-        """Whether some node of the group could take ``request`` when empty (cached per shape)."""
-        shape = shape_of(request)
-        if shape not in self._ever:
+    def could_ever_fit(self, request: ResourceSlot, size: int = 1, mode: str = "single-node") -> bool:
+        """Whether the group's nodes could take ``request`` (``size`` kernels of it, as `gang` places them)
+        when empty (cached per shape)."""
+        from .gang import ever_fits
+
+        key = (shape_of(request), size, mode if size > 1 else "")
+        if key not in self._ever:
             if self._distinct is None:
                 self._distinct = _distinct_capacities(self.nodes)
-            self._ever[shape] = any(not n.state.can_ever_fit(request) for n in self._distinct)
-        return self._ever[shape]
+            # multi-node counts nodes, so it needs every node; otherwise one per distinct capacity will do.
+            pool = self.nodes if size > 1 and mode == "multi-node" else self._distinct
+            self._ever[key] = ever_fits((n.state for n in pool), request, size, mode)
+        return self._ever[key]
 
 
 def _distinct_capacities(nodes: Iterable[NodeView]) -> list[NodeView]:

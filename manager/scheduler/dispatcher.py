@@ -39,7 +39,8 @@ from .pass_inputs import plan_pass, recheck_policies
 from .pending import PendingSession
 from .planner import PassPlan
 from .registry import SchedulerStages
-from .reserve import reserve
+from .gang import release
+from .reserve import reserve, where
 from .snapshot import ClusterSnapshot, Held
 from .wakeup import SchedulerWakeup
 
@@ -195,17 +196,18 @@ class Scheduler:
             batch = plan.choices[start:start + COMMIT_BATCH]
             async with self._sessionmaker() as db:
                 allowed = await recheck_policies(db, batch)
-                chosen = [(sess.id, cand) for sess, cand in batch if sess.id in allowed]
+                chosen = [(sess.id, cand, sess.cluster_mode) for sess, cand in batch if sess.id in allowed]
                 won = set(await reserve(db, self._hub, self._fence, epoch, chosen)) if chosen else set()
-                await recalc_occupied(db, {cand.node.agent_id for _, cand in chosen})
+                await recalc_occupied(db, {agent for _, cand, _ in chosen for agent in cand.agent_ids})
                 await db.commit()
             for sess, cand in batch:
                 if sess.id in won:
-                    log.info("session %s scheduled on %s", sess.id, cand.node.agent_id)
-                    self.snapshot.adopt((sess.id, 0), Held(cand.node.agent_id, cand.allocation, sess.id))
+                    log.info("session %s scheduled on %s", sess.id, where(cand))
+                    for idx, kernel in enumerate(cand.kernels):
+                        self.snapshot.adopt((sess.id, idx), Held(kernel.node.agent_id, kernel.allocation, sess.id))
                     placed.append(sess.id)
                 else:
-                    cand.node.state.release(cand.allocation)
-            self._binder.spawn_many([sid for sid, _ in chosen if sid in won])
+                    release(None, cand)
+            self._binder.spawn_many([sid for sid, _, _ in chosen if sid in won])
         return placed
 

@@ -15,7 +15,7 @@ from ..states import SessionStatus
 
 COLUMNS = (Session.id, Session.owner_id, Session.project_id, Session.type, Session.requested_slots,
            Session.cluster_size, Session.resource_group, Session.created_at, Session.priority,
-           Session.status_reason)
+           Session.status_reason, Session.cluster_mode)
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,7 @@ class PendingSession:
     created_at: datetime
     priority: int
     status_reason: str
+    cluster_mode: str = "single-node"
 
 
 async def read_pending(db: AsyncSession, limit: int, after: PendingSession | None = None) -> list[PendingSession]:
@@ -43,8 +44,8 @@ async def read_pending(db: AsyncSession, limit: int, after: PendingSession | Non
     rows = await db.execute(query.order_by(Session.created_at, Session.id).limit(limit))
     return [
         PendingSession(sid, owner, project, kind, ResourceSlot.from_json(slots), size or 1, group, created,
-                       priority if priority is not None else 50, reason or "")
-        for sid, owner, project, kind, slots, size, group, created, priority, reason in rows
+                       priority if priority is not None else 50, reason or "", mode or "single-node")
+        for sid, owner, project, kind, slots, size, group, created, priority, reason, mode in rows
     ]
 
 

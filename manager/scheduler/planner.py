@@ -33,6 +33,7 @@ from ..quotas import HeldPolicy, Holder, HolderUsage, over_now, strictest
 from .backfill import Ending, HeadReservation, plan_reservation
 from .candidates import GroupCandidates, shape_of
 from .filter import Candidate
+from .gang import place_gang
 from .groups import GroupSettings, default_settings
 from .head import HEAD_MARK, PREEMPT_WAIT_MARK
 from .node_view import NodeView
@@ -91,6 +92,14 @@ class PlanInputs:
     active: Mapping[str, ActiveSession] = field(default_factory=dict)
 
 
+def gang_text(sess: PendingSession) -> str:
+    """``describe`` for a session's whole gang."""
+    if sess.cluster_size <= 1:
+        return describe(sess.request)
+    where = "one node" if sess.cluster_mode == "single-node" else f"{sess.cluster_size} different nodes"
+    return f"{sess.cluster_size} kernels of {describe(sess.request)} on {where}"
+
+
 def describe(request: ResourceSlot) -> str:
     parts = []
     for name, amount in sorted(request.items()):
@@ -104,7 +113,7 @@ class Planner:
         self._ends_for = ends_for
         self._placed_on: dict[str, list[tuple[str, Allocation]]] = {}  # this pass's placements, by agent
         self._claimed: set[str] = set()  # sessions this pass preempted, or counted on to free their resources
-        self._no_victims: set[tuple[str, object, int, str | None]] = set()  # searches that found none
+        self._no_victims: set[tuple[str, object, int, frozenset[str]]] = set()  # searches that found none
 
     async def plan(self) -> PassPlan:
         result = PassPlan()
@@ -163,20 +172,20 @@ class Planner:
                     bound = strictest(held, "max_session_lifetime_s")
                     ends_by = inputs.now.timestamp() + bound if bound is not None else None
                     allowed = lambda node, alloc: reservation.allows(node, alloc, ends_by)  # noqa: E731
-                chosen = candidates.best(sess.request, allowed)
-                allocation = chosen.node.state.try_allocate(sess.request) if chosen is not None else None
-                if chosen is not None and allocation is not None:
-                    chosen.node.state.add(allocation)
-                    candidates.changed(chosen.node)
+                chosen = place_gang(candidates, sess.request, sess.cluster_size, sess.cluster_mode, allowed)
+                if chosen is not None:
                     for entry_policy in held:
                         inputs.usage.setdefault(entry_policy.holder, HolderUsage()).add(sess.request, sess.cluster_size)
-                    result.choices.append((sess, Candidate(chosen.node, allocation)))
-                    self._placed_on.setdefault(chosen.node.agent_id, []).append((sess.id, allocation))
+                    result.choices.append((sess, chosen))
+                    for kernel in chosen.kernels:
+                        self._placed_on.setdefault(kernel.node.agent_id, []).append((sess.id, kernel.allocation))
                     entry.placed_on = chosen.node.agent_id
                     if by_policy:
                         policy.on_placed(sess)
                     continue
-                preempting = self._preempt(sess, settings, candidates.nodes, head, result) if settings.preemption else None
+                # Gangs are not preempted for (yet): they wait, and may get the head's reservation.
+                preempting = (self._preempt(sess, settings, candidates.nodes, head, result)
+                              if settings.preemption and sess.cluster_size == 1 else None)
                 if preempting is not None:
                     reason, head = preempting
                     if not settings.backfill:
@@ -196,7 +205,10 @@ class Planner:
         """Why ``sess`` cannot even be tried now (None: try it)."""
         if not candidates.nodes:
             return f"waiting for resources: no agent in group {settings.name!r} is up"
-        if not candidates.could_ever_fit(sess.request):
+        if not candidates.could_ever_fit(sess.request, sess.cluster_size, sess.cluster_mode):
+            if sess.cluster_size > 1:
+                return (f"resource group {settings.name!r} could never fit {gang_text(sess)}; "
+                        "it waits for more or larger nodes to join")
             return (f"no agent in resource group {settings.name!r} could ever fit {describe(sess.request)}; "
                     "it waits for a larger node to join")
         quota = over_now(self._in.held.get((sess.owner_id, sess.project_id), []), self._in.usage,
@@ -212,7 +224,9 @@ class Planner:
         head: HeadReservation | None, blocked_by: PendingSession | None,
     ) -> tuple[str, HeadReservation | None, PendingSession | None]:
         """``sess`` fits no node now: its reason, and the group's head reservation / strict block."""
-        lacking = f"waiting for resources: no agent in group {settings.name!r} has {describe(sess.request)} free"
+        lacking = (f"waiting for resources: no agent in group {settings.name!r} has {describe(sess.request)} free"
+                   if sess.cluster_size <= 1 else
+                   f"waiting for resources: group {settings.name!r} has no room for {gang_text(sess)} now")
         if not settings.backfill:
             return f"{lacking} (head of the queue)", head, sess
         if head is not None:
@@ -221,7 +235,8 @@ class Planner:
         if head is None:
             return f"{lacking} (head of the queue)", None, blocked_by
         when = head.start_at.strftime("%Y-%m-%d %H:%M UTC")
-        return f"{lacking}; {HEAD_MARK} agent {head.agent_id} reserved from about {when}", head, blocked_by
+        where = f"agent {head.agent_id}" if not head.others else "agents " + ", ".join(head.agent_ids)
+        return f"{lacking}; {HEAD_MARK} {where} reserved from about {when}", head, blocked_by
 
     def _preempt(
         self, sess: PendingSession, settings: GroupSettings, nodes: list[NodeView], head: HeadReservation | None,
@@ -231,11 +246,11 @@ class Planner:
         group's head, or None when no node would do. Never on another session's reserved node."""
         if not self._in.active:
             return None
-        avoid = head.agent_id if head is not None else None
+        avoid = frozenset(head.agent_ids) if head is not None else frozenset()
         key = (settings.name, shape_of(sess.request), sess.priority, avoid)
         if key in self._no_victims:  # a pass only ever takes more: what failed once fails again
             return None
-        usable = [node for node in nodes if node.agent_id != avoid]
+        usable = [node for node in nodes if node.agent_id not in avoid]
         now_ts = self._in.now.timestamp()
         choice = choose_victims(sess.request, sess.priority, usable, lambda agent: self._in.held_by_node.get(agent, ()),
                                 self._in.active, self._claimed, now_ts)
@@ -263,7 +278,8 @@ class Planner:
         for node in nodes:
             holding = [*held_by_node.get(node.agent_id, ()), *self._placed_on.get(node.agent_id, ())]
             endings[node.agent_id] = [(ends[sid], allocation) for sid, allocation in holding if sid in ends]
-        return plan_reservation(sess.id, sess.request, nodes, endings, self._in.now.timestamp())
+        return plan_reservation(sess.id, sess.request, nodes, endings, self._in.now.timestamp(),
+                                sess.cluster_size, sess.cluster_mode)
 
 
 def held_by_node(entries: Iterable[tuple[str, str, Allocation]]) -> dict[str, list[tuple[str, Allocation]]]:

@@ -135,7 +135,7 @@ def test_invalid_variants_are_rejected(tmp_path: Path, text: str, message: str) 
 def test_the_pytorch_recipes() -> None:
     cpu = load_recipe("pytorch-2.13", accelerator="cpu")
     assert (cpu.tag, cpu.aliases, cpu.base, cpu.variant) == (
-        "corral/pytorch:2.13-cpu", ("corral/pytorch:2.13",), "python", "cpu"
+        "corral/pytorch:2.13-cpu", ("corral/pytorch:2.13", "corral/pytorch:latest"), "python", "cpu"
     )
     assert cpu.pip == ("numpy==2.4.6", "torch==2.13.0+cpu")  # exact pins: an open range would pull the CUDA build
     cuda = load_recipe("pytorch-2.13", accelerator="cuda")
@@ -143,7 +143,7 @@ def test_the_pytorch_recipes() -> None:
     assert cpu.labels["ai.corral.services"] == "sshd:tcp:2200"
     newer = load_recipe("pytorch-2.14", accelerator="cuda")
     assert (newer.tag, newer.pip, newer.variant) == ("corral/pytorch:2.14-cuda", ("torch==2.14.1",), "cuda")
-    assert len({cpu.tag, cuda.tag, newer.tag, *cpu.aliases, *newer.aliases}) == 5  # versions live side by side
+    assert len({cpu.tag, cuda.tag, newer.tag, *cpu.aliases, *newer.aliases}) == 6  # versions live side by side
     with pytest.raises(variants.NoSuitableVariant):  # never built by itself on a host without a GPU
         load_recipe("pytorch-2.14", accelerator="cpu")
     for recipe in (cpu, cuda, newer):
