@@ -174,8 +174,8 @@ class CorralClient:
     def follow_logs(self, ref: str, *, kernel: str | None = None) -> Iterator[str]:
         return self._iterate(self._async.follow_logs(ref, kernel=kernel))
 
-    def interrupt(self, ref: str) -> bool:
-        return self._call(self._async.interrupt(ref))
+    def interrupt(self, ref: str, *, kernel: str | None = None) -> bool:
+        return self._call(self._async.interrupt(ref, kernel=kernel))
 
     def execute(self, ref: str, code: str, *, kernel: str | None = None) -> Iterator[dict[str, Any]]:
         return self._iterate(self._async.execute(ref, code, kernel=kernel))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
-from typing import Any
+from typing import Any, Sequence
 
 from corral.common.errors import CorralError
 
@@ -21,13 +21,15 @@ ENDED = {"TERMINATED", "ERROR", "CANCELLED"}
 SETTLE_TIMEOUT = 120.0  # after the output ends: the other kernels being stopped
 
 
-async def run_batch(client: AsyncCorralClient, command: list[str], *, name: str, keep: bool, timeout: float,
+async def run_batch(client: AsyncCorralClient, command: Sequence[str], *, name: str, keep: bool, timeout: float,
                     **create: Any) -> int:
+    """One COMMAND argument is a shell line (``sh -c``); several are an argv, as for `session create`."""
     from .run_cmd import _after_timeout, _destroy_quietly
+    from .session_cmd import _command_arg
 
     async with client:
         try:
-            session = await client.create_session(type="batch", name=name, command=command, **create)
+            session = await client.create_session(type="batch", name=name, command=_command_arg(command), **create)
         except asyncio.CancelledError:
             await _destroy_quietly(client, name, name)
             raise
@@ -43,15 +45,11 @@ async def run_batch(client: AsyncCorralClient, command: list[str], *, name: str,
             except WaitTimeout as exc:
                 finished = True
                 raise WaitTimeout(await _after_timeout(client, session, timeout, exc, keep)) from None
+            except SessionFailed as exc:  # it ended before it ran (every kernel, or one that failed)
+                note(str(exc), verbose_only=True)
             await _print_output(client, session.id)
-            final = await client.wait_for_status(session.id, ENDED, SETTLE_TIMEOUT)
+            final = await _final_state(client, session.id)
             finished = True
-        except SessionFailed as exc:
-            finished = True
-            final = await client.get_session(session.id)
-            if final.exit_code is None:
-                raise
-            note(str(exc), verbose_only=True)
         except asyncio.CancelledError:
             if not keep:
                 await _destroy_quietly(client, session.id, label)
@@ -67,6 +65,14 @@ async def run_batch(client: AsyncCorralClient, command: list[str], *, name: str,
         if final.exit_code != 0:
             note(f"session {session.name}: {final.status_reason}")
         return final.exit_code
+
+
+async def _final_state(client: AsyncCorralClient, session_id: str) -> Any:
+    """The session once it has ended (its other kernels are stopped after main1's end)."""
+    try:
+        return await client.wait_for_status(session_id, ENDED, SETTLE_TIMEOUT)
+    except SessionFailed:
+        return await client.get_session(session_id)
 
 
 async def _print_output(client: AsyncCorralClient, session_id: str) -> None:

@@ -72,12 +72,11 @@ def run_command(
     main1's (or a failing kernel's).
     """
     resources = resources_from_options(cpu, mem, gpus, gpu_share)
-    client = cli_state().client()
     if click.get_current_context().meta.get("run_command_given"):
         from .run_batch import run_batch
 
         status = run_async(run_batch(
-            client, list(code), name=name or f"run-{secrets.token_hex(4)}", keep=keep, timeout=timeout,
+            cli_state().client(), code, name=name or f"run-{secrets.token_hex(4)}", keep=keep, timeout=timeout,
             image=image, env=env, resources=resources, mounts=list(mounts), resource_group=group, project=project,
             priority=priority, cluster_size=cluster_size, cluster_mode=cluster_mode,
         ))
@@ -86,6 +85,7 @@ def run_command(
         raise click.UsageError("give the Python code as one argument, or a command after `--`")
     if cluster_size != 1:
         raise click.UsageError("--cluster-size runs a command in every kernel: put it after `--`")
+    client = cli_state().client()  # after the usage checks: a wrong command line says so, configured or not
     source = read_code(code[0])
     exit_status = run_async(
         _run(client, source, image=image, resources=resources, env=env, mounts=list(mounts),

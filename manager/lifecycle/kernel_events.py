@@ -57,7 +57,9 @@ class KernelEvents:
                 await db.commit()
                 return status in ON_AGENT
             statuses = (await db.scalars(select(Kernel.status).where(Kernel.session_id == kernel.session_id))).all()
-            if all(s == SessionStatus.RUNNING for s in statuses):
+            # A batch cluster's worker that already ended 0 (`cluster_end`) has done its part: it does not
+            # hold the session back (any other kernel's end has ended the session already).
+            if all(s in (SessionStatus.RUNNING, SessionStatus.TERMINATED) for s in statuses):
                 await move_session(
                     db, self._hub, kernel.session_id, SessionStatus.RUNNING,
                     f"container started on agent {kernel.agent_id}", only_from={SessionStatus.PREPARING},

@@ -47,7 +47,8 @@ USER_ACCESS_KEY = "AKTESTUSER000002"
 USER_SECRET_KEY = "user-secret-key-9876543210"
 BAD_IMAGE = "corral/does-not-exist:latest"
 TERMINAL = {"TERMINATED", "ERROR", "CANCELLED"}
-SESSION_FIELDS = {"name", "image", "type", "command", "env", "resources", "mounts", "resource_group", "project", "priority"}
+SESSION_FIELDS = {"name", "image", "type", "command", "env", "resources", "mounts", "resource_group", "project", "priority",
+                  "cluster_size", "cluster_mode"}
 
 # The model the real manager answers each route with (its route table says the same).
 RESPONSE_MODELS: dict[tuple[str, str], Any] = {
@@ -292,9 +293,10 @@ class FakeManager:
             "mounts": [_mount(spec) for spec in body.get("mounts") or []],
             "resource_group": body.get("resource_group") or "default", "project": body.get("project"),
             "priority": body.get("priority", 50),
+            "cluster_size": body.get("cluster_size", 1), "cluster_mode": body.get("cluster_mode", "single-node"),
             "created_at": created["at"], "scheduled_at": None, "started_at": None, "terminated_at": None,
             "exit_code": None, "agent_id": "i-fake",
-            "kernels": [{"id": uuid.uuid4().hex, "cluster_idx": 0, "agent_id": "i-fake", "container_id": None,
+            "kernels": [{"id": uuid.uuid4().hex, "cluster_idx": 0, "name": "main1", "agent_id": "i-fake", "container_id": None,
                          "status": "PENDING", "status_reason": "", "requested_slots": requested,
                          "allocation": {"cpu": "1", "mem": 1 << 30, "cpu_cores": [0, 1], "numa_nodes": [0],
                                         "cpu_spilled": False, "gpu_shares": {}, "gpu_whole": False},
