@@ -1069,7 +1069,15 @@ export interface components {
         /** CreateSessionRequest */
         CreateSessionRequest: {
             /**
+             * Cluster Mode
+             * @description single-node: every kernel on one node, on a private network of the session's own; multi-node: one kernel per node
+             * @default single-node
+             * @enum {string}
+             */
+            cluster_mode: "single-node" | "multi-node";
+            /**
              * Cluster Size
+             * @description kernels in the session: main1, sub1 … sub{N-1}
              * @default 1
              */
             cluster_size: number;
@@ -1339,6 +1347,11 @@ export interface components {
             exit_code: number | null;
             /** Id */
             id: string;
+            /**
+             * Name
+             * @description main1, sub1 … sub{N-1} (by cluster_idx)
+             */
+            name: string;
             /** Requested Slots */
             requested_slots: {
                 [key: string]: string;
@@ -1678,6 +1691,16 @@ export interface components {
         Session: {
             /** Agent Id */
             agent_id: string | null;
+            /**
+             * Cluster Mode
+             * @enum {string}
+             */
+            cluster_mode: "single-node" | "multi-node";
+            /**
+             * Cluster Size
+             * @description its kernels: main1, sub1 … sub{N-1}
+             */
+            cluster_size: number;
             /** Command */
             command: string[] | null;
             /** Created At */
@@ -2170,6 +2193,11 @@ export interface components {
             gpu_hours: number;
             /** Mem Gib Hours */
             mem_gib_hours: number;
+            /**
+             * Sessions
+             * @description distinct sessions that ran in the window
+             */
+            sessions: number;
         };
         /** User */
         User: {
@@ -3890,7 +3918,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Event stream. `event: status` (with `id:`): each status change, history first, until the session ends. `event: progress` (no `id:`): news while it is SCHEDULED/PREPARING, e.g. an image pull; data {session_id, status, reason, at}; ephemeral, never in the status history, and only from the manager the agent reported to */
+            /** @description Event stream. `event: status` (with `id:`): each status change, history first, until the session ends. `event: progress` (no `id:`): news while it is SCHEDULED/PREPARING, e.g. an image pull, or while RUNNING, the warning before an idle timeout; data {session_id, status, reason, at}; ephemeral, never in the status history, and only from the manager the agent reported to */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -3921,7 +3949,10 @@ export interface operations {
     };
     execute_code: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description which kernel of a cluster session: main1 (the default), sub1 … */
+                kernel?: string;
+            };
             header?: never;
             path: {
                 ref: string;
@@ -3974,7 +4005,10 @@ export interface operations {
     };
     interrupt_session: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description which kernel of a cluster session: main1 (the default), sub1 … */
+                kernel?: string;
+            };
             header?: never;
             path: {
                 ref: string;
@@ -3990,6 +4024,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Interrupted"];
+                };
+            };
+            /** @description Invalid request body or query parameter */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Missing, forged or expired signature */
@@ -4035,6 +4078,8 @@ export interface operations {
             query?: {
                 /** @description 1: instead of JSON, a text/plain stream (chunked) of the output so far, then new output as it comes until the session ends */
                 follow?: string;
+                /** @description one kernel's output (main1, sub1 …); left out, a cluster session gives every kernel's, each line labelled `[NAME] ` */
+                kernel?: string;
             };
             header?: never;
             path: {
@@ -4084,7 +4129,10 @@ export interface operations {
     };
     list_services: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description which kernel of a cluster session: main1 (the default), sub1 … */
+                kernel?: string;
+            };
             header?: never;
             path: {
                 ref: string;
@@ -4100,6 +4148,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["SessionServiceList"];
+                };
+            };
+            /** @description Invalid request body or query parameter */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Missing, forged or expired signature */
@@ -4204,6 +4261,8 @@ export interface operations {
             query?: {
                 /** @description seconds to wait for ready, 0-300 (0) */
                 wait_s?: string;
+                /** @description which kernel of a cluster session: main1 (the default), sub1 … */
+                kernel?: string;
             };
             header?: never;
             path: {
@@ -4272,7 +4331,10 @@ export interface operations {
     };
     service_tcp: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description which kernel of a cluster session: main1 (the default), sub1 … */
+                kernel?: string;
+            };
             header?: never;
             path: {
                 ref: string;
@@ -4354,6 +4416,8 @@ export interface operations {
                 cols?: string;
                 /** @description pty id from an earlier connection's `attached` message: re-attach to that shell */
                 attach?: string;
+                /** @description which kernel of a cluster session: main1 (the default), sub1 … */
+                kernel?: string;
             };
             header?: never;
             path: {
