@@ -3,6 +3,7 @@ the cluster env contract (common/cluster.py), the ssh client config mount, and i
 from __future__ import annotations
 
 import dataclasses
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,8 @@ from corral.common.errors import BackendError
 from corral.kernels import services
 
 from ..cluster_files import ssh_config_path
+
+log = logging.getLogger(__name__)
 
 SINGLE_NODE_INTERFACE = "eth0"  # a container's one interface on the session's bridge network
 
@@ -96,13 +99,22 @@ def cluster_services(
     """The image's services as a cluster kernel runs them: sshd at boot (launchers ssh to the peers at
     once), and on the node's network (multi-node) each on its own port of the session's block — the
     k-th declared gets ``port_base + SERVICE_PORT_OFFSET + k`` — so kernels of two sessions on one node
-    never clash."""
+    never clash.
+
+    On the node's network a service listens on the node's loopback, where other host-networked kernels
+    of that node can connect too: only sshd, which checks keys itself, is run there. The others (an
+    unauthenticated JupyterLab, say) are left out of multi-node kernels, with a log line."""
     result = [
         dataclasses.replace(definition, start="boot") if definition.name == services.SSHD else definition
         for definition in definitions
     ]
     if spec.mode != "multi-node":
         return result
+    left_out = [d.name for d in result if d.name != services.SSHD]
+    if left_out:
+        log.warning("multi-node kernel: not running %s on the node's network (no authentication of its own); "
+                    "use a single-node session for them", ", ".join(left_out))
+    result = [d for d in result if d.name == services.SSHD]
     needed = cluster.SERVICE_PORT_OFFSET + len(result)
     if needed > spec.port_count:
         block = f" ({spec.port_base}-{spec.port_base + spec.port_count - 1})" if spec.port_count else ""

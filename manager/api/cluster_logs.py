@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Awaitable, Callable
 
 from corral.common.cluster import kernel_name
 
-from ..db.models import Agent, Session
-from ..states import SessionStatus
+from corral.common.errors import CorralError
+
+from ..db.models import Agent, Kernel, Session
+from ..states import TERMINAL, SessionStatus
 
 LIVE = (SessionStatus.RUNNING, SessionStatus.TERMINATING)
+STORED_WAIT_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -56,20 +59,42 @@ async def all_logs(agent_client: Any, sources: list[KernelSource]) -> str:
     return "".join(await asyncio.gather(*(one(s) for s in sources)))
 
 
-async def follow_all(agent_client: Any, sources: list[KernelSource]) -> AsyncIterator[str]:
+StoredLogs = Callable[[str], Awaitable[str]]  # kernel id -> its output as stored once it ended
+
+
+def stored_after_end(sessionmaker: Any, wait_s: float = STORED_WAIT_S) -> StoredLogs:
+    """What a kernel's end stored (``kernels.last_logs``), waiting up to ``wait_s`` for the end to be
+    recorded: a kernel whose container just exited is gone from its agent before the manager hears of it."""
+    async def read(kernel_id: str) -> str:
+        deadline = asyncio.get_running_loop().time() + wait_s
+        while True:
+            async with sessionmaker() as db:
+                kernel = await db.get(Kernel, kernel_id)
+            if kernel is None or kernel.status in TERMINAL or asyncio.get_running_loop().time() > deadline:
+                return (kernel.last_logs or "") if kernel is not None else ""
+            await asyncio.sleep(0.2)
+    return read
+
+
+async def follow_all(agent_client: Any, sources: list[KernelSource], stored: StoredLogs | None = None
+                     ) -> AsyncIterator[str]:
     """Yields ``""`` first (like `AgentClient.follow_kernel_logs`), then labelled lines until every kernel's
-    output has ended."""
+    output has ended. A kernel whose agent no longer has it (it just ended) gives what its end stored."""
     queue: asyncio.Queue[str | None] = asyncio.Queue()
 
     async def pump(source: KernelSource) -> None:
         pending = ""
         try:
             if source.address:
-                async for chunk in agent_client.follow_kernel_logs(source.address, source.kernel_id):
-                    pending += chunk
-                    whole, _, pending = pending.rpartition("\n")
-                    if whole:
-                        await queue.put(label(source.name, whole + "\n"))
+                try:
+                    async for chunk in agent_client.follow_kernel_logs(source.address, source.kernel_id):
+                        pending += chunk
+                        whole, _, pending = pending.rpartition("\n")
+                        if whole:
+                            await queue.put(label(source.name, whole + "\n"))
+                except CorralError:
+                    if stored is not None and not pending:
+                        pending = await stored(source.kernel_id)
             else:
                 pending = source.stored
         except Exception:  # noqa: BLE001 - that kernel's agent went away: the others go on

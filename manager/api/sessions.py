@@ -142,7 +142,8 @@ async def follow_session_logs(request: web.Request) -> web.StreamResponse:
     """``?follow=1``: text/plain, the container's output so far then live until the session ends."""
     sources = await _cluster_sources(request)
     if sources is not None:
-        chunks = cluster_logs.follow_all(ctx_of(request).agent_client, sources)
+        chunks = cluster_logs.follow_all(ctx_of(request).agent_client, sources,
+                                         cluster_logs.stored_after_end(ctx_of(request).sessionmaker))
         await anext(chunks)
         return await _stream_text(request, chunks)
     sess, kernel_id, address = await kernel_target(request)
