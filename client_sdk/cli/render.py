@@ -134,10 +134,11 @@ def history_table(history: Sequence[StatusChange]) -> Table:
 
 def kernel_table(session: Session) -> Table:
     table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in ("KERNEL", "STATUS", "AGENT", "CONTAINER", "ALLOCATION", "EXIT"):
+    for column in ("NAME", "KERNEL", "STATUS", "AGENT", "CONTAINER", "ALLOCATION", "EXIT"):
         table.add_column(column, no_wrap=column != "ALLOCATION")
     for k in session.kernels:
         table.add_row(
+            k.name,
             k.id[:8],
             status_text(k.status),
             k.agent_id or "-",
@@ -228,6 +229,7 @@ def session_panel(session: Session) -> Panel:
         ("Project", session.project or "-"),
         ("Priority", str(session.priority)),
         ("Agent", session.agent_id or "-"),
+        *([("Cluster", f"{session.cluster_size} kernels, {session.cluster_mode}")] if session.cluster_size > 1 else []),
         ("Command", format_command(session.command)),
         ("Requested", format_slots(session.requested_slots)),
         ("Created", format_time(session.created_at)),
@@ -244,7 +246,7 @@ def session_panel(session: Session) -> Panel:
         parts += [Text("\nKernels", style="bold underline"), kernel_table(session)]
         for k in session.kernels:
             if k.allocation:
-                parts += [Text(f"\nAllocation of kernel {k.id[:8]}", style="bold underline"),
+                parts += [Text(f"\nAllocation of kernel {k.name} ({k.id[:8]})", style="bold underline"),
                           allocation_table(k.allocation)]
     mounts = session.raw.get("mounts") or []
     if mounts:
