@@ -68,12 +68,20 @@ export function Allocation({ session }: { session: Session }) {
       <dd>{formatSlots(session.requested_slots)}</dd>
       <dt>Agent</dt>
       <dd>{session.agent_id ?? "—"}</dd>
+      {(session.cluster_size ?? 1) > 1 ? (
+        <>
+          <dt>Cluster</dt>
+          <dd>
+            {session.cluster_size} kernels, {session.cluster_mode}
+          </dd>
+        </>
+      ) : null}
       {session.kernels.map((kernel) => {
         const a = kernel.allocation;
         if (!a) return null;
         return (
           <Fragment key={kernel.id}>
-            <dt>Kernel {kernel.cluster_idx}</dt>
+            <dt>Kernel {kernel.name ?? kernel.cluster_idx}</dt>
             <dd>
               {a.cpu ? `${trimNumber(a.cpu)} CPU` : ""}
               {a.cpu_cores?.length ? ` on cores ${a.cpu_cores.join(",")}` : ""}
