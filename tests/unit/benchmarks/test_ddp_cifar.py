@@ -153,6 +153,7 @@ def test_analysis_efficiency_overhead_and_the_faster_mode(bench) -> None:  # typ
     assert set(overheads) == {("parallel", 1), ("parallel", 2), ("distributed", 1)}  # the skipped point has none
     assert overheads[("parallel", 1)]["overhead"] == pytest.approx(0.01) and overheads[("parallel", 1)]["pass"]
     assert overheads[("parallel", 2)]["overhead"] == pytest.approx(0.2) and not overheads[("parallel", 2)]["pass"]
+    assert overheads[("parallel", 1)]["overhead_best_run"] == pytest.approx(0.0)  # 10.0 vs 10.0 at best
     assert analysis["overhead_pass"] is False
     faster = {(f["path"], f["workers"]): f["faster"] for f in analysis["faster_mode"]}
     assert faster == {("corral", 1): "distributed", ("direct", 1): "parallel", ("direct", 2): "distributed"}
