@@ -3,6 +3,7 @@ each host its own dockerd. The kernels of a multi-node session land on different
 other by name, talk across the rig's LAN, and PyTorch's torchrun trains across them."""
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import shlex
@@ -12,6 +13,7 @@ from typing import Iterator
 
 import pytest
 
+from corral.kernels.builder import build_image
 from tests.fixtures.multihost import MultiHostRig
 from tests.fixtures.rig_stack import RigStack, corral_on_rig
 
@@ -67,6 +69,7 @@ dist.destroy_process_group()
 
 @pytest.fixture(scope="module")
 def stack(multihost: MultiHostRig, base_image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RigStack]:
+    asyncio.run(build_image("pytorch-2.13"))  # once (a minute or two), then reused; tags corral/pytorch:latest
     images = [base_image]
     if subprocess.run(["docker", "image", "inspect", PYTORCH_IMAGE], capture_output=True).returncode == 0:
         images.append(PYTORCH_IMAGE)
