@@ -13,21 +13,19 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import aiodocker
-import aiohttp
 from aiodocker.exceptions import DockerError
 from aiodocker.networks import DockerNetworks
 
 from corral.common.cluster import session_network_name
 from corral.common.errors import BackendError, ServiceUnavailable
 
-from .backend.base import LABEL_AGENT, LABEL_MANAGED, LABEL_PREFIX
+from .backend.base import ENGINE_ERRORS, LABEL_AGENT, LABEL_MANAGED, LABEL_PREFIX
 
 log = logging.getLogger(__name__)
 
 LABEL_NETWORK_SESSION = f"{LABEL_PREFIX}.session"
 # Docker refuses to remove a network with containers attached: 403 (older engines) or 409.
 IN_USE_STATUSES = (403, 409)
-ENGINE_ERRORS = (aiohttp.ClientError, OSError)
 ENGINE_UNREACHABLE = 900  # aiodocker's status for "cannot connect to the engine"
 
 

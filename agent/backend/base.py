@@ -5,7 +5,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Protocol
 
+import aiohttp
+
 from ..kernel_spec import KernelSpec
+
+# The Docker engine itself unreachable (socket gone, daemon down).
+ENGINE_ERRORS = (aiohttp.ClientError, OSError)
 
 LABEL_PREFIX = "ai.corral"
 LABEL_MANAGED = f"{LABEL_PREFIX}.managed"

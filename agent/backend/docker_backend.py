@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any, AsyncIterator, Callable
 
 import aiodocker
-import aiohttp
 from aiodocker.exceptions import DockerError
 
 from corral.common.errors import BackendError, InvalidRequest, ServiceUnavailable
@@ -21,7 +20,7 @@ from ..config import AgentConfig
 from ..host_interfaces import interface_for_address
 from ..kernel_spec import KernelSpec
 from .base import (
-    LABEL_AGENT, LABEL_ALLOCATION, LABEL_KERNEL, LABEL_KERNEL_DIR, LABEL_MANAGED, LABEL_SESSION,
+    ENGINE_ERRORS, LABEL_AGENT, LABEL_ALLOCATION, LABEL_KERNEL, LABEL_KERNEL_DIR, LABEL_MANAGED, LABEL_SESSION,
     ExistingKernel, ExitCallback, ProgressCallback,
 )
 from .cluster_container import cluster_services, own_address
@@ -32,8 +31,6 @@ log = logging.getLogger(__name__)
 
 LOG_TAIL_LINES = 5000
 PULL_TIMEOUT_S = 3600.0  # a multi-GB image over a slow link; progress shows it is moving
-# The engine itself unreachable (socket gone, daemon down).
-ENGINE_ERRORS = (aiohttp.ClientError, OSError)
 
 
 class ImageNotFound(InvalidRequest):

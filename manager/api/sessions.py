@@ -88,14 +88,19 @@ def chosen_kernel(sess: Session, request: web.Request) -> Kernel:
     return kernel
 
 
+async def _kernel_address(db: Any, sess: Session, request: web.Request) -> tuple[str, str]:
+    """The chosen kernel's id and its agent's address ("" when it has none)."""
+    kernel = chosen_kernel(sess, request)
+    agent = await db.get(Agent, kernel.agent_id) if kernel.agent_id else None
+    return kernel.id, agent.address if agent else ""
+
+
 async def kernel_target(request: web.Request) -> tuple[Any, str, str]:
     """The session's main kernel (or the one ``?kernel=`` names) and the address of its agent."""
     service: SessionService = service_of(request)
     async with ctx_of(request).sessionmaker() as db:
         sess = await service.resolve(db, user_of(request), request.match_info["ref"])
-        kernel = chosen_kernel(sess, request)
-        agent = await db.get(Agent, kernel.agent_id) if kernel.agent_id else None
-        return sess, kernel.id, agent.address if agent else ""
+        return (sess, *await _kernel_address(db, sess, request))
 
 
 async def execute_code(request: web.Request) -> web.StreamResponse:
@@ -127,26 +132,24 @@ def _wants_follow(request: web.Request) -> bool:
     return follow in ("1", "true", "yes")
 
 
-async def _cluster_sources(request: web.Request) -> list[cluster_logs.KernelSource] | None:
-    """Every kernel's output source, for a cluster session when no ``?kernel=`` picks one (else None)."""
-    if request.query.get("kernel"):
-        return None
+async def _logs_target(request: web.Request) -> tuple[Any, list[cluster_logs.KernelSource] | None, str, str]:
+    """Whose output a logs request wants, resolving the session once: every kernel's sources for a cluster
+    session when no ``?kernel=`` picks one, else (as `kernel_target`) one kernel and its agent's address."""
     async with ctx_of(request).sessionmaker() as db:
         sess = await service_of(request).resolve(db, user_of(request), request.match_info["ref"])
-        if not cluster_logs.is_cluster(sess):
-            return None
-        return await cluster_logs.kernel_sources(db, sess)
+        if cluster_logs.is_cluster(sess) and not request.query.get("kernel"):
+            return sess, await cluster_logs.kernel_sources(db, sess), "", ""
+        return (sess, None, *await _kernel_address(db, sess, request))
 
 
 async def follow_session_logs(request: web.Request) -> web.StreamResponse:
     """``?follow=1``: text/plain, the container's output so far then live until the session ends."""
-    sources = await _cluster_sources(request)
+    sess, sources, kernel_id, address = await _logs_target(request)
     if sources is not None:
         chunks = cluster_logs.follow_all(ctx_of(request).agent_client, sources,
                                          cluster_logs.stored_after_end(ctx_of(request).sessionmaker))
         await anext(chunks)
         return await _stream_text(request, chunks)
-    sess, kernel_id, address = await kernel_target(request)
     if sess.status in (SessionStatus.RUNNING, SessionStatus.TERMINATING) and address:
         chunks = ctx_of(request).agent_client.follow_kernel_logs(address, kernel_id)
         await anext(chunks)  # the agent accepted: its errors are answered as problems before this
@@ -201,11 +204,10 @@ async def _one_chunk(text: str) -> Any:
 async def session_logs(request: web.Request) -> web.StreamResponse:
     if _wants_follow(request):
         return await follow_session_logs(request)
-    sources = await _cluster_sources(request)
+    sess, sources, kernel_id, address = await _logs_target(request)
     if sources is not None:
         return json_response(api.SessionLogs, {"logs": await cluster_logs.all_logs(ctx_of(request).agent_client,
                                                                                    sources)})
-    sess, kernel_id, address = await kernel_target(request)
     if sess.status in (SessionStatus.RUNNING, SessionStatus.TERMINATING) and address:
         logs = await ctx_of(request).agent_client.kernel_logs(address, kernel_id)
     else:

@@ -59,11 +59,7 @@ class HeadReservation:
         for freed in part.frees_by_start:
             state.release(freed)
         try:
-            taken = fits_all(state, part.request, part.count)
-            if taken is not None:
-                for done in taken:
-                    state.release(done)
-            return taken is not None
+            return _fits(state, part.request, part.count)
         finally:
             for freed in part.frees_by_start:
                 state.add(freed)

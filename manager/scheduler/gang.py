@@ -111,8 +111,7 @@ def _spread(candidates: GroupCandidates, request: ResourceSlot, size: int, allow
         allocation = chosen.node.state.try_allocate(request) if chosen is not None else None
         if chosen is None or allocation is None:
             for done in placed:
-                done.node.state.release(done.allocation)
-                candidates.changed(done.node)
+                release(candidates, done)
             return None
         chosen.node.state.add(allocation)
         candidates.changed(chosen.node)
